@@ -1,0 +1,83 @@
+//! Why a connection closed. One value drives the -ERR text sent (if any), the counter
+//! bumped and the log line, so the three never disagree.
+
+use crate::protocol::ProtoError;
+
+/// The reason a connection is closing; the first reason set wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed its side.
+    ClientClosed,
+    /// Reading from the socket failed.
+    ReadError,
+    /// Writing to the socket failed (reset, broken pipe).
+    WriteError,
+    /// Pending output exceeded max_pending.
+    SlowConsumerPending,
+    /// A write made no progress within write_deadline.
+    SlowConsumerDeadline,
+    /// The client broke the protocol.
+    Protocol(ProtoError),
+    /// max_connections was reached when this client connected.
+    MaxConnections,
+    /// Too many server PINGs went unanswered.
+    StaleConnection,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The exact nats-server -ERR text for this reason, or None for a silent close.
+    pub fn err_text(self) -> Option<&'static str> {
+        match self {
+            CloseReason::Protocol(e) => e.err_text(),
+            CloseReason::MaxConnections => Some("maximum connections exceeded"),
+            CloseReason::StaleConnection => Some("Stale Connection"),
+            _ => None,
+        }
+    }
+
+    pub fn is_slow_consumer(self) -> bool {
+        matches!(
+            self,
+            CloseReason::SlowConsumerPending | CloseReason::SlowConsumerDeadline
+        )
+    }
+
+    /// Short stable name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "client_closed",
+            CloseReason::ReadError => "read_error",
+            CloseReason::WriteError => "write_error",
+            CloseReason::SlowConsumerPending => "slow_consumer_max_pending",
+            CloseReason::SlowConsumerDeadline => "slow_consumer_write_deadline",
+            CloseReason::Protocol(_) => "protocol_error",
+            CloseReason::MaxConnections => "max_connections",
+            CloseReason::StaleConnection => "stale_connection",
+            CloseReason::ServerShutdown => "server_shutdown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn err_texts_are_the_nats_strings() {
+        assert_eq!(
+            CloseReason::MaxConnections.err_text(),
+            Some("maximum connections exceeded")
+        );
+        assert_eq!(
+            CloseReason::StaleConnection.err_text(),
+            Some("Stale Connection")
+        );
+        assert_eq!(CloseReason::SlowConsumerPending.err_text(), None);
+        assert_eq!(
+            CloseReason::Protocol(ProtoError::PayloadTooLarge).err_text(),
+            Some("Maximum Payload Violation")
+        );
+    }
+}

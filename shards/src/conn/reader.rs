@@ -1,0 +1,77 @@
+//! A connection's read buffer: starts small, grows on demand up to one whole operation,
+//! and hands consumed bytes either back for reuse or, frozen, to the cross-shard ring
+//! (so forwarded payloads are shared by reference, not copied).
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::future::poll_fn;
+use futures_lite::AsyncRead;
+use glommio::net::TcpStream;
+
+use crate::limits::{READ_BUFFER_BYTES_INITIAL, READ_BYTES_PER_TURN};
+
+/// Bytes read from a socket and not yet consumed by the parser.
+#[derive(Debug)]
+pub struct ReadBuf {
+    buf: BytesMut,
+}
+
+impl Default for ReadBuf {
+    fn default() -> Self {
+        ReadBuf {
+            buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
+        }
+    }
+}
+
+impl ReadBuf {
+    pub fn data(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Reads once from `stream`. `needed_bytes` is the size of the operation being
+    /// received if the parser knows it (so a large payload gets room at once).
+    /// Returns 0 at end of stream.
+    pub async fn read_from(
+        &mut self,
+        stream: &RefCell<TcpStream>,
+        needed_bytes: usize,
+    ) -> io::Result<usize> {
+        let len = self.buf.len();
+        let room = self.buf.capacity() - len;
+        if room == 0 || needed_bytes > self.buf.capacity() {
+            // Double (within 512 B ..= 64 KiB), or jump straight to a known operation size.
+            let grow =
+                (self.buf.capacity() * 2).clamp(READ_BUFFER_BYTES_INITIAL, READ_BYTES_PER_TURN);
+            let target = needed_bytes.max(len + grow);
+            self.buf.reserve(target - len);
+        }
+        let want = (self.buf.capacity() - len)
+            .min(READ_BYTES_PER_TURN.max(needed_bytes.saturating_sub(len)));
+        self.buf.resize(len + want, 0);
+        let result = {
+            let dst = &mut self.buf[len..];
+            poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, dst)).await
+        };
+        let n = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        result
+    }
+
+    /// Drops `n` consumed bytes, keeping the buffer for reuse. A buffer grown for a
+    /// large payload is released once empty, so idle connections stay small.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        if self.buf.is_empty() && self.buf.capacity() > 2 * READ_BYTES_PER_TURN {
+            self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+        }
+    }
+
+    /// Splits off the first `n` consumed bytes as shared, immutable `Bytes`.
+    pub fn freeze_consumed(&mut self, n: usize) -> Bytes {
+        self.buf.split_to(n).freeze()
+    }
+}

@@ -1,0 +1,211 @@
+//! Every bound the engine enforces, in one place: sizes of buffers, queues, lines and
+//! payloads, counts of connections and subscriptions, and the timers that close
+//! connections. The binary fills this from its configuration; the engine never sees TOML.
+
+use std::time::Duration;
+
+/// Size of one outbound chunk. Outbound buffers are chains of these, recycled through a
+/// per-shard pool, so a connection's pending bytes never need one large allocation.
+pub const OUTBOUND_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Initial read buffer of a connection: small, so an idle connection costs little memory;
+/// it grows on demand up to `Limits::read_buffer_bytes_max()`.
+pub const READ_BUFFER_BYTES_INITIAL: usize = 512;
+
+/// Bytes read from one socket before the reader hands the turn to other tasks.
+pub const READ_BYTES_PER_TURN: usize = 64 * 1024;
+
+/// Most iovecs handed to one `writev` call.
+pub const WRITE_IOVECS_MAX: usize = 64;
+
+/// Most shards a server may run (the routing bitsets are sized for it).
+pub const SHARDS_MAX: usize = 256;
+
+/// Longest sid accepted in SUB; sids are echoed in every MSG, so they are bounded.
+pub const SID_BYTES_MAX: usize = 128;
+
+/// Entries kept in each shard's subject match cache.
+pub const MATCH_CACHE_ENTRIES_MAX: usize = 4096;
+
+const _: () = assert!(
+    OUTBOUND_CHUNK_BYTES >= 2 * 4096 + 256,
+    "a MSG line must fit a chunk"
+);
+
+/// Runtime limits, all configurable; see `docs/configuration.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest control line (a command and its arguments), as nats-server's max_control_line.
+    pub control_line_bytes_max: usize,
+    /// Largest PUB/HPUB body (headers + payload), announced to clients in INFO.
+    pub payload_bytes_max: usize,
+    /// Outbound bytes a connection may have waiting; beyond it the client is a slow consumer.
+    pub pending_bytes_max: usize,
+    /// A write that makes no progress for this long closes the client as a slow consumer.
+    pub write_deadline: Duration,
+    /// Client connections over the whole server (all shards).
+    pub connections_max: usize,
+    /// Subscriptions per connection; 0 means unlimited.
+    pub subscriptions_max: usize,
+    /// Server PING interval for idle connections.
+    pub ping_interval: Duration,
+    /// Unanswered server PINGs before the connection is closed as stale.
+    pub pings_out_max: u32,
+    /// Bytes carried by one write call at most.
+    pub write_bytes_max: usize,
+    /// Optional delay before flushing a woken connection, trading latency for fewer syscalls.
+    pub flush_delay: Duration,
+    /// Slots of each cross-shard ring (rounded up to a power of two by glommio).
+    pub ring_slots: usize,
+    /// Batches waiting for room in one ring before publishers on this shard are paused.
+    pub ring_overflow_batches_max: usize,
+    /// Outbound chunks each shard keeps for reuse.
+    pub pool_chunks_max: usize,
+    /// How long shutdown waits for buffered output to drain.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            control_line_bytes_max: 4096,
+            payload_bytes_max: 1024 * 1024,
+            pending_bytes_max: 64 * 1024 * 1024,
+            write_deadline: Duration::from_secs(10),
+            connections_max: 65536,
+            subscriptions_max: 0,
+            ping_interval: Duration::from_secs(120),
+            pings_out_max: 2,
+            write_bytes_max: 1024 * 1024,
+            flush_delay: Duration::ZERO,
+            ring_slots: 1024,
+            ring_overflow_batches_max: 1024,
+            pool_chunks_max: 256,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A limit that does not fit with the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    #[error("{name} must be at least {min} (got {value})")]
+    TooSmall {
+        name: &'static str,
+        min: u64,
+        value: u64,
+    },
+    #[error("{name} must be at most {max} (got {value})")]
+    TooLarge {
+        name: &'static str,
+        max: u64,
+        value: u64,
+    },
+    #[error("max_payload ({payload}) cannot be higher than max_pending ({pending})")]
+    PayloadOverPending { payload: usize, pending: usize },
+}
+
+impl Limits {
+    /// Largest read buffer a connection may need: one whole PUB with its control line.
+    pub fn read_buffer_bytes_max(&self) -> usize {
+        self.control_line_bytes_max + self.payload_bytes_max + 2
+    }
+
+    /// Checks how the limits relate, so a bad combination fails at start-up with a message.
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        let at_least = |name, min: u64, value: u64| {
+            if value < min {
+                Err(LimitsError::TooSmall { name, min, value })
+            } else {
+                Ok(())
+            }
+        };
+        let at_most = |name, max: u64, value: u64| {
+            if value > max {
+                Err(LimitsError::TooLarge { name, max, value })
+            } else {
+                Ok(())
+            }
+        };
+        at_least("max_control_line", 64, self.control_line_bytes_max as u64)?;
+        at_most("max_control_line", 4096, self.control_line_bytes_max as u64)?;
+        at_least("max_payload", 1, self.payload_bytes_max as u64)?;
+        at_most(
+            "max_payload",
+            64 * 1024 * 1024,
+            self.payload_bytes_max as u64,
+        )?;
+        at_least("max_connections", 1, self.connections_max as u64)?;
+        at_least("max_pings_out", 1, u64::from(self.pings_out_max))?;
+        at_least("batch.max_bytes", 4096, self.write_bytes_max as u64)?;
+        at_least("ring.slots", 2, self.ring_slots as u64)?;
+        at_most("ring.slots", 65536, self.ring_slots as u64)?;
+        at_least(
+            "ring.overflow_batches_max",
+            1,
+            self.ring_overflow_batches_max as u64,
+        )?;
+        at_least(
+            "ping_interval (ms)",
+            10,
+            self.ping_interval.as_millis() as u64,
+        )?;
+        at_least(
+            "write_deadline (ms)",
+            1,
+            self.write_deadline.as_millis() as u64,
+        )?;
+        if self.payload_bytes_max > self.pending_bytes_max {
+            return Err(LimitsError::PayloadOverPending {
+                payload: self.payload_bytes_max,
+                pending: self.pending_bytes_max,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_nats() {
+        let l = Limits::default();
+        assert_eq!(l.validate(), Ok(()));
+        assert_eq!(l.control_line_bytes_max, 4096);
+        assert_eq!(l.payload_bytes_max, 1 << 20);
+        assert_eq!(l.pending_bytes_max, 64 << 20);
+    }
+
+    #[test]
+    fn payload_over_pending_is_rejected() {
+        let l = Limits {
+            pending_bytes_max: 1024,
+            payload_bytes_max: 2048,
+            ..Limits::default()
+        };
+        assert_eq!(
+            l.validate(),
+            Err(LimitsError::PayloadOverPending {
+                payload: 2048,
+                pending: 1024
+            })
+        );
+    }
+
+    #[test]
+    fn tiny_control_line_is_rejected() {
+        let l = Limits {
+            control_line_bytes_max: 8,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            l.validate(),
+            Err(LimitsError::TooSmall {
+                name: "max_control_line",
+                ..
+            })
+        ));
+    }
+}

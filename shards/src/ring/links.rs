@@ -1,0 +1,133 @@
+//! This shard's sending ends of the rings. `send` never waits: a batch that finds its
+//! ring full joins an ordered overflow queue drained by one forwarder task per peer
+//! (the only task that ever awaits that ring, avoiding glommio's mesh deadlock #555).
+//! Readers pause before reading more while any overflow queue is over its bound.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::task::{Poll, Waker};
+
+use futures_lite::future::poll_fn;
+use glommio::channels::channel_mesh::Senders;
+use glommio::{GlommioError, ResourceType};
+
+use crate::ring::RingMsg;
+
+/// Sending side of every ring out of one shard.
+pub struct RingLinks {
+    senders: Senders<RingMsg>,
+    overflow: Vec<RefCell<VecDeque<RingMsg>>>,
+    /// The forwarder holds a batch it is awaiting room for: later batches must queue.
+    busy: Vec<Cell<bool>>,
+    forwarder_wakers: Vec<Cell<Option<Waker>>>,
+    room_waiters: RefCell<Vec<Waker>>,
+    overflow_batches_max: usize,
+}
+
+impl RingLinks {
+    pub fn new(senders: Senders<RingMsg>, overflow_batches_max: usize) -> Self {
+        let n = senders.nr_consumers();
+        RingLinks {
+            senders,
+            overflow: (0..n).map(|_| RefCell::new(VecDeque::new())).collect(),
+            busy: (0..n).map(|_| Cell::new(false)).collect(),
+            forwarder_wakers: (0..n).map(|_| Cell::new(None)).collect(),
+            room_waiters: RefCell::new(Vec::new()),
+            overflow_batches_max,
+        }
+    }
+
+    pub fn peer_id(&self) -> usize {
+        self.senders.peer_id()
+    }
+
+    pub fn peers(&self) -> usize {
+        self.overflow.len()
+    }
+
+    /// Queues `msg` for `peer` without waiting, preserving order.
+    pub fn send(&self, peer: usize, msg: RingMsg) {
+        let Some(overflow) = self.overflow.get(peer) else {
+            return;
+        };
+        let mut overflow = overflow.borrow_mut();
+        if overflow.is_empty() && !self.busy[peer].get() {
+            match self.senders.try_send_to(peer, msg) {
+                Ok(()) => return,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
+                    overflow.push_back(msg)
+                }
+                // The peer is gone (shutting down): nothing will read this batch.
+                Err(_) => return,
+            }
+        } else {
+            overflow.push_back(msg);
+        }
+        drop(overflow);
+        if let Some(w) = self.forwarder_wakers[peer].take() {
+            w.wake();
+        }
+    }
+
+    /// True while every overflow queue is under its bound.
+    pub fn has_room(&self) -> bool {
+        self.overflow
+            .iter()
+            .all(|q| q.borrow().len() < self.overflow_batches_max)
+    }
+
+    /// Waits until `has_room`.
+    pub async fn wait_for_room(&self) {
+        poll_fn(|cx| {
+            if self.has_room() {
+                Poll::Ready(())
+            } else {
+                self.room_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Batches waiting in overflow queues (for metrics).
+    pub fn overflow_batches(&self) -> usize {
+        self.overflow.iter().map(|q| q.borrow().len()).sum()
+    }
+
+    /// The forwarder for `peer`: drains its overflow queue in order, awaiting room in
+    /// the ring. Returns when the peer's receiver is gone.
+    pub async fn forward(&self, peer: usize) {
+        loop {
+            let msg = poll_fn(|cx| match self.overflow[peer].borrow_mut().pop_front() {
+                Some(m) => Poll::Ready(m),
+                None => {
+                    self.forwarder_wakers[peer].set(Some(cx.waker().clone()));
+                    Poll::Pending
+                }
+            })
+            .await;
+            self.busy[peer].set(true);
+            let sent = self.senders.send_to(peer, msg).await;
+            self.busy[peer].set(false);
+            if sent.is_err() {
+                self.overflow[peer].borrow_mut().clear();
+                self.wake_room_waiters();
+                return;
+            }
+            if self.has_room() {
+                self.wake_room_waiters();
+            }
+        }
+    }
+
+    fn wake_room_waiters(&self) {
+        for w in self.room_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Closes this shard's sending ends so peers' receive loops end.
+    pub fn close(&self) {
+        self.senders.close();
+    }
+}

@@ -1,0 +1,368 @@
+//! Starting and stopping a server: checks the host can run it (io_uring, locked memory,
+//! file descriptors) and says how to fix it if not, resolves the listen address (port 0
+//! becomes one real port shared by every shard), places one executor per allowed CPU,
+//! waits until every shard is ready, and later stops them all.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+
+use crate::limits::{Limits, LimitsError, SHARDS_MAX};
+use crate::metrics::MetricsSnapshot;
+use crate::shard::runtime::{self, ShardReport, ShardStart};
+use crate::shard::Global;
+
+/// The NATS server version announced in INFO: clients gate features on it.
+pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+
+/// How many shards to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardCount {
+    /// One per CPU this process may run on.
+    Auto,
+    Fixed(usize),
+}
+
+/// What the engine needs to start; built by the binary from its configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub shards: ShardCount,
+    /// Defaults to the server id.
+    pub server_name: Option<String>,
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 4222,
+            shards: ShardCount::Auto,
+            server_name: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid limits: {0}")]
+    Limits(#[from] LimitsError),
+    #[error("cannot resolve listen address {addr}: {reason}")]
+    Resolve { addr: String, reason: String },
+    #[error(
+        "address {addr} is already in use: stop the other server or pick another port with -p"
+    )]
+    AddrInUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("shards must be between 1 and {SHARDS_MAX} (got {0})")]
+    ShardCount(usize),
+    #[error("io_uring is not available: {0}")]
+    IoUring(String),
+    #[error("locked-memory limit too low: {0}")]
+    MemLock(String),
+    #[error("cannot place shards on CPUs: {0}")]
+    Placement(String),
+    #[error("a shard failed to start: {0}")]
+    ShardFailed(String),
+    #[error("shards did not report ready within {0:?}")]
+    StartTimeout(Duration),
+    #[error("a shard thread panicked or failed: {0}")]
+    ShardCrashed(String),
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shards: usize,
+    stop: flume::Sender<()>,
+    handles: PoolThreadHandles<Option<MetricsSnapshot>>,
+}
+
+impl ServerHandle {
+    /// The address clients connect to (with the real port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// A handle that asks every shard to stop; usable from another thread (signals).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            tx: self.stop.clone(),
+            shards: self.shards,
+        }
+    }
+
+    /// Waits for every shard to finish and returns the merged metrics.
+    pub fn join(self) -> Result<Option<MetricsSnapshot>, ServerError> {
+        let mut total: Option<MetricsSnapshot> = None;
+        for result in self.handles.join_all() {
+            match result {
+                Ok(Some(m)) => match total.as_mut() {
+                    Some(t) => t.merge(&m),
+                    None => total = Some(m),
+                },
+                Ok(None) => {}
+                Err(e) => return Err(ServerError::ShardCrashed(e.to_string())),
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Stops a server: every shard stops accepting, flushes and closes its clients.
+#[derive(Clone)]
+pub struct Stopper {
+    tx: flume::Sender<()>,
+    shards: usize,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        // One token per shard; each shard takes exactly one.
+        for _ in 0..self.shards {
+            let _ = self.tx.send(());
+        }
+    }
+}
+
+/// Starts a server and returns once every shard is accepting.
+pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
+    cfg.limits.validate()?;
+    preflight_io_uring()?;
+    raise_fd_limit();
+    let allowed = allowed_cpus();
+    let shards = match cfg.shards {
+        ShardCount::Auto => allowed.len().max(1),
+        ShardCount::Fixed(n) => n,
+    };
+    if shards == 0 || shards > SHARDS_MAX {
+        return Err(ServerError::ShardCount(shards));
+    }
+    let addr = resolve(&cfg.host, cfg.port)?;
+    // Reserves the port for the shards to join (SO_REUSEPORT) until they have bound.
+    let holder = reserve_port(addr)?;
+    let addr = holder
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| ServerError::Bind {
+            addr,
+            source: std::io::Error::other("no local address"),
+        })?;
+    let server_id = make_server_id(addr);
+    let global = Arc::new(Global {
+        limits: cfg.limits.clone(),
+        server_name: cfg.server_name.clone().unwrap_or_else(|| server_id.clone()),
+        server_id,
+        addr,
+        shards,
+        connections: AtomicUsize::new(0),
+        next_cid: AtomicU64::new(1),
+    });
+    let placement = placement(shards, &allowed)?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = flume::unbounded();
+    let start = ShardStart {
+        global,
+        mesh: (shards > 1).then(|| MeshBuilder::full(shards, cfg.limits.ring_slots)),
+        ready: ready_tx,
+        stop: stop_rx,
+    };
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("shard")
+        .on_all_shards(move || {
+            let start = start.clone();
+            async move { runtime::run(start).await }
+        })
+        .map_err(|e| ServerError::Placement(e.to_string()))?;
+    wait_ready(&ready_rx, shards)?;
+    drop(holder);
+    Ok(ServerHandle {
+        addr,
+        shards,
+        stop: stop_tx,
+        handles,
+    })
+}
+
+fn wait_ready(rx: &mpsc::Receiver<ShardReport>, shards: usize) -> Result<(), ServerError> {
+    let limit = Duration::from_secs(30);
+    for _ in 0..shards {
+        match rx.recv_timeout(limit) {
+            Ok(ShardReport::Ready(_)) => {}
+            Ok(ShardReport::Failed(why)) => return Err(ServerError::ShardFailed(why)),
+            Err(_) => return Err(ServerError::StartTimeout(limit)),
+        }
+    }
+    Ok(())
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ServerError::Resolve {
+            addr: format!("{host}:{port}"),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| ServerError::Resolve {
+            addr: format!("{host}:{port}"),
+            reason: "no address found".into(),
+        })
+}
+
+/// Binds `addr` with SO_REUSEPORT but does not listen: the port is ours (port 0 picks
+/// one) and the shards' listeners join it. A fixed port held by another listener is
+/// refused first, since SO_REUSEPORT would otherwise silently share it with a second
+/// copy of the server.
+fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
+    use socket2::{Domain, Socket, Type};
+    if addr.port() != 0 {
+        match std::net::TcpListener::bind(addr) {
+            Ok(probe) => drop(probe),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(ServerError::AddrInUse { addr })
+            }
+            Err(source) => return Err(ServerError::Bind { addr, source }),
+        }
+    }
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+    socket.set_reuse_port(true).map_err(bind_err)?;
+    socket.bind(&addr.into()).map_err(bind_err)?;
+    Ok(socket)
+}
+
+/// CPUs this process may run on (affinity mask and cgroup cpuset), read before any
+/// thread is pinned.
+fn allowed_cpus() -> Vec<usize> {
+    match core_affinity::get_core_ids() {
+        Some(ids) if !ids.is_empty() => ids.into_iter().map(|c| c.id).collect(),
+        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+fn placement(shards: usize, allowed: &[usize]) -> Result<PoolPlacement, ServerError> {
+    let allowed_set: HashSet<usize> = allowed.iter().copied().collect();
+    let cpus = CpuSet::online()
+        .map_err(|e| ServerError::Placement(e.to_string()))?
+        .filter(|l| allowed_set.contains(&l.cpu));
+    if cpus.is_empty() {
+        return Err(ServerError::Placement("no usable CPU found".into()));
+    }
+    if shards > allowed.len() {
+        tracing::warn!(
+            shards,
+            cpus = allowed.len(),
+            "more shards than CPUs: shards will share CPUs (fine for tests, slower in production)"
+        );
+        Ok(PoolPlacement::Fenced(shards, cpus))
+    } else {
+        Ok(PoolPlacement::MaxSpread(shards, Some(cpus)))
+    }
+}
+
+/// Checks io_uring before glommio does: glommio panics with a misleading "kernel too
+/// old" message whatever the cause.
+fn preflight_io_uring() -> Result<(), ServerError> {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        match v.trim() {
+            "2" => {
+                return Err(ServerError::IoUring(
+                    "disabled by the kernel (kernel.io_uring_disabled=2); run `sysctl -w kernel.io_uring_disabled=0`".into(),
+                ))
+            }
+            // SAFETY: geteuid has no preconditions.
+            "1" if unsafe { libc::geteuid() } != 0 => {
+                return Err(ServerError::IoUring(
+                    "restricted to root and io_uring_group members (kernel.io_uring_disabled=1); add this user to the group or set the sysctl to 0".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if got && !root && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < 512 * 1024 {
+        return Err(ServerError::MemLock(format!(
+            "RLIMIT_MEMLOCK is {} KiB, io_uring needs at least 512 KiB plus ~48 KiB per shard; raise it with `ulimit -l 65536`, LimitMEMLOCK= (systemd) or --ulimit memlock=-1:-1 (docker)",
+            lim.rlim_cur / 1024
+        )));
+    }
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup takes an entry count and a pointer to a 120-byte
+    // io_uring_params struct, which `params` provides zeroed.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: fd is the ring descriptor just returned to us.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    Err(match err.raw_os_error() {
+        Some(libc::ENOSYS) => ServerError::IoUring("the kernel has no io_uring (Linux 5.8 or newer is required)".into()),
+        Some(libc::EPERM) => ServerError::IoUring(
+            "io_uring_setup is blocked (EPERM): containers' default seccomp profiles block it; run with a profile that allows io_uring_* (e.g. docker --security-opt seccomp=unconfined)".into(),
+        ),
+        Some(libc::ENOMEM) => ServerError::MemLock(
+            "io_uring_setup failed with ENOMEM: raise the locked-memory limit (`ulimit -l 65536`)".into(),
+        ),
+        _ => ServerError::IoUring(format!("io_uring_setup failed: {err}")),
+    })
+}
+
+/// Raises the open-file soft limit to the hard limit: each client is one descriptor.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// A 22-character id, unique per start: hashed from the time, pid and address.
+fn make_server_id(addr: SocketAddr) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::time::SystemTime::now().hash(&mut h);
+    std::process::id().hash(&mut h);
+    addr.hash(&mut h);
+    let mut x = h.finish() as u128 | ((h.finish().rotate_left(17) as u128) << 64);
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(x % 32) as usize] as char;
+            x /= 32;
+            c
+        })
+        .collect()
+}

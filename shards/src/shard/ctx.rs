@@ -1,0 +1,71 @@
+//! Everything one shard owns, in one place: its router, its ring links, its connections,
+//! its chunk pool and its metrics. Shard-local (`Rc`/`RefCell`), except `Global`, which
+//! holds the few server-wide values every shard reads (and the connection count, touched
+//! only on accept and close, never on the publish path).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use glommio::sync::Gate;
+use rustc_hash::FxHashMap;
+
+use crate::conn::Conn;
+use crate::limits::Limits;
+use crate::metrics::ShardMetrics;
+use crate::ring::RingLinks;
+use crate::route::Router;
+use crate::writer::ChunkPool;
+
+/// Server-wide, shared by all shards.
+#[derive(Debug)]
+pub struct Global {
+    pub limits: Limits,
+    pub server_id: String,
+    pub server_name: String,
+    /// The address every shard listens on (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    pub shards: usize,
+    /// Open client connections, all shards.
+    pub connections: AtomicUsize,
+    pub next_cid: AtomicU64,
+}
+
+/// One shard's state.
+pub struct ShardCtx {
+    pub id: usize,
+    pub global: std::sync::Arc<Global>,
+    pub limits: Limits,
+    pub router: RefCell<Router>,
+    /// None when the server runs a single shard.
+    pub links: Option<RingLinks>,
+    pub pool: Rc<ChunkPool>,
+    pub conns: RefCell<FxHashMap<u64, Rc<Conn>>>,
+    pub metrics: ShardMetrics,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub gate: Gate,
+    pub stopping: Cell<bool>,
+}
+
+impl ShardCtx {
+    pub fn new(id: usize, global: std::sync::Arc<Global>, links: Option<RingLinks>) -> Self {
+        let limits = global.limits.clone();
+        ShardCtx {
+            id,
+            router: RefCell::new(Router::new(id, global.shards)),
+            pool: Rc::new(ChunkPool::new(limits.pool_chunks_max)),
+            limits,
+            global,
+            links,
+            conns: RefCell::new(FxHashMap::default()),
+            metrics: ShardMetrics::default(),
+            gate: Gate::new(),
+            stopping: Cell::new(false),
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.global.shards
+    }
+}

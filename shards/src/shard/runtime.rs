@@ -1,0 +1,146 @@
+//! One shard's life: join the ring mesh, listen on the shared port, spawn the ring
+//! receivers, forwarders and keepalive, report ready, accept until told to stop, then
+//! close every connection (flushing what is buffered, bounded) and return its metrics.
+
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::net::TcpListener;
+
+use crate::conn::CloseReason;
+use crate::metrics::MetricsSnapshot;
+use crate::ring::{RingLinks, RingMsg};
+use crate::shard::{keepalive, run_loop, Global, ShardCtx};
+
+/// What a shard tells the main thread once it has started (or failed to).
+#[derive(Debug)]
+pub enum ShardReport {
+    Ready(usize),
+    Failed(String),
+}
+
+/// Everything a shard needs to start; cloned into every executor.
+#[derive(Clone)]
+pub struct ShardStart {
+    pub global: Arc<Global>,
+    pub mesh: Option<MeshBuilder<RingMsg, Full>>,
+    pub ready: mpsc::Sender<ShardReport>,
+    pub stop: flume::Receiver<()>,
+}
+
+/// The root future of one shard executor.
+pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
+    let ShardStart {
+        global,
+        mesh,
+        ready,
+        stop,
+    } = start;
+    let (id, links, receivers) = match mesh {
+        Some(mesh) => match mesh.join().await {
+            Ok((senders, receivers)) => {
+                let id = senders.peer_id();
+                let links = RingLinks::new(senders, global.limits.ring_overflow_batches_max);
+                (id, Some(links), Some(receivers))
+            }
+            Err(e) => {
+                let _ = ready.send(ShardReport::Failed(format!(
+                    "could not join the shard ring mesh: {e}"
+                )));
+                return None;
+            }
+        },
+        None => (0, None, None),
+    };
+    let listener = match TcpListener::bind(global.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(ShardReport::Failed(format!(
+                "shard {id} cannot listen on {}: {e}",
+                global.addr
+            )));
+            return None;
+        }
+    };
+    let ctx = Rc::new(ShardCtx::new(id, global, links));
+    spawn_background(&ctx, receivers);
+    let _ = ready.send(ShardReport::Ready(id));
+
+    let accept = accept_loop(&ctx, &listener);
+    let stopped = async {
+        let _ = stop.recv_async().await;
+    };
+    futures_lite::future::or(accept, stopped).await;
+    drop(listener);
+    shutdown(&ctx).await;
+    Some(ctx.metrics.snapshot())
+}
+
+fn spawn_background(
+    ctx: &Rc<ShardCtx>,
+    receivers: Option<glommio::channels::channel_mesh::Receivers<RingMsg>>,
+) {
+    if let Some(mut receivers) = receivers {
+        for (from, rx) in receivers.streams() {
+            glommio::spawn_local(run_loop::ring_receive(Rc::clone(ctx), from, rx)).detach();
+        }
+    }
+    if ctx.links.is_some() {
+        let peers: Vec<usize> = ctx.router.borrow().peers().collect();
+        for peer in peers {
+            let ctx = Rc::clone(ctx);
+            glommio::spawn_local(async move {
+                if let Some(links) = &ctx.links {
+                    links.forward(peer).await;
+                }
+            })
+            .detach();
+        }
+    }
+    glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
+}
+
+async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => match ctx.gate.spawn(run_loop::serve_conn(Rc::clone(ctx), stream)) {
+                Ok(task) => {
+                    task.detach();
+                }
+                Err(_) => return,
+            },
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(shard = ctx.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown(ctx: &Rc<ShardCtx>) {
+    ctx.stopping.set(true);
+    let conns: Vec<_> = ctx.conns.borrow().values().cloned().collect();
+    tracing::debug!(shard = ctx.id, connections = conns.len(), "shard stopping");
+    for conn in conns {
+        conn.close(CloseReason::ServerShutdown);
+    }
+    let bound = ctx.limits.shutdown_grace + Duration::from_secs(1);
+    let closed = glommio::timer::timeout(bound, async {
+        ctx.gate.close().await?;
+        Ok(())
+    })
+    .await;
+    if closed.is_err() {
+        tracing::warn!(
+            shard = ctx.id,
+            "connections still open after the shutdown grace period"
+        );
+    }
+    if let Some(links) = &ctx.links {
+        links.close();
+    }
+}

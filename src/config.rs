@@ -1,0 +1,408 @@
+//! The configuration file: TOML in, plain engine types out. Every option has a default
+//! (the embedded `tuning/shardcast.toml` documents them all), unknown keys are refused,
+//! and errors name the key and the bad value.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use shards::server::{ServerConfig, ShardCount};
+use shards::Limits;
+
+/// The commented default configuration, built into the binary (`shardcast config`).
+pub const DEFAULT_TOML: &str = include_str!("../tuning/shardcast.toml");
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub host: String,
+    pub port: u16,
+    /// "auto" (one per allowed CPU) or a number.
+    pub shards: Shards,
+    /// Name announced to clients; defaults to the generated server id.
+    pub server_name: Option<String>,
+    pub limits: LimitsSection,
+    pub keepalive: KeepaliveSection,
+    pub batch: BatchSection,
+    pub ring: RingSection,
+    pub shutdown: ShutdownSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shards {
+    Auto,
+    Count(usize),
+}
+
+impl<'de> Deserialize<'de> for Shards {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "auto" => Ok(Shards::Auto),
+            Raw::Count(n) if (1..=256).contains(&n) => Ok(Shards::Count(n as usize)),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "shards must be \"auto\" or a number from 1 to 256, got \"{w}\""
+            ))),
+            Raw::Count(n) => Err(serde::de::Error::custom(format!(
+                "shards must be \"auto\" or a number from 1 to 256, got {n}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_connections: usize,
+    /// Per connection; 0 = unlimited.
+    pub max_subscriptions: usize,
+    pub max_control_line: ByteSize,
+    pub max_payload: ByteSize,
+    pub max_pending: ByteSize,
+    pub write_deadline: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveSection {
+    pub ping_interval: Dur,
+    pub max_pings_out: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSection {
+    pub max_bytes: ByteSize,
+    pub flush_delay_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingSection {
+    pub slots: usize,
+    pub overflow_batches_max: usize,
+    pub pool_chunks_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSection {
+    pub grace: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter: "info", "debug", "shards=debug,info"… RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "0.0.0.0".into(),
+            port: 4222,
+            shards: Shards::Auto,
+            server_name: None,
+            limits: LimitsSection::default(),
+            keepalive: KeepaliveSection::default(),
+            batch: BatchSection::default(),
+            ring: RingSection::default(),
+            shutdown: ShutdownSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsSection {
+            max_connections: l.connections_max,
+            max_subscriptions: l.subscriptions_max,
+            max_control_line: ByteSize(l.control_line_bytes_max as u64),
+            max_payload: ByteSize(l.payload_bytes_max as u64),
+            max_pending: ByteSize(l.pending_bytes_max as u64),
+            write_deadline: Dur(l.write_deadline),
+        }
+    }
+}
+
+impl Default for KeepaliveSection {
+    fn default() -> Self {
+        let l = Limits::default();
+        KeepaliveSection {
+            ping_interval: Dur(l.ping_interval),
+            max_pings_out: l.pings_out_max,
+        }
+    }
+}
+
+impl Default for BatchSection {
+    fn default() -> Self {
+        let l = Limits::default();
+        BatchSection {
+            max_bytes: ByteSize(l.write_bytes_max as u64),
+            flush_delay_us: l.flush_delay.as_micros() as u64,
+        }
+    }
+}
+
+impl Default for RingSection {
+    fn default() -> Self {
+        let l = Limits::default();
+        RingSection {
+            slots: l.ring_slots,
+            overflow_batches_max: l.ring_overflow_batches_max,
+            pool_chunks_max: l.pool_chunks_max,
+        }
+    }
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        ShutdownSection {
+            grace: Dur(Limits::default().shutdown_grace),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A byte count: an integer, or a string with a unit ("64MiB", "4KiB", "1MB", "512B").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => u64::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| serde::de::Error::custom(format!("a size cannot be negative, got {n}"))),
+            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "\"{s}\" is not a size: use bytes (65536) or a unit: B, KB, MB, GB (×1000), KiB, MiB, GiB (×1024)"
+                ))
+            }),
+        }
+    }
+}
+
+/// A duration written with a unit: "10s", "250ms", "2m", "1h", "500us".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "\"{s}\" is not a duration: write a number and a unit, e.g. \"10s\", \"250ms\", \"2m\", \"1h\", \"500us\""
+            ))
+        })
+    }
+}
+
+fn split_number(s: &str) -> Option<(u64, &str)> {
+    let s = s.trim();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n = s[..end].parse().ok()?;
+    Some((n, s[end..].trim()))
+}
+
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (n, unit) = split_number(s)?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000 * 1000,
+        "gb" | "g" => 1000 * 1000 * 1000,
+        "kib" => 1024,
+        "mib" => 1024 * 1024,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (n, unit) = split_number(s)?;
+    Some(match unit {
+        "us" | "µs" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    })
+}
+
+impl Config {
+    /// Parses TOML text; `path` names the source in errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.server_config()
+            .limits
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The engine's view of this configuration.
+    pub fn server_config(&self) -> ServerConfig {
+        let to_usize = |b: ByteSize| usize::try_from(b.0).unwrap_or(usize::MAX);
+        ServerConfig {
+            host: self.host.clone(),
+            port: self.port,
+            shards: match self.shards {
+                Shards::Auto => ShardCount::Auto,
+                Shards::Count(n) => ShardCount::Fixed(n),
+            },
+            server_name: self.server_name.clone(),
+            limits: Limits {
+                control_line_bytes_max: to_usize(self.limits.max_control_line),
+                payload_bytes_max: to_usize(self.limits.max_payload),
+                pending_bytes_max: to_usize(self.limits.max_pending),
+                write_deadline: self.limits.write_deadline.0,
+                connections_max: self.limits.max_connections,
+                subscriptions_max: self.limits.max_subscriptions,
+                ping_interval: self.keepalive.ping_interval.0,
+                pings_out_max: self.keepalive.max_pings_out,
+                write_bytes_max: to_usize(self.batch.max_bytes),
+                flush_delay: Duration::from_micros(self.batch.flush_delay_us),
+                ring_slots: self.ring.slots,
+                ring_overflow_batches_max: self.ring.overflow_batches_max,
+                pool_chunks_max: self.ring.pool_chunks_max,
+                shutdown_grace: self.shutdown.grace.0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_example_equals_the_defaults() {
+        let parsed = Config::from_toml(DEFAULT_TOML, "tuning/shardcast.toml").expect("valid");
+        assert_eq!(parsed, Config::default());
+        assert_eq!(parsed.server_config().limits, Limits::default());
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(
+            Config::from_toml("", "x").expect("valid"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[limits]\nmax_pendng = 5\n", "f.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("max_pendng"), "{msg}");
+        assert!(msg.contains("f.toml"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::from_toml("shards = \"many\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"many\"") && e.contains("shards"), "{e}");
+        let e = Config::from_toml("[limits]\nwrite_deadline = \"10 parsecs\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("10 parsecs") && e.contains("write_deadline"),
+            "{e}"
+        );
+        let e = Config::from_toml("[limits]\nmax_pending = \"lots\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lots") && e.contains("max_pending"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_cross_checked() {
+        let e = Config::from_toml(
+            "[limits]\nmax_payload = \"2MiB\"\nmax_pending = \"1MiB\"\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("max_payload") && e.contains("max_pending"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn units_parse() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("1MB"), Some(1_000_000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("4 KiB"), Some(4096));
+        assert_eq!(parse_size("12XB"), None);
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500us"), Some(Duration::from_micros(500)));
+        assert_eq!(parse_duration("10"), None);
+        let c = Config::from_toml("shards = 3\n[batch]\nflush_delay_us = 50\n", "f").expect("ok");
+        assert_eq!(c.shards, Shards::Count(3));
+        assert_eq!(
+            c.server_config().limits.flush_delay,
+            Duration::from_micros(50)
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! `shardcast`: parse the command line, load the configuration, start the shards,
+//! stop them on SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shardcast::cli::{Cli, Command, ServeArgs};
+use shardcast::config::DEFAULT_TOML;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config => {
+            print!("{DEFAULT_TOML}");
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    let cfg = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shardcast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // A panic in a shard would silently take its clients down with it: stop the process.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        tracing::error!("a shard panicked; exiting");
+        std::process::exit(70);
+    }));
+
+    let server = match shards::server::start(cfg.server_config()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("shardcast: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        addr = %server.local_addr(),
+        shards = server.shards(),
+        version = env!("CARGO_PKG_VERSION"),
+        "shardcast listening"
+    );
+    let stopper = server.stopper();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(
+                        signal = sig,
+                        "stopping: closing listeners, flushing clients"
+                    );
+                    stopper.stop();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot install signal handlers"),
+    }
+    match server.join() {
+        Ok(metrics) => {
+            if let Some(m) = metrics {
+                let h = &m.ring_transit_us;
+                tracing::info!(
+                    msgs_in = m.msgs_in,
+                    deliveries = m.deliveries,
+                    forwards = m.forwards,
+                    slow_consumers = m.slow_consumers,
+                    queue_misses = m.queue_misses,
+                    ring_transit_us_p50 = h.value_at_quantile(0.5),
+                    ring_transit_us_p99 = h.value_at_quantile(0.99),
+                    "shardcast stopped"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shardcast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
