@@ -187,10 +187,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     };
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
-        .on_all_shards(move || {
-            let start = start.clone();
-            async move { runtime::run(start).await }
-        })
+        // glommio clones this closure on the main thread, once per shard. The closure
+        // must move `start`, never clone it: MeshBuilder holds a non-atomic Rc behind
+        // `unsafe impl Send`, and clones made concurrently in shard threads corrupt it.
+        .on_all_shards(move || async move { runtime::run(start).await })
         .map_err(|e| ServerError::Placement(e.to_string()))?;
     wait_ready(&ready_rx, shards)?;
     drop(holder);
