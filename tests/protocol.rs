@@ -38,7 +38,8 @@ fn verbose_connect_acks_every_operation() {
     c.send(b"CONNECT {}\r\n");
     c.expect(b"+OK\r\n");
     c.send(b"SUB foo 1\r\nPUB foo 2\r\nhi\r\nUNSUB 1\r\nUNSUB 99\r\nPING\r\n");
-    c.expect(b"+OK\r\nMSG foo 1 2\r\nhi\r\n+OK\r\n+OK\r\n+OK\r\nPONG\r\n");
+    // PUB is acked before its delivery, as nats-server does.
+    c.expect(b"+OK\r\n+OK\r\nMSG foo 1 2\r\nhi\r\n+OK\r\n+OK\r\nPONG\r\n");
 }
 
 #[test]
@@ -236,7 +237,7 @@ fn payload_limit_is_configurable_and_announced() {
     let s = Server::start_with(2, "[limits]\nmax_payload = 16\n");
     let (mut c, info) = Raw::connect_info(s.addr);
     assert_eq!(info["max_payload"], 16);
-    c.send(b"SUB p 1\r\nPUB p 16\r\n0123456789abcdef\r\nPING\r\n");
+    c.send(b"CONNECT {\"verbose\":false}\r\nSUB p 1\r\nPUB p 16\r\n0123456789abcdef\r\nPING\r\n");
     c.expect(b"MSG p 1 16\r\n0123456789abcdef\r\nPONG\r\n");
     c.send(b"PUB p 17\r\n");
     c.expect(b"-ERR 'Maximum Payload Violation'\r\n");
@@ -424,4 +425,15 @@ fn pong_follows_pubs_that_went_to_other_shards() {
             c.expect(format!("MSG bar.{i} {i} 2\r\n{:02}\r\nPONG\r\n", round).as_bytes());
         }
     }
+}
+
+#[test]
+fn a_client_without_connect_gets_nats_defaults() {
+    // As nats-server: without CONNECT, verbose and pedantic are on.
+    let s = Server::start(2);
+    let (mut c, _) = Raw::connect_info(s.addr);
+    c.send(b"SUB a 1\r\nPUB a 1\r\nx\r\nPING\r\n");
+    c.expect(b"+OK\r\n+OK\r\nMSG a 1 1\r\nx\r\nPONG\r\n");
+    c.send(b"PUB a.* 1\r\nx\r\nPING\r\n");
+    c.expect(b"-ERR 'Invalid Publish Subject'\r\n+OK\r\nPONG\r\n");
 }

@@ -69,12 +69,12 @@ where
 }
 
 impl Default for ConnectOptions {
-    /// What applies when a client never sends CONNECT (a telnet user): no `+OK` acks, no
-    /// pedantic checks, echo on, no headers.
+    /// What applies when a client never sends CONNECT (a telnet user): the same as an empty
+    /// CONNECT, as in nats-server: `+OK` acks, pedantic checks, echo on, no headers.
     fn default() -> ConnectOptions {
         ConnectOptions {
-            verbose: false,
-            pedantic: false,
+            verbose: true,
+            pedantic: true,
             echo: true,
             headers: false,
             no_responders: false,
@@ -252,8 +252,8 @@ mod tests {
     #[test]
     fn default_is_the_no_connect_profile() {
         let o = ConnectOptions::default();
-        assert!(!o.verbose);
-        assert!(!o.pedantic);
+        assert!(o.verbose);
+        assert!(o.pedantic);
         assert!(o.echo);
         assert!(!o.headers);
         assert!(!o.no_responders);

@@ -210,7 +210,16 @@ fn handle_op(ctx: &ShardCtx, conn: &Rc<Conn>, base: &[u8], op: Op<'_>, expired: 
         Op::Pub(p) => {
             add(&ctx.metrics.msgs_in, 1);
             add(&ctx.metrics.bytes_in, p.body.len() as u64);
-            if is_valid_literal_subject(p.subject) {
+            let literal = is_valid_literal_subject(p.subject);
+            if !literal && conn.flags.get().pedantic {
+                // nats-server: reported, connection stays open, message matches nothing.
+                conn.push_err("Invalid Publish Subject");
+            }
+            if verbose {
+                // Acked before delivery, as nats-server does.
+                conn.push_raw(protocol::errors::OK);
+            }
+            if literal {
                 let m = MsgView {
                     subject: p.subject,
                     reply: p.reply,
@@ -225,12 +234,6 @@ fn handle_op(ctx: &ShardCtx, conn: &Rc<Conn>, base: &[u8], op: Op<'_>, expired: 
                 let routed = ctx.router.borrow_mut().publish(conn, &m, spans, expired);
                 add(&ctx.metrics.deliveries, routed.local as u64);
                 add(&ctx.metrics.forwards, routed.forwarded as u64);
-            } else if conn.flags.get().pedantic {
-                // nats-server: reported, connection stays open, message matches nothing.
-                conn.push_err("Invalid Publish Subject");
-            }
-            if verbose {
-                conn.push_raw(protocol::errors::OK);
             }
         }
         Op::Sub(s) => subscribe(ctx, conn, s.subject, s.queue, s.sid),
