@@ -18,6 +18,9 @@ pub const READ_BYTES_PER_TURN: usize = 64 * 1024;
 /// Most iovecs handed to one `writev` call.
 pub const WRITE_IOVECS_MAX: usize = 64;
 
+/// Longest single pause of a publisher waiting for one congested subscriber.
+pub const STALL_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Most shards a server may run (the routing bitsets are sized for it).
 pub const SHARDS_MAX: usize = 256;
 
@@ -53,6 +56,10 @@ pub struct Limits {
     pub pings_out_max: u32,
     /// Bytes carried by one write call at most.
     pub write_bytes_max: usize,
+    /// Total time publishers may pause, per congestion episode, for one subscriber above
+    /// 75% of `pending_bytes_max` to drain; zero disables pausing. A subscriber that
+    /// stays stalled past it is left to reach `pending_bytes_max` and be cut off.
+    pub stall_budget: Duration,
     /// Optional delay before flushing a woken connection, trading latency for fewer syscalls.
     pub flush_delay: Duration,
     /// Slots of each cross-shard ring (rounded up to a power of two by glommio).
@@ -77,6 +84,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(120),
             pings_out_max: 2,
             write_bytes_max: 1024 * 1024,
+            stall_budget: Duration::from_millis(50),
             flush_delay: Duration::ZERO,
             ring_slots: 1024,
             ring_overflow_batches_max: 1024,

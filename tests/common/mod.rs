@@ -16,6 +16,8 @@ pub struct Server {
     pub addr: SocketAddr,
     child: Option<Child>,
     log: mpsc::Receiver<String>,
+    /// Lines printed before the listening line (start-up warnings).
+    startup_log: Vec<String>,
     _dir: Option<TempDir>,
 }
 
@@ -102,6 +104,7 @@ impl Server {
                             addr,
                             child: Some(child),
                             log: rx,
+                            startup_log: seen,
                             _dir: None,
                         };
                     }
@@ -109,6 +112,7 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("server did not start; its log:\n{}", seen.join("\n"));
                 }
             }
@@ -133,11 +137,15 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                let lines = self.log.try_iter().collect();
+                // The stderr reader thread may still hold the last lines: give it a moment.
+                std::thread::sleep(Duration::from_millis(50));
+                let mut lines = std::mem::take(&mut self.startup_log);
+                lines.extend(self.log.try_iter());
                 return (status, lines);
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("server did not exit within {WAIT:?} of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -284,6 +292,16 @@ impl Raw {
     /// Reads `n` MSGs (no headers) and returns (subject, sid, reply, payload) for each.
     pub fn msgs(&mut self, n: usize) -> Vec<(String, String, Option<String>, Vec<u8>)> {
         (0..n).map(|_| self.msg()).collect()
+    }
+
+    /// Fills `buf` from the connection (buffered bytes first).
+    pub fn read_exact_pending(&mut self, buf: &mut [u8]) {
+        assert!(
+            self.fill(buf.len(), Instant::now() + WAIT),
+            "connection ended early"
+        );
+        let bytes: Vec<u8> = self.pending.drain(..buf.len()).collect();
+        buf.copy_from_slice(&bytes);
     }
 
     pub fn msg(&mut self) -> (String, String, Option<String>, Vec<u8>) {

@@ -7,11 +7,14 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::Waker;
+use std::time::Duration;
 
 use glommio::net::TcpStream;
 use rustc_hash::FxHashMap;
 
 use crate::conn::close::CloseReason;
+use crate::fanout::stall::Congestion;
+use crate::limits::Limits;
 use crate::protocol::{self, msg::encode_msg_line, ConnectOptions};
 use crate::writer::Outbound;
 
@@ -121,6 +124,14 @@ pub struct Conn {
     flush_requested: Cell<bool>,
     writer_waker: Cell<Option<Waker>>,
     pending_bytes_max: usize,
+    /// Pending bytes above which this connection is congested (75% of the maximum).
+    congested_above: usize,
+    congested: Cell<bool>,
+    /// Publisher pause time this connection may still cost in the current episode.
+    pub stall_left: Cell<Duration>,
+    stall_budget: Duration,
+    drain_wakers: RefCell<Vec<Waker>>,
+    congestion: Rc<Congestion>,
     pub stats: ConnStats,
 }
 
@@ -130,8 +141,10 @@ impl Conn {
         peer: Option<SocketAddr>,
         stream: TcpStream,
         out: Outbound,
-        pending_bytes_max: usize,
+        limits: &Limits,
+        congestion: Rc<Congestion>,
     ) -> Self {
+        let pending_bytes_max = limits.pending_bytes_max;
         let fd = stream.as_raw_fd();
         Conn {
             cid,
@@ -150,6 +163,12 @@ impl Conn {
             flush_requested: Cell::new(false),
             writer_waker: Cell::new(None),
             pending_bytes_max,
+            congested_above: pending_bytes_max / 4 * 3,
+            congested: Cell::new(false),
+            stall_left: Cell::new(limits.stall_budget),
+            stall_budget: limits.stall_budget,
+            drain_wakers: RefCell::new(Vec::new()),
+            congestion,
             stats: ConnStats::default(),
         }
     }
@@ -180,12 +199,41 @@ impl Conn {
             out.append(&line);
         }
         drop(out);
+        self.relieve();
         if reason.is_slow_consumer() || reason == CloseReason::WriteError {
             // Nothing more will be written: unblock a writer stuck on a full socket
             // and end the reader now rather than at the write deadline.
             self.shutdown_socket();
         }
         self.wake_writer_now();
+    }
+
+    pub fn is_congested(&self) -> bool {
+        self.congested.get()
+    }
+
+    /// The writer caught up (or the connection closed): end the congestion episode and
+    /// release publishers waiting for it.
+    pub fn relieve(&self) {
+        if self.congested.replace(false) {
+            self.stall_left.set(self.stall_budget);
+        }
+        for w in self.drain_wakers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Resolves once this connection is no longer congested (or is closing).
+    pub async fn drained(&self) {
+        futures_lite::future::poll_fn(|cx| {
+            if !self.congested.get() || self.is_closing() {
+                std::task::Poll::Ready(())
+            } else {
+                self.drain_wakers.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Shuts both directions of the socket; pending reads and writes end at once.
@@ -237,7 +285,11 @@ impl Conn {
         });
         out.append(body);
         out.append(b"\r\n");
+        let congested = out.pending_bytes() > self.congested_above;
         drop(out);
+        if congested && !self.stall_budget.is_zero() && !self.congested.replace(true) {
+            self.congestion.note(self.cid);
+        }
         self.stats.msgs_out.set(self.stats.msgs_out.get() + 1);
         self.stats
             .bytes_out

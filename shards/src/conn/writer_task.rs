@@ -34,7 +34,7 @@ pub async fn run(conn: Rc<Conn>, params: WriterParams) {
             glommio::timer::sleep(params.flush_delay).await;
         }
         match flush(&conn.stream, &conn.out, params.write_bytes_max).await {
-            Ok(_) => {}
+            Ok(_) => conn.relieve(),
             Err(FlushError::Deadline) => conn.close(CloseReason::SlowConsumerDeadline),
             Err(FlushError::Io(_)) => conn.close(CloseReason::WriteError),
         }

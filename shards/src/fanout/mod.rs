@@ -3,6 +3,8 @@
 //! delivery; subscriptions that reach their auto-unsubscribe limit are handed back to
 //! the router to remove.
 
+pub mod stall;
+
 use std::rc::Rc;
 
 use crate::conn::{MsgView, Sub, SubRef};

@@ -12,6 +12,7 @@ use glommio::sync::Gate;
 use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
+use crate::fanout::stall::Congestion;
 use crate::limits::Limits;
 use crate::metrics::ShardMetrics;
 use crate::ring::RingLinks;
@@ -43,6 +44,8 @@ pub struct ShardCtx {
     pub pool: Rc<ChunkPool>,
     pub conns: RefCell<FxHashMap<u64, Rc<Conn>>>,
     pub metrics: ShardMetrics,
+    /// Subscribers that became congested this turn; publishers pause for them, boundedly.
+    pub congestion: Rc<Congestion>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub gate: Gate,
     pub stopping: Cell<bool>,
@@ -60,6 +63,7 @@ impl ShardCtx {
             links,
             conns: RefCell::new(FxHashMap::default()),
             metrics: ShardMetrics::default(),
+            congestion: Rc::new(Congestion::default()),
             gate: Gate::new(),
             stopping: Cell::new(false),
         }

@@ -12,6 +12,7 @@ use glommio::net::TcpStream;
 use crate::conn::reader::ReadBuf;
 use crate::conn::writer_task::{self, WriterParams};
 use crate::conn::{CloseReason, Conn, ConnFlags, MsgView, Sub};
+use crate::fanout::stall::pause_for_congestion;
 use crate::limits::SID_BYTES_MAX;
 use crate::metrics::add;
 use crate::protocol::{self, info::encode_info, Op, Parsed, Parser, ProtoError, ServerInfo};
@@ -36,7 +37,8 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, stream: TcpStream) {
         peer,
         stream,
         out,
-        ctx.limits.pending_bytes_max,
+        &ctx.limits,
+        Rc::clone(&ctx.congestion),
     ));
     conn.push_raw(&info_line(&ctx, cid, peer));
 
@@ -150,6 +152,8 @@ async fn read_loop(ctx: &ShardCtx, conn: &Rc<Conn>) {
         if conn.is_closing() {
             return;
         }
+        // Give congested subscribers a bounded chance to drain before reading more.
+        pause_for_congestion(ctx).await;
         // Let writers and ring receivers run before reading more.
         futures_lite::future::yield_now().await;
     }
@@ -355,6 +359,7 @@ pub async fn ring_receive(ctx: Rc<ShardCtx>, from: usize, rx: ConnectedReceiver<
     while let Some(batch) = rx.recv().await {
         apply_batch(&ctx, from, *batch);
         end_turn(&ctx, None);
+        pause_for_congestion(&ctx).await;
         glommio::yield_if_needed().await;
     }
 }

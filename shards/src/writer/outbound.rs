@@ -19,6 +19,8 @@ pub struct Outbound {
     lent: bool,
     /// `clear` ran while a chunk was lent: drop it when it comes back.
     lent_discarded: bool,
+    /// Bytes written to the socket over the connection's life (progress, for pacing).
+    written_total: u64,
     pool: Rc<ChunkPool>,
 }
 
@@ -30,8 +32,14 @@ impl Outbound {
             pending: 0,
             lent: false,
             lent_discarded: false,
+            written_total: 0,
             pool,
         }
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn written_total(&self) -> u64 {
+        self.written_total
     }
 
     /// Bytes waiting to be written.
@@ -105,6 +113,7 @@ impl Outbound {
     /// Marks `written` bytes from the front as sent and recycles finished chunks.
     pub fn consume(&mut self, mut written: usize) {
         debug_assert!(!self.lent, "consume while the front chunk is lent");
+        self.written_total += written as u64;
         self.pending -= written.min(self.pending);
         while written > 0 {
             let Some(front) = self.chunks.front() else {
@@ -145,6 +154,7 @@ impl Outbound {
     /// Takes back the lent chunk, `written` more bytes of it having been sent.
     pub fn return_front(&mut self, chunk: Vec<u8>, head: usize, written: usize) {
         self.lent = false;
+        self.written_total += written as u64;
         if std::mem::take(&mut self.lent_discarded) {
             self.pool.give(chunk);
             return;

@@ -1,0 +1,63 @@
+//! Bounded publisher pauses. A subscriber whose pending output passes 75% of
+//! `max_pending` is *congested*: the turn that fed it (a client's read chunk or a ring
+//! batch) then waits up to `STALL_WAIT_MAX` for it to drain before producing more.
+//! A subscriber that keeps reading, only slower, paces its publishers this way instead
+//! of being dropped. Pauses during which it read nothing are charged to its budget
+//! (`stall_budget` per episode): a reader that stopped slows the others for at most that
+//! long, then is left to reach `max_pending` and be cut off.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use crate::limits::STALL_WAIT_MAX;
+use crate::shard::ShardCtx;
+
+/// Connections (by cid) that became congested since the last pause, per shard.
+#[derive(Debug, Default)]
+pub struct Congestion {
+    cids: RefCell<Vec<u64>>,
+}
+
+impl Congestion {
+    pub fn note(&self, cid: u64) {
+        self.cids.borrow_mut().push(cid);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cids.borrow().is_empty()
+    }
+
+    fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.cids.borrow_mut())
+    }
+}
+
+/// Waits, boundedly, for the congested subscribers noted so far to drain.
+pub async fn pause_for_congestion(ctx: &ShardCtx) {
+    if ctx.congestion.is_empty() {
+        return;
+    }
+    for cid in ctx.congestion.take() {
+        let Some(conn) = ctx.conns.borrow().get(&cid).cloned() else {
+            continue;
+        };
+        let left = conn.stall_left.get();
+        if !conn.is_congested() || left.is_zero() {
+            continue;
+        }
+        let started = Instant::now();
+        let written_before = conn.out.borrow().written_total();
+        let _ = glommio::timer::timeout(left.min(STALL_WAIT_MAX), async {
+            conn.drained().await;
+            Ok(())
+        })
+        .await;
+        if conn.out.borrow().written_total() == written_before {
+            conn.stall_left.set(left.saturating_sub(started.elapsed()));
+        }
+        if conn.is_congested() {
+            // Still behind: the next turn waits again, while its budget lasts.
+            ctx.congestion.note(cid);
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Cross-shard behaviour with real servers of 2–4 shards and many connections (the kernel
+//! spreads connections over shards): queue groups deliver exactly once server-wide,
+//! per-publisher order holds across shards, a SUB is visible everywhere after its PONG,
+//! a stalled subscriber is cut off without hurting a healthy one, and SIGTERM shuts down
+//! cleanly.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::{client, Raw, Server};
+
+/// Sends PING and collects every MSG that arrives before the PONG.
+fn drain(c: &mut Raw) -> Vec<(String, String, Option<String>, Vec<u8>)> {
+    c.send(b"PING\r\n");
+    let mut got = Vec::new();
+    loop {
+        // Peek at the next line kind without losing it: MSG lines are parsed by `msg`.
+        let line = c.line();
+        if line == "PONG" {
+            return got;
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[0], "MSG", "unexpected line {line:?}");
+        let len: usize = parts.last().and_then(|l| l.parse().ok()).expect("size");
+        let mut body = vec![0u8; len + 2];
+        c.read_exact_pending(&mut body);
+        body.truncate(len);
+        let reply = (parts.len() == 5).then(|| parts[3].to_string());
+        got.push((parts[1].to_string(), parts[2].to_string(), reply, body));
+    }
+}
+
+#[test]
+fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
+    let s = Server::start(4);
+    let mut members: Vec<Raw> = (0..12).map(|_| client(&s)).collect();
+    for (i, m) in members.iter_mut().enumerate() {
+        m.send(format!("SUB work q {i}\r\n").as_bytes());
+        m.flush();
+    }
+    let mut watcher = client(&s);
+    watcher.send(b"SUB work 99\r\n");
+    watcher.flush();
+    let mut p = client(&s);
+    for i in 0..400 {
+        p.send(format!("PUB work {}\r\n{i:04}\r\n", 4).as_bytes());
+    }
+    p.flush();
+    let mut seen = Vec::new();
+    let mut members_used = 0;
+    for m in &mut members {
+        let got = drain(m);
+        members_used += usize::from(!got.is_empty());
+        seen.extend(
+            got.into_iter()
+                .map(|(_, _, _, b)| String::from_utf8(b).expect("utf8")),
+        );
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        seen.len(),
+        400,
+        "each message delivered to exactly one member"
+    );
+    assert_eq!(unique.len(), 400, "no duplicates");
+    assert!(members_used > 1, "deliveries spread over members");
+    assert_eq!(
+        drain(&mut watcher).len(),
+        400,
+        "plain subscribers still get everything"
+    );
+}
+
+#[test]
+fn each_publishers_order_holds_at_every_subscriber_across_shards() {
+    let s = Server::start(4);
+    let mut subs: Vec<Raw> = (0..16).map(|_| client(&s)).collect();
+    for s in &mut subs {
+        s.send(b"SUB ord.> 1\r\n");
+        s.flush();
+    }
+    let mut pubs: Vec<Raw> = (0..3).map(|_| client(&s)).collect();
+    const N: usize = 300;
+    // Interleave the publishers' writes so their streams really race.
+    for i in 0..N {
+        for (j, p) in pubs.iter_mut().enumerate() {
+            p.send(format!("PUB ord.{j} 6\r\n{i:06}\r\n").as_bytes());
+        }
+    }
+    for p in &mut pubs {
+        p.flush();
+    }
+    for sub in &mut subs {
+        let got = drain(sub);
+        assert_eq!(got.len(), 3 * N);
+        let mut per_pub: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (subject, _, _, body) in got {
+            let n = std::str::from_utf8(&body)
+                .expect("utf8")
+                .parse()
+                .expect("number");
+            per_pub.entry(subject).or_default().push(n);
+        }
+        for (subject, seq) in per_pub {
+            assert_eq!(seq, (0..N).collect::<Vec<_>>(), "order of {subject}");
+        }
+    }
+}
+
+#[test]
+fn a_sub_is_visible_on_every_shard_once_its_pong_arrives() {
+    let s = Server::start(4);
+    let mut pubs: Vec<Raw> = (0..8).map(|_| client(&s)).collect();
+    for round in 0..30 {
+        let mut sub = client(&s);
+        sub.send(format!("SUB vis.{round} 1\r\n").as_bytes());
+        sub.flush();
+        // No waiting: publishers on any shard publish right after the PONG.
+        for (j, p) in pubs.iter_mut().enumerate() {
+            p.send(format!("PUB vis.{round} 1\r\n{j}\r\n").as_bytes());
+            p.flush();
+        }
+        let got = drain(&mut sub);
+        assert_eq!(
+            got.len(),
+            pubs.len(),
+            "round {round}: every publisher's message arrived"
+        );
+        // UNSUB + PONG: nothing arrives afterwards.
+        sub.send(b"UNSUB 1\r\n");
+        sub.flush();
+        for p in &mut pubs {
+            p.send(format!("PUB vis.{round} 1\r\nx\r\n").as_bytes());
+            p.flush();
+        }
+        assert!(
+            drain(&mut sub).is_empty(),
+            "round {round}: nothing after UNSUB"
+        );
+    }
+}
+
+#[test]
+fn interest_of_a_closed_connection_is_withdrawn_everywhere() {
+    let s = Server::start(4);
+    let mut p = client(&s);
+    for _ in 0..10 {
+        let mut gone = client(&s);
+        gone.send(b"SUB leave.q q 1\r\n");
+        gone.flush();
+        drop(gone);
+    }
+    let mut stay = client(&s);
+    stay.send(b"SUB leave.q q 1\r\n");
+    stay.flush();
+    // Closed members' interest disappears: once it has, all messages reach the survivor.
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        for i in 0..20 {
+            p.send(format!("PUB leave.q 2\r\n{i:02}\r\n").as_bytes());
+        }
+        p.flush();
+        if drain(&mut stay).len() == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "closed members still receive queue messages"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_stalled_subscriber_is_cut_off_and_a_healthy_one_gets_everything() {
+    let s = Server::start_with(
+        2,
+        "[limits]\nmax_pending = \"256KiB\"\nmax_payload = \"64KiB\"\n",
+    );
+    let mut stalled = client(&s);
+    stalled.send(b"SUB feed 1\r\n");
+    stalled.flush();
+    let mut healthy = client(&s);
+    healthy.send(b"SUB feed 2\r\n");
+    healthy.flush();
+    const N: usize = 3000;
+    const SIZE: usize = 8192;
+    let reader = std::thread::spawn(move || {
+        let mut seq = Vec::with_capacity(N);
+        for _ in 0..N {
+            let (_, _, _, body) = healthy.msg();
+            assert_eq!(body.len(), SIZE);
+            seq.push(u32::from_le_bytes(body[..4].try_into().expect("4 bytes")));
+        }
+        seq
+    });
+    let mut p = client(&s);
+    let mut payload = vec![b'z'; SIZE];
+    for i in 0..N as u32 {
+        payload[..4].copy_from_slice(&i.to_le_bytes());
+        p.send(format!("PUB feed {SIZE}\r\n").as_bytes());
+        p.send(&payload);
+        p.send(b"\r\n");
+    }
+    p.flush();
+    let seq = reader.join().expect("healthy reader");
+    assert_eq!(
+        seq,
+        (0..N as u32).collect::<Vec<_>>(),
+        "healthy subscriber got every message in order"
+    );
+    // The stalled one (24 MiB published, 256 KiB allowed) was closed: what the kernel had
+    // buffered drains, then EOF.
+    stalled
+        .stream
+        .set_read_timeout(Some(common::WAIT))
+        .expect("timeout");
+    let mut sink = Vec::new();
+    let got = stalled.stream.read_to_end(&mut sink);
+    assert!(
+        got.is_ok(),
+        "stalled connection ends with EOF, not a timeout: {got:?}"
+    );
+    assert!(
+        sink.len() < N * SIZE,
+        "the stalled subscriber did not get everything"
+    );
+    let log = s.terminate().1.join("\n");
+    assert!(
+        log.contains("slow consumer closed"),
+        "slow consumer is logged:\n{log}"
+    );
+    assert!(log.contains("slow_consumers=1"), "and counted:\n{log}");
+}
+
+#[test]
+fn sigterm_flushes_closes_clients_and_exits_zero() {
+    let s = Server::start(2);
+    let mut sub = client(&s);
+    sub.send(b"SUB bye 1\r\n");
+    sub.flush();
+    let mut p = client(&s);
+    p.send(b"PUB bye 2\r\nok\r\n");
+    p.flush();
+    let (status, log) = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    sub.expect(b"MSG bye 1 2\r\nok\r\n");
+    sub.expect_closed();
+    let log = log.join("\n");
+    assert!(log.contains("shardcast stopped"), "{log}");
+}
+
+#[test]
+fn more_shards_than_cpus_runs_with_a_warning() {
+    let s = Server::start(6);
+    let mut c = client(&s);
+    c.send(b"SUB w 1\r\nPUB w 1\r\nx\r\nPING\r\n");
+    c.expect(b"MSG w 1 1\r\nx\r\nPONG\r\n");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 6 {
+        let log = s.terminate().1.join("\n");
+        assert!(log.contains("more shards than CPUs"), "{log}");
+    }
+}
+
+#[test]
+fn a_port_already_in_use_is_refused_with_a_clear_message() {
+    let s = Server::start(2);
+    let port = s.addr.port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args(["serve", "-a", "127.0.0.1", "-p", &port, "--shards", "1"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+}
+
+#[test]
+fn a_bad_config_file_names_the_key() {
+    let dir = common::TempDir::new("badcfg");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(&path, "[limits]\nmax_pendng = \"1MiB\"\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args(["serve", "-c", path.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_pendng") && err.contains("bad.toml"),
+        "{err}"
+    );
+}
