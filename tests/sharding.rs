@@ -295,3 +295,38 @@ fn a_bad_config_file_names_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
+    // max_pending is large, so only the deadline can end the stalled subscriber.
+    let s = Server::start_with(
+        2,
+        "[limits]\nwrite_deadline = \"300ms\"\nstall_budget = \"0ms\"\n",
+    );
+    let mut stalled = client(&s);
+    stalled.send(b"SUB dl 1\r\n");
+    stalled.flush();
+    let mut p = client(&s);
+    let payload = vec![b'd'; 32 * 1024];
+    // 32 MiB: far more than loopback socket buffers hold, far less than max_pending.
+    for _ in 0..1024 {
+        p.send(format!("PUB dl {}\r\n", payload.len()).as_bytes());
+        p.send(&payload);
+        p.send(b"\r\n");
+    }
+    p.flush();
+    let mut sink = Vec::new();
+    stalled
+        .stream
+        .set_read_timeout(Some(common::WAIT))
+        .expect("timeout");
+    // Give the deadline time to fire while nothing is read, then drain to EOF.
+    std::thread::sleep(Duration::from_millis(800));
+    let got = stalled.stream.read_to_end(&mut sink);
+    assert!(
+        got.is_ok(),
+        "closed by the server, not a read timeout: {got:?}"
+    );
+    let log = s.terminate().1.join("\n");
+    assert!(log.contains("slow_consumer_write_deadline"), "{log}");
+}
