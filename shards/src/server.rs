@@ -282,21 +282,11 @@ fn placement(shards: usize, allowed: &[usize]) -> Result<PoolPlacement, ServerEr
 /// Checks io_uring before glommio does: glommio panics with a misleading "kernel too
 /// old" message whatever the cause.
 fn preflight_io_uring() -> Result<(), ServerError> {
-    if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
-        match v.trim() {
-            "2" => {
-                return Err(ServerError::IoUring(
-                    "disabled by the kernel (kernel.io_uring_disabled=2); run `sysctl -w kernel.io_uring_disabled=0`".into(),
-                ))
-            }
-            // SAFETY: geteuid has no preconditions.
-            "1" if unsafe { libc::geteuid() } != 0 => {
-                return Err(ServerError::IoUring(
-                    "restricted to root and io_uring_group members (kernel.io_uring_disabled=1); add this user to the group or set the sysctl to 0".into(),
-                ))
-            }
-            _ => {}
-        }
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled");
+    if disabled.is_ok_and(|v| v.trim() == "2") {
+        return Err(ServerError::IoUring(
+            "disabled by the kernel (kernel.io_uring_disabled=2); run `sysctl -w kernel.io_uring_disabled=0`".into(),
+        ));
     }
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -308,7 +298,7 @@ fn preflight_io_uring() -> Result<(), ServerError> {
     let root = unsafe { libc::geteuid() } == 0;
     if got && !root && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < 512 * 1024 {
         return Err(ServerError::MemLock(format!(
-            "RLIMIT_MEMLOCK is {} KiB, io_uring needs at least 512 KiB plus ~48 KiB per shard; raise it with `ulimit -l 65536`, LimitMEMLOCK= (systemd) or --ulimit memlock=-1:-1 (docker)",
+            "RLIMIT_MEMLOCK is {} KiB; glommio needs at least 512 KiB, and each shard's io_uring rings take about 48 KiB more; raise it with `ulimit -l 65536`, LimitMEMLOCK= (systemd) or --ulimit memlock=-1:-1 (docker)",
             lim.rlim_cur / 1024
         )));
     }
@@ -325,7 +315,7 @@ fn preflight_io_uring() -> Result<(), ServerError> {
     Err(match err.raw_os_error() {
         Some(libc::ENOSYS) => ServerError::IoUring("the kernel has no io_uring (Linux 5.8 or newer is required)".into()),
         Some(libc::EPERM) => ServerError::IoUring(
-            "io_uring_setup is blocked (EPERM): containers' default seccomp profiles block it; run with a profile that allows io_uring_* (e.g. docker --security-opt seccomp=unconfined)".into(),
+            "io_uring_setup is not permitted (EPERM): either kernel.io_uring_disabled=1 and this user is neither root nor in io_uring_group, or a seccomp profile blocks it (containers' default profiles do; run with one that allows io_uring_*, e.g. docker --security-opt seccomp=unconfined)".into(),
         ),
         Some(libc::ENOMEM) => ServerError::MemLock(
             "io_uring_setup failed with ENOMEM: raise the locked-memory limit (`ulimit -l 65536`)".into(),

@@ -127,6 +127,8 @@ pub struct Conn {
     /// Pending bytes above which this connection is congested (75% of the maximum).
     congested_above: usize,
     congested: Cell<bool>,
+    /// Listed in the shard's congestion list, waiting for the turn that fed it to pause.
+    pub stall_listed: Cell<bool>,
     /// Publisher pause time this connection may still cost in the current episode.
     pub stall_left: Cell<Duration>,
     stall_budget: Duration,
@@ -165,6 +167,7 @@ impl Conn {
             pending_bytes_max,
             congested_above: pending_bytes_max / 4 * 3,
             congested: Cell::new(false),
+            stall_listed: Cell::new(false),
             stall_left: Cell::new(limits.stall_budget),
             stall_budget: limits.stall_budget,
             drain_wakers: RefCell::new(Vec::new()),
@@ -287,8 +290,12 @@ impl Conn {
         out.append(b"\r\n");
         let congested = out.pending_bytes() > self.congested_above;
         drop(out);
-        if congested && !self.stall_budget.is_zero() && !self.congested.replace(true) {
-            self.congestion.note(self.cid);
+        if congested && !self.stall_budget.is_zero() {
+            self.congested.set(true);
+            // Listed once per turn that fed it: only that turn pauses for it.
+            if !self.stall_listed.replace(true) {
+                self.congestion.note(self.cid);
+            }
         }
         self.stats.msgs_out.set(self.stats.msgs_out.get() + 1);
         self.stats

@@ -32,7 +32,8 @@ impl Congestion {
     }
 }
 
-/// Waits, boundedly, for the congested subscribers noted so far to drain.
+/// Waits, boundedly, for the congested subscribers this turn delivered to. Called at the
+/// end of the turn that fed them; a turn that delivered to none returns at once.
 pub async fn pause_for_congestion(ctx: &ShardCtx) {
     if ctx.congestion.is_empty() {
         return;
@@ -41,6 +42,7 @@ pub async fn pause_for_congestion(ctx: &ShardCtx) {
         let Some(conn) = ctx.conns.borrow().get(&cid).cloned() else {
             continue;
         };
+        conn.stall_listed.set(false);
         let left = conn.stall_left.get();
         if !conn.is_congested() || left.is_zero() {
             continue;
@@ -54,10 +56,6 @@ pub async fn pause_for_congestion(ctx: &ShardCtx) {
         .await;
         if conn.out.borrow().written_total() == written_before {
             conn.stall_left.set(left.saturating_sub(started.elapsed()));
-        }
-        if conn.is_congested() {
-            // Still behind: the next turn waits again, while its budget lasts.
-            ctx.congestion.note(cid);
         }
     }
 }
