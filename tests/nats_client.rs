@@ -1,0 +1,457 @@
+//! A NATS client written by someone else — the `async-nats` crate, used unchanged —
+//! against a real `shardcast serve` (2 shards; 4 for the 100-connection fan-out):
+//! pub/sub order, wildcards, queue groups, UNSUB max, request/reply, no-responders,
+//! headers, no-echo, many connections and a payload near the 1 MiB limit.
+//!
+//! Every wait for a message is bounded, so a broken server fails a test instead of
+//! hanging it.
+//!
+//! Readiness: the server makes a SUB visible on every shard once the subscriber's
+//! PING gets its PONG, but async-nats 0.38's `Client::flush()` only writes buffered
+//! bytes out; it sends no PING. So subscribers flush, and then `ready(publisher,
+//! subscriber)` proves their subscriptions are visible to the publisher before it
+//! publishes (see there).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::{Client, ConnectOptions, HeaderMap, Message, RequestErrorKind, Subscriber};
+use bytes::Bytes;
+use futures::stream::{self, Stream, StreamExt};
+
+use common::Server;
+
+/// How long any expectation waits before failing.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn connect(server: &Server) -> Client {
+    connect_with(server, ConnectOptions::new()).await
+}
+
+async fn connect_with(server: &Server, options: ConnectOptions) -> Client {
+    tokio::time::timeout(WAIT, options.connect(format!("nats://{}", server.addr)))
+        .await
+        .expect("connect timed out")
+        .expect("connect")
+}
+
+/// Subscribes and flushes the SUB out to the server (no PING: see `ready`).
+async fn subscribe(client: &Client, subject: &str) -> Subscriber {
+    let sub = client
+        .subscribe(subject.to_string())
+        .await
+        .expect("subscribe");
+    flush(client).await;
+    sub
+}
+
+/// Returns once everything `subscriber` subscribed to so far is visible to `publisher`.
+///
+/// `subscriber` subscribes to a fresh inbox *after* its real subscriptions, and
+/// `publisher` publishes probes there until one arrives. A server applies one
+/// connection's SUBs in order (on shardcast: one FIFO ring per shard pair), so the
+/// earlier subscriptions are in effect for `publisher` too. Probes never touch the
+/// subjects under test.
+async fn ready(publisher: &Client, subscriber: &Client) {
+    let subject = subscriber.new_inbox();
+    let mut probe = subscribe(subscriber, &subject).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        publisher
+            .publish(subject.clone(), "probe".into())
+            .await
+            .expect("publish probe");
+        flush(publisher).await;
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(20), probe.next()).await {
+            assert_eq!(m.payload, "probe");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a subscription never became visible to another connection within {WAIT:?}"
+        );
+    }
+}
+
+async fn flush(client: &Client) {
+    tokio::time::timeout(WAIT, client.flush())
+        .await
+        .expect("flush timed out")
+        .expect("flush");
+}
+
+/// The next message, or a failure naming what was being waited for.
+async fn next<S: Stream<Item = Message> + Unpin>(sub: &mut S, what: &str) -> Message {
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(Some(m)) => m,
+        Ok(None) => panic!("{what}: subscription ended"),
+        Err(_) => panic!("{what}: nothing arrived within {WAIT:?}"),
+    }
+}
+
+/// Exactly `n` messages within one overall deadline.
+async fn next_n<S: Stream<Item = Message> + Unpin>(
+    sub: &mut S,
+    n: usize,
+    what: &str,
+) -> Vec<Message> {
+    let mut got = Vec::with_capacity(n);
+    let collect = async {
+        while got.len() < n {
+            match sub.next().await {
+                Some(m) => got.push(m),
+                None => return false,
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(WAIT, collect).await {
+        Ok(true) => got,
+        Ok(false) => panic!("{what}: subscription ended after {} of {n}", got.len()),
+        Err(_) => panic!("{what}: {} of {n} arrived within {WAIT:?}", got.len()),
+    }
+}
+
+/// Nothing arrives for `QUIET` (a subscription that has ended counts as quiet).
+async fn expect_quiet<S: Stream<Item = Message> + Unpin>(sub: &mut S, what: &str) {
+    if let Ok(Some(m)) = tokio::time::timeout(QUIET, sub.next()).await {
+        panic!(
+            "{what}: expected nothing, got {} {:?}",
+            m.subject,
+            String::from_utf8_lossy(&m.payload)
+        );
+    }
+}
+
+fn payloads(msgs: &[Message]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect()
+}
+
+fn numbered(n: usize) -> Vec<String> {
+    (0..n).map(|i| i.to_string()).collect()
+}
+
+async fn publish_numbered(client: &Client, subject: &str, n: usize) {
+    for i in 0..n {
+        client
+            .publish(subject.to_string(), i.to_string().into())
+            .await
+            .expect("publish");
+    }
+    flush(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_sub_delivers_100_messages_in_order() {
+    let server = Server::start(2);
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    let mut sub = subscribe(&subscriber, "orders.new").await;
+    ready(&publisher, &subscriber).await;
+
+    publish_numbered(&publisher, "orders.new", 100).await;
+
+    let got = next_n(&mut sub, 100, "orders.new").await;
+    assert_eq!(payloads(&got), numbered(100));
+    assert!(got.iter().all(|m| m.subject.as_str() == "orders.new"));
+    assert!(got.iter().all(|m| m.reply.is_none() && m.headers.is_none()));
+    expect_quiet(&mut sub, "after 100").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcards_star_matches_one_token_and_gt_matches_the_rest() {
+    let server = Server::start(2);
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    let mut star = subscribe(&subscriber, "foo.*").await;
+    let mut rest = subscribe(&subscriber, "foo.>").await;
+    ready(&publisher, &subscriber).await;
+
+    for subject in ["foo.bar", "foo.bar.baz", "foo", "foo.end"] {
+        publisher
+            .publish(subject, subject.to_string().into())
+            .await
+            .expect("publish");
+    }
+    flush(&publisher).await;
+
+    // "foo.end" matches both and is published last: everything before it is in.
+    let subjects =
+        |msgs: &[Message]| -> Vec<String> { msgs.iter().map(|m| m.subject.to_string()).collect() };
+    let got = next_n(&mut star, 2, "foo.*").await;
+    assert_eq!(subjects(&got), ["foo.bar", "foo.end"]);
+    assert_eq!(payloads(&got), ["foo.bar", "foo.end"]);
+    let got = next_n(&mut rest, 3, "foo.>").await;
+    assert_eq!(subjects(&got), ["foo.bar", "foo.bar.baz", "foo.end"]);
+    assert_eq!(payloads(&got), ["foo.bar", "foo.bar.baz", "foo.end"]);
+    expect_quiet(&mut star, "foo.*").await;
+    expect_quiet(&mut rest, "foo.>").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_group_members_share_600_messages_exactly_once() {
+    let server = Server::start(2);
+    let mut members = Vec::new();
+    let mut member_subs = Vec::new();
+    for _ in 0..6 {
+        let c = connect(&server).await;
+        let s = c
+            .queue_subscribe("work", "q".to_string())
+            .await
+            .expect("queue_subscribe");
+        flush(&c).await;
+        members.push(c);
+        member_subs.push(s);
+    }
+    let watcher = connect(&server).await;
+    let mut plain = subscribe(&watcher, "work").await;
+    let publisher = connect(&server).await;
+    for c in members.iter().chain([&watcher]) {
+        ready(&publisher, c).await;
+    }
+
+    publish_numbered(&publisher, "work", 600).await;
+
+    // The plain subscriber sees every message, in order.
+    let got = next_n(&mut plain, 600, "plain subscriber").await;
+    assert_eq!(payloads(&got), numbered(600));
+    expect_quiet(&mut plain, "plain subscriber after 600").await;
+
+    // The group as a whole sees every message exactly once.
+    let mut group = stream::select_all(member_subs);
+    let got = next_n(&mut group, 600, "queue group").await;
+    let mut seen = BTreeSet::new();
+    for p in payloads(&got) {
+        assert!(
+            seen.insert(p.clone()),
+            "message {p} delivered twice to the group"
+        );
+    }
+    let want: BTreeSet<String> = numbered(600).into_iter().collect();
+    assert_eq!(seen, want);
+    assert!(got.iter().all(|m| m.subject.as_str() == "work"));
+    expect_quiet(&mut group, "queue group after 600").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_after_3_delivers_3_then_ends() {
+    let server = Server::start(2);
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    let mut sub = subscribe(&subscriber, "limited").await;
+    sub.unsubscribe_after(3).await.expect("unsubscribe_after");
+    flush(&subscriber).await;
+    ready(&publisher, &subscriber).await;
+
+    publish_numbered(&publisher, "limited", 10).await;
+
+    // async-nats also counts deliveries itself and ends the stream at the limit.
+    let got = next_n(&mut sub, 3, "limited").await;
+    assert_eq!(payloads(&got), ["0", "1", "2"]);
+    match tokio::time::timeout(QUIET, sub.next()).await {
+        Ok(None) | Err(_) => {}
+        Ok(Some(m)) => panic!(
+            "a 4th message arrived: {:?}",
+            String::from_utf8_lossy(&m.payload)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_50_requests_in_sequence() {
+    let server = Server::start(2);
+    let responder = connect(&server).await;
+    let mut requests = subscribe(&responder, "svc.echo").await;
+    let echo = tokio::spawn({
+        let responder = responder.clone();
+        async move {
+            while let Some(m) = requests.next().await {
+                let reply = m.reply.expect("a request carries a reply subject");
+                let mut body = b"re:".to_vec();
+                body.extend_from_slice(&m.payload);
+                responder
+                    .publish(reply, body.into())
+                    .await
+                    .expect("publish reply");
+            }
+        }
+    });
+    let requester = connect(&server).await;
+    ready(&requester, &responder).await;
+
+    let first = tokio::time::timeout(WAIT, requester.request("svc.echo", "hi".into()))
+        .await
+        .expect("request timed out")
+        .expect("request");
+    assert_eq!(first.payload, "re:hi");
+
+    for i in 0..50 {
+        let body = format!("hi-{i}");
+        let reply = tokio::time::timeout(WAIT, requester.request("svc.echo", body.into()))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} timed out"))
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&reply.payload),
+            format!("re:hi-{i}"),
+            "reply to request {i}"
+        );
+    }
+    echo.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_without_responders_fails_fast_with_no_responders() {
+    let server = Server::start(2);
+    let client = connect(&server).await;
+    let started = Instant::now();
+    let result = tokio::time::timeout(WAIT, client.request("nobody.here", "anyone?".into()))
+        .await
+        .expect("request did not finish within 10 s");
+    let took = started.elapsed();
+    match result {
+        Err(e) => assert_eq!(e.kind(), RequestErrorKind::NoResponders, "error: {e}"),
+        Ok(m) => panic!(
+            "got a reply: {} {:?}",
+            m.subject,
+            String::from_utf8_lossy(&m.payload)
+        ),
+    }
+    assert!(
+        took < Duration::from_secs(2),
+        "no-responders took {took:?} (default request timeout is 10 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_with_repeated_values_arrive_intact() {
+    let server = Server::start(2);
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    let mut sub = subscribe(&subscriber, "hdr").await;
+    ready(&publisher, &subscriber).await;
+
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Test", "1");
+    headers.append("X-Multi", "first");
+    headers.append("X-Multi", "second");
+    publisher
+        .publish_with_headers("hdr", headers, "body".into())
+        .await
+        .expect("publish_with_headers");
+    flush(&publisher).await;
+
+    let m = next(&mut sub, "hdr").await;
+    assert_eq!(m.subject.as_str(), "hdr");
+    assert_eq!(m.payload, "body");
+    assert_eq!(m.status, None, "no status line expected");
+    let h = m.headers.expect("headers");
+    assert_eq!(h.get("X-Test").map(|v| v.as_str()), Some("1"));
+    let multi: Vec<&str> = h.get_all("X-Multi").map(|v| v.as_str()).collect();
+    assert_eq!(multi, ["first", "second"]);
+    assert_eq!(h.len(), 2, "exactly two header names: {h:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_echo_client_does_not_get_its_own_messages() {
+    let server = Server::start(2);
+    let quiet = connect_with(&server, ConnectOptions::new().no_echo().name("no-echo")).await;
+    let normal = connect_with(&server, ConnectOptions::new().name("normal")).await;
+    let mut own = subscribe(&quiet, "echo.t").await;
+    let mut other = subscribe(&normal, "echo.t").await;
+    ready(&quiet, &normal).await;
+    ready(&normal, &quiet).await;
+
+    quiet
+        .publish("echo.t", "from-quiet".into())
+        .await
+        .expect("publish");
+    flush(&quiet).await;
+
+    let m = next(&mut other, "normal client").await;
+    assert_eq!(m.payload, "from-quiet");
+    expect_quiet(&mut own, "no-echo client, own message").await;
+
+    // It still receives what others publish on the same subject.
+    normal
+        .publish("echo.t", "from-normal".into())
+        .await
+        .expect("publish");
+    flush(&normal).await;
+    let m = next(&mut own, "no-echo client, other's message").await;
+    assert_eq!(m.payload, "from-normal");
+    let m = next(&mut other, "normal client, own message (echo on)").await;
+    assert_eq!(m.payload, "from-normal");
+    expect_quiet(&mut own, "no-echo client").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_200_messages_to_100_connections_on_4_shards() {
+    let server = Server::start(4);
+    let publisher = connect(&server).await;
+    let mut clients = Vec::new();
+    let mut subs = Vec::new();
+    for _ in 0..100 {
+        let c = connect(&server).await;
+        subs.push(subscribe(&c, "fan").await);
+        ready(&publisher, &c).await;
+        clients.push(c);
+    }
+    let receivers: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut sub)| {
+            tokio::spawn(async move {
+                let got = next_n(&mut sub, 200, &format!("subscriber {i}")).await;
+                assert_eq!(payloads(&got), numbered(200), "subscriber {i}");
+                expect_quiet(&mut sub, &format!("subscriber {i} after 200")).await;
+            })
+        })
+        .collect();
+    let started = Instant::now();
+
+    publish_numbered(&publisher, "fan", 200).await;
+
+    for r in receivers {
+        if let Err(e) = r.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    // Each receiver also waited QUIET after its 200th message.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fan-out took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_of_1_000_000_bytes_arrives_intact() {
+    let server = Server::start(2);
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    assert_eq!(publisher.server_info().max_payload, 1024 * 1024);
+    let mut sub = subscribe(&subscriber, "big").await;
+    ready(&publisher, &subscriber).await;
+
+    let body: Bytes = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    publisher
+        .publish("big", body.clone())
+        .await
+        .expect("publish");
+    flush(&publisher).await;
+
+    let m = next(&mut sub, "big").await;
+    assert_eq!(m.payload.len(), 1_000_000);
+    assert!(m.payload == body, "payload differs from what was sent");
+    expect_quiet(&mut sub, "after the big one").await;
+}
