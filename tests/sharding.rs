@@ -330,3 +330,39 @@ fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
     let log = s.terminate().1.join("\n");
     assert!(log.contains("slow_consumer_write_deadline"), "{log}");
 }
+
+#[test]
+fn too_little_locked_memory_is_reported_with_the_fix_not_a_panic() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"));
+    cmd.args(["serve", "-a", "127.0.0.1", "-p", "0", "--shards", "2"]);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Root is exempt from the limit: become an ordinary user (nobody).
+            if libc::geteuid() == 0 && (libc::setgid(65534) != 0 || libc::setuid(65534) != 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run shardcast as an unprivileged user");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean error exit, not a panic (70/101)"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("locked-memory limit too low") && err.contains("ulimit -l"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -84,7 +84,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(120),
             pings_out_max: 2,
             write_bytes_max: 1024 * 1024,
-            stall_budget: Duration::from_millis(50),
+            stall_budget: Duration::from_millis(10),
             flush_delay: Duration::ZERO,
             ring_slots: 1024,
             ring_overflow_batches_max: 1024,
