@@ -12,27 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::{client, Raw, Server};
 
-/// Sends PING and collects every MSG that arrives before the PONG.
-fn drain(c: &mut Raw) -> Vec<(String, String, Option<String>, Vec<u8>)> {
-    c.send(b"PING\r\n");
-    let mut got = Vec::new();
-    loop {
-        // Peek at the next line kind without losing it: MSG lines are parsed by `msg`.
-        let line = c.line();
-        if line == "PONG" {
-            return got;
-        }
-        let parts: Vec<&str> = line.split(' ').collect();
-        assert_eq!(parts[0], "MSG", "unexpected line {line:?}");
-        let len: usize = parts.last().and_then(|l| l.parse().ok()).expect("size");
-        let mut body = vec![0u8; len + 2];
-        c.read_exact_pending(&mut body);
-        body.truncate(len);
-        let reply = (parts.len() == 5).then(|| parts[3].to_string());
-        got.push((parts[1].to_string(), parts[2].to_string(), reply, body));
-    }
-}
-
 #[test]
 fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     let s = Server::start(4);
@@ -52,7 +31,7 @@ fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     let mut seen = Vec::new();
     let mut members_used = 0;
     for m in &mut members {
-        let got = drain(m);
+        let got = m.drain();
         members_used += usize::from(!got.is_empty());
         seen.extend(
             got.into_iter()
@@ -68,7 +47,7 @@ fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     assert_eq!(unique.len(), 400, "no duplicates");
     assert!(members_used > 1, "deliveries spread over members");
     assert_eq!(
-        drain(&mut watcher).len(),
+        watcher.drain().len(),
         400,
         "plain subscribers still get everything"
     );
@@ -94,7 +73,7 @@ fn each_publishers_order_holds_at_every_subscriber_across_shards() {
         p.flush();
     }
     for sub in &mut subs {
-        let got = drain(sub);
+        let got = sub.drain();
         assert_eq!(got.len(), 3 * N);
         let mut per_pub: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (subject, _, _, body) in got {
@@ -123,7 +102,7 @@ fn a_sub_is_visible_on_every_shard_once_its_pong_arrives() {
             p.send(format!("PUB vis.{round} 1\r\n{j}\r\n").as_bytes());
             p.flush();
         }
-        let got = drain(&mut sub);
+        let got = sub.drain();
         assert_eq!(
             got.len(),
             pubs.len(),
@@ -136,10 +115,7 @@ fn a_sub_is_visible_on_every_shard_once_its_pong_arrives() {
             p.send(format!("PUB vis.{round} 1\r\nx\r\n").as_bytes());
             p.flush();
         }
-        assert!(
-            drain(&mut sub).is_empty(),
-            "round {round}: nothing after UNSUB"
-        );
+        assert!(sub.drain().is_empty(), "round {round}: nothing after UNSUB");
     }
 }
 
@@ -163,7 +139,7 @@ fn interest_of_a_closed_connection_is_withdrawn_everywhere() {
             p.send(format!("PUB leave.q 2\r\n{i:02}\r\n").as_bytes());
         }
         p.flush();
-        if drain(&mut stay).len() == 20 {
+        if stay.drain().len() == 20 {
             break;
         }
         assert!(

@@ -290,22 +290,17 @@ impl Raw {
     }
 
     /// Reads `n` MSGs (no headers) and returns (subject, sid, reply, payload) for each.
-    pub fn msgs(&mut self, n: usize) -> Vec<(String, String, Option<String>, Vec<u8>)> {
+    pub fn msgs(&mut self, n: usize) -> Vec<Msg> {
         (0..n).map(|_| self.msg()).collect()
     }
 
-    /// Fills `buf` from the connection (buffered bytes first).
-    pub fn read_exact_pending(&mut self, buf: &mut [u8]) {
-        assert!(
-            self.fill(buf.len(), Instant::now() + WAIT),
-            "connection ended early"
-        );
-        let bytes: Vec<u8> = self.pending.drain(..buf.len()).collect();
-        buf.copy_from_slice(&bytes);
+    pub fn msg(&mut self) -> Msg {
+        let line = self.line();
+        self.msg_after(&line)
     }
 
-    pub fn msg(&mut self) -> (String, String, Option<String>, Vec<u8>) {
-        let line = self.line();
+    /// Parses a MSG whose control line was already read, then reads its payload.
+    fn msg_after(&mut self, line: &str) -> Msg {
         let parts: Vec<&str> = line.split(' ').collect();
         assert_eq!(parts[0], "MSG", "MSG expected, got {line:?}");
         let (subject, sid) = (parts[1].to_string(), parts[2].to_string());
@@ -321,7 +316,23 @@ impl Raw {
         assert_eq!(crlf, b"\r\n");
         (subject, sid, reply, body)
     }
+
+    /// Sends PING and returns every MSG that arrives before the PONG.
+    pub fn drain(&mut self) -> Vec<Msg> {
+        self.send(b"PING\r\n");
+        let mut got = Vec::new();
+        loop {
+            let line = self.line();
+            if line == "PONG" {
+                return got;
+            }
+            got.push(self.msg_after(&line));
+        }
+    }
 }
+
+/// A delivered message: (subject, sid, reply, payload).
+pub type Msg = (String, String, Option<String>, Vec<u8>);
 
 /// A connection that has sent CONNECT (verbose off, headers on) and got its PONG.
 pub fn client(server: &Server) -> Raw {
