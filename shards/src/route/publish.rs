@@ -35,8 +35,18 @@ impl PeerSet {
     fn insert(&mut self, p: usize) {
         self.0[(p / 64) % 4] |= 1 << (p % 64);
     }
+    /// Set members in increasing order, visiting only set bits.
     fn iter(self) -> impl Iterator<Item = usize> {
-        (0..256).filter(move |&p| self.0[p / 64] & (1 << (p % 64)) != 0)
+        self.0.into_iter().enumerate().flat_map(|(w, mut bits)| {
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some(w * 64 + b)
+            })
+        })
     }
     fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
@@ -222,6 +232,16 @@ pub fn pattern_matches(pattern: &[u8], subject: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::pattern_matches;
+
+    #[test]
+    fn peer_set_iterates_members_in_order() {
+        let mut set = super::PeerSet::default();
+        assert!(set.is_empty());
+        for p in [200, 3, 64, 0, 255, 63] {
+            set.insert(p);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 3, 63, 64, 200, 255]);
+    }
 
     #[test]
     fn pattern_matching() {
