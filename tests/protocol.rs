@@ -409,11 +409,7 @@ fn pong_follows_pubs_that_went_to_other_shards() {
     // After a publisher's PING→PONG, its messages are delivered everywhere: a
     // subscriber's own PING→PONG must then show them.
     let s = Server::start(4);
-    let mut subs: Vec<Raw> = (0..8).map(|_| client(&s)).collect();
-    for (i, c) in subs.iter_mut().enumerate() {
-        c.send(format!("SUB bar.{i} {i}\r\n").as_bytes());
-        c.flush();
-    }
+    let mut subs = common::subscribed(&s, 8, |i| format!("SUB bar.{i} {i}\r\n"));
     let mut p = client(&s);
     for round in 0..20 {
         for i in 0..subs.len() {

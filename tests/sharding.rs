@@ -15,11 +15,7 @@ use common::{client, Raw, Server};
 #[test]
 fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     let s = Server::start(4);
-    let mut members: Vec<Raw> = (0..12).map(|_| client(&s)).collect();
-    for (i, m) in members.iter_mut().enumerate() {
-        m.send(format!("SUB work q {i}\r\n").as_bytes());
-        m.flush();
-    }
+    let mut members = common::subscribed(&s, 12, |i| format!("SUB work q {i}\r\n"));
     let mut watcher = client(&s);
     watcher.send(b"SUB work 99\r\n");
     watcher.flush();
@@ -56,11 +52,7 @@ fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
 #[test]
 fn each_publishers_order_holds_at_every_subscriber_across_shards() {
     let s = Server::start(4);
-    let mut subs: Vec<Raw> = (0..16).map(|_| client(&s)).collect();
-    for s in &mut subs {
-        s.send(b"SUB ord.> 1\r\n");
-        s.flush();
-    }
+    let mut subs = common::subscribed(&s, 16, |_| "SUB ord.> 1\r\n".into());
     let mut pubs: Vec<Raw> = (0..3).map(|_| client(&s)).collect();
     const N: usize = 300;
     // Interleave the publishers' writes so their streams really race.

@@ -349,6 +349,18 @@ pub fn client_with(server: &Server, connect_json: &str) -> Raw {
     c
 }
 
+/// `n` clients, client `i` having sent `sub_line(i)` (e.g. a SUB) and got its PONG.
+pub fn subscribed(server: &Server, n: usize, sub_line: impl Fn(usize) -> String) -> Vec<Raw> {
+    (0..n)
+        .map(|i| {
+            let mut c = client(server);
+            c.send(sub_line(i).as_bytes());
+            c.flush();
+            c
+        })
+        .collect()
+}
+
 /// A small deterministic PRNG for test data and splits.
 pub struct XorShift(pub u64);
 
