@@ -94,15 +94,6 @@ pub struct MsgView<'a> {
     pub body: &'a [u8],
 }
 
-/// Per-connection counters.
-#[derive(Debug, Default)]
-pub struct ConnStats {
-    pub msgs_in: Cell<u64>,
-    pub bytes_in: Cell<u64>,
-    pub msgs_out: Cell<u64>,
-    pub bytes_out: Cell<u64>,
-}
-
 /// A client connection owned by one shard.
 pub struct Conn {
     pub cid: u64,
@@ -134,7 +125,6 @@ pub struct Conn {
     stall_budget: Duration,
     drain_wakers: RefCell<Vec<Waker>>,
     congestion: Rc<Congestion>,
-    pub stats: ConnStats,
 }
 
 impl Conn {
@@ -172,7 +162,6 @@ impl Conn {
             stall_budget: limits.stall_budget,
             drain_wakers: RefCell::new(Vec::new()),
             congestion,
-            stats: ConnStats::default(),
         }
     }
 
@@ -297,10 +286,6 @@ impl Conn {
                 self.congestion.note(self.cid);
             }
         }
-        self.stats.msgs_out.set(self.stats.msgs_out.get() + 1);
-        self.stats
-            .bytes_out
-            .set(self.stats.bytes_out.get() + body.len() as u64);
         self.wake_writer();
         true
     }

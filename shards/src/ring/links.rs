@@ -37,14 +37,6 @@ impl RingLinks {
         }
     }
 
-    pub fn peer_id(&self) -> usize {
-        self.senders.peer_id()
-    }
-
-    pub fn peers(&self) -> usize {
-        self.overflow.len()
-    }
-
     /// Queues `msg` for `peer` without waiting, preserving order.
     pub fn send(&self, peer: usize, msg: RingMsg) {
         let Some(overflow) = self.overflow.get(peer) else {
@@ -87,11 +79,6 @@ impl RingLinks {
             }
         })
         .await
-    }
-
-    /// Batches waiting in overflow queues (for metrics).
-    pub fn overflow_batches(&self) -> usize {
-        self.overflow.iter().map(|q| q.borrow().len()).sum()
     }
 
     /// The forwarder for `peer`: drains its overflow queue in order, awaiting room in

@@ -73,9 +73,4 @@ impl Barrier {
             }
         }
     }
-
-    /// PONGs still waiting (for metrics and shutdown).
-    pub fn waiting(&self) -> usize {
-        self.waiters.len()
-    }
 }
