@@ -82,6 +82,8 @@ pub struct LimitsSection {
     pub max_payload: ByteSize,
     pub max_pending: ByteSize,
     pub write_deadline: Dur,
+    /// Pending output above which a subscriber is congested and its publishers pause.
+    pub stall_above: ByteSize,
     /// Total publisher pause per congested subscriber and episode; "0ms" disables.
     pub stall_budget: Dur,
 }
@@ -148,6 +150,7 @@ impl Default for LimitsSection {
             max_payload: ByteSize(l.payload_bytes_max as u64),
             max_pending: ByteSize(l.pending_bytes_max as u64),
             write_deadline: Dur(l.write_deadline),
+            stall_above: ByteSize(l.stall_above_bytes as u64),
             stall_budget: Dur(l.stall_budget),
         }
     }
@@ -319,6 +322,7 @@ impl Config {
                 subscriptions_max: self.limits.max_subscriptions,
                 ping_interval: self.keepalive.ping_interval.0,
                 pings_out_max: self.keepalive.max_pings_out,
+                stall_above_bytes: to_usize(self.limits.stall_above),
                 stall_budget: self.limits.stall_budget.0,
                 write_bytes_max: to_usize(self.batch.max_bytes),
                 flush_delay: Duration::from_micros(self.batch.flush_delay_us),

@@ -56,8 +56,13 @@ pub struct Limits {
     pub pings_out_max: u32,
     /// Bytes carried by one write call at most.
     pub write_bytes_max: usize,
+    /// Pending bytes above which a subscriber is congested: whoever feeds it pauses
+    /// (boundedly) for it to drain. Low enough to keep memory and queueing latency small,
+    /// high enough that a reader keeping up is never paused for. At most 75% of
+    /// `pending_bytes_max` is used, so a congested subscriber always has room left.
+    pub stall_above_bytes: usize,
     /// Total time publishers may pause, per congestion episode, for one subscriber above
-    /// 75% of `pending_bytes_max` to drain; zero disables pausing. A subscriber that
+    /// `stall_above_bytes` to drain; zero disables pausing. A subscriber that
     /// stays stalled past it is left to reach `pending_bytes_max` and be cut off.
     pub stall_budget: Duration,
     /// Optional delay before flushing a woken connection, trading latency for fewer syscalls.
@@ -84,6 +89,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(120),
             pings_out_max: 2,
             write_bytes_max: 1024 * 1024,
+            stall_above_bytes: 256 * 1024,
             stall_budget: Duration::from_millis(10),
             flush_delay: Duration::ZERO,
             ring_slots: 1024,
@@ -163,6 +169,7 @@ impl Limits {
             1,
             self.write_deadline.as_millis() as u64,
         )?;
+        at_least("stall_above", 1, self.stall_above_bytes as u64)?;
         if self.payload_bytes_max > self.pending_bytes_max {
             return Err(LimitsError::PayloadOverPending {
                 payload: self.payload_bytes_max,

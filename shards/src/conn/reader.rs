@@ -17,12 +17,16 @@ use crate::limits::{READ_BUFFER_BYTES_INITIAL, READ_BYTES_PER_TURN};
 #[derive(Debug)]
 pub struct ReadBuf {
     buf: BytesMut,
+    /// How much room the next read gets: doubles (up to [`READ_BYTES_PER_TURN`]) each time a
+    /// read fills it, so a busy publisher is read in large chunks and an idle client stays small.
+    read_size: usize,
 }
 
 impl Default for ReadBuf {
     fn default() -> Self {
         ReadBuf {
             buf: BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL),
+            read_size: READ_BUFFER_BYTES_INITIAL,
         }
     }
 }
@@ -41,16 +45,10 @@ impl ReadBuf {
         needed_bytes: usize,
     ) -> io::Result<usize> {
         let len = self.buf.len();
-        let room = self.buf.capacity() - len;
-        if room == 0 || needed_bytes > self.buf.capacity() {
-            // Double (within 512 B ..= 64 KiB), or jump straight to a known operation size.
-            let grow =
-                (self.buf.capacity() * 2).clamp(READ_BUFFER_BYTES_INITIAL, READ_BYTES_PER_TURN);
-            let target = needed_bytes.max(len + grow);
-            self.buf.reserve(target - len);
-        }
-        let want = (self.buf.capacity() - len)
-            .min(READ_BYTES_PER_TURN.max(needed_bytes.saturating_sub(len)));
+        let want = self.read_size.max(needed_bytes.saturating_sub(len));
+        // Room for a full read: consumed bytes at the front are reclaimed, or a new buffer
+        // is taken when frozen spans still share this one.
+        self.buf.reserve(want);
         self.buf.resize(len + want, 0);
         let result = {
             let dst = &mut self.buf[len..];
@@ -58,6 +56,9 @@ impl ReadBuf {
         };
         let n = *result.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
+        if n == want && self.read_size < READ_BYTES_PER_TURN {
+            self.read_size = (self.read_size * 2).min(READ_BYTES_PER_TURN);
+        }
         result
     }
 
@@ -67,6 +68,7 @@ impl ReadBuf {
         self.buf.advance(n);
         if self.buf.is_empty() && self.buf.capacity() > 2 * READ_BYTES_PER_TURN {
             self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+            self.read_size = READ_BUFFER_BYTES_INITIAL;
         }
     }
 

@@ -115,7 +115,7 @@ pub struct Conn {
     flush_requested: Cell<bool>,
     writer_waker: Cell<Option<Waker>>,
     pending_bytes_max: usize,
-    /// Pending bytes above which this connection is congested (75% of the maximum).
+    /// Pending bytes above which this connection is congested (`stall_above`, at most 75% of the maximum).
     congested_above: usize,
     congested: Cell<bool>,
     /// Listed in the shard's congestion list, waiting for the turn that fed it to pause.
@@ -155,7 +155,7 @@ impl Conn {
             flush_requested: Cell::new(false),
             writer_waker: Cell::new(None),
             pending_bytes_max,
-            congested_above: pending_bytes_max / 4 * 3,
+            congested_above: limits.stall_above_bytes.min(pending_bytes_max / 4 * 3),
             congested: Cell::new(false),
             stall_listed: Cell::new(false),
             stall_left: Cell::new(limits.stall_budget),

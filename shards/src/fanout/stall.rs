@@ -1,5 +1,5 @@
-//! Bounded publisher pauses. A subscriber whose pending output passes 75% of
-//! `max_pending` is *congested*: the turn that fed it (a client's read chunk or a ring
+//! Bounded publisher pauses. A subscriber whose pending output passes `stall_above`
+//! is *congested*: the turn that fed it (a client's read chunk or a ring
 //! batch) then waits up to `STALL_WAIT_MAX` for it to drain before producing more.
 //! A subscriber that keeps reading, only slower, paces its publishers this way instead
 //! of being dropped. Pauses during which it read nothing are charged to its budget
