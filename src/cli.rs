@@ -1,5 +1,5 @@
 //! The command line: `shardcast serve` runs the server, `shardcast config` prints the
-//! embedded default configuration. Flag names are part of the interface.
+//! embedded default configuration, `shardcast bench` runs the load generator. Flag names are part of the interface.
 
 use std::path::PathBuf;
 
@@ -24,6 +24,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the default configuration file, with every option documented.
     Config,
+    /// Load-generate against any NATS-protocol server and report rates, latency and loss.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Debug, Args)]

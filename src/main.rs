@@ -17,6 +17,34 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => serve(&args),
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+fn bench(args: &shardcast::bench::BenchArgs) -> ExitCode {
+    match shardcast::bench::run(args) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string(&report) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("shardcast bench: cannot encode the report: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", report.human());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ shardcast::bench::BenchError::Usage(_)) => {
+            eprintln!("shardcast bench: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("shardcast bench: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -281,7 +281,7 @@ fn placement(shards: usize, allowed: &[usize]) -> Result<PoolPlacement, ServerEr
 
 /// Checks io_uring before glommio does: glommio panics with a misleading "kernel too
 /// old" message whatever the cause.
-fn preflight_io_uring() -> Result<(), ServerError> {
+pub fn preflight_io_uring() -> Result<(), ServerError> {
     let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled");
     if disabled.is_ok_and(|v| v.trim() == "2") {
         return Err(ServerError::IoUring(
@@ -325,7 +325,7 @@ fn preflight_io_uring() -> Result<(), ServerError> {
 }
 
 /// Raises the open-file soft limit to the hard limit: each client is one descriptor.
-fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

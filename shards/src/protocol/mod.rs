@@ -3,7 +3,7 @@
 //! [`Parser`] turns a connection's input buffer into borrowed [`Op`]s (one file per operation
 //! parses that operation's arguments); the encoders ([`info::encode_info`],
 //! [`msg::encode_msg_line`], [`errors::encode_err`] and the fixed replies in [`errors`])
-//! append server frames to an output buffer. Subject syntax is checked elsewhere.
+//! append server frames to an output buffer; [`server_ops`] parses server frames for client-mode tools. Subject syntax is checked elsewhere.
 
 pub mod connect;
 pub mod errors;
@@ -11,6 +11,7 @@ pub mod info;
 pub mod msg;
 pub mod parser;
 pub mod publish;
+pub mod server_ops;
 pub mod subscribe;
 pub mod unsubscribe;
 
@@ -19,5 +20,6 @@ pub use errors::ProtoError;
 pub use info::ServerInfo;
 pub use parser::{Op, Parsed, Parser};
 pub use publish::Publish;
+pub use server_ops::{parse_server_op, Delivery, ServerOp, ServerParsed};
 pub use subscribe::Subscribe;
 pub use unsubscribe::Unsubscribe;

@@ -1,0 +1,215 @@
+//! The `shardcast bench` command line: scenarios and their options. Flag names are part of
+//! the interface (`benches/compare.sh` and users' scripts call them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// What the load generator does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Publishers only (pair with `sub` in another process, or measure ingest).
+    Pub,
+    /// Subscribers only: wait for `--msgs` messages per subject from publishers elsewhere.
+    Sub,
+    /// P publishers and S subscribers on one subject, or spread over `--subjects K`.
+    #[value(alias = "fanout")]
+    Pubsub,
+    /// S subscribers in one queue group: each message goes to exactly one of them.
+    Queue,
+    /// Request/reply round trips: `--pubs` requesters, `--subs` responders (one queue group).
+    Reqrep,
+    /// Open `--subs` idle subscribed connections and hold them for `--duration`.
+    Conns,
+    /// Publish at a fixed `--rate` and measure end-to-end latency (coordinated-omission corrected).
+    Latency,
+}
+
+/// `shardcast bench <scenario> [options]`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The scenario to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Server to measure: nats://HOST:PORT or HOST:PORT (any NATS-protocol server).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    /// Publishing connections (requesters for `reqrep`).
+    #[arg(long, default_value_t = 1)]
+    pub pubs: usize,
+    /// Subscribing connections (responders for `reqrep`, idle connections for `conns`).
+    #[arg(long, default_value_t = 1)]
+    pub subs: usize,
+    /// Subjects to spread over: publishers cycle through them, subscriber i takes subject i mod K.
+    #[arg(long, default_value_t = 1)]
+    pub subjects: usize,
+    /// Extra subscribers that subscribe to the same subjects and never read (slow-consumer test).
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// Messages to publish in total, over all publishers (requests for `reqrep`).
+    #[arg(long, default_value_t = 100_000)]
+    pub msgs: u64,
+    /// Publish for this long instead of counting messages (e.g. 5s); for `conns`, how long to hold.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Payload bytes per message. 8 or more carries a timestamp, so latency is measured.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Total messages per second over all publishers; 0 publishes as fast as possible.
+    /// `latency` defaults to 10000.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Publish (and discard) for this long before measuring, e.g. 1s.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub warmup: Duration,
+    /// Generator threads (one executor each); default: the CPUs this process may use.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The server's process id: report its CPU time per delivered message and its memory.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Subject prefix; subjects are PREFIX.0 … PREFIX.K-1.
+    #[arg(long, default_value = "bench")]
+    pub subject: String,
+    /// After the publishers finish, how long a subscriber may go without receiving before the
+    /// missing messages are counted as lost.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// A free-text label written into --json and --csv output (e.g. the server's name).
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Append one CSV row to FILE (a header is written first when the file is new or empty).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write the latency percentile distribution (HdrHistogram text format, µs) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub hist: Option<PathBuf>,
+}
+
+/// Parses "250ms", "5s", "2m", "1.5s" or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration such as 500ms, 5s or 1m, got \"{s}\""))?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit \"{other}\" in \"{s}\" (use ms, s or m)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration out of range: \"{s}\""))
+}
+
+impl BenchArgs {
+    /// Checks combinations clap cannot express. The message names the flag and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.subjects == 0 {
+            return Err("--subjects must be at least 1".into());
+        }
+        if self.size > 64 * 1024 * 1024 {
+            return Err("--size is limited to 64 MiB".into());
+        }
+        if !self.warmup.is_zero() && self.size < 8 {
+            return Err(
+                "--warmup needs --size 8 or more (warm-up messages are marked in the payload)"
+                    .into(),
+            );
+        }
+        let needs = |pubs: bool, subs: bool| -> Result<(), String> {
+            if pubs && self.pubs == 0 {
+                return Err(format!("{:?} needs --pubs 1 or more", self.scenario).to_lowercase());
+            }
+            if subs && self.subs == 0 {
+                return Err(format!("{:?} needs --subs 1 or more", self.scenario).to_lowercase());
+            }
+            Ok(())
+        };
+        match self.scenario {
+            Scenario::Pub => needs(true, false)?,
+            Scenario::Sub | Scenario::Conns => needs(false, true)?,
+            Scenario::Pubsub | Scenario::Queue | Scenario::Reqrep => needs(true, true)?,
+            Scenario::Latency => {
+                needs(true, true)?;
+                if self.size < 8 {
+                    return Err(
+                        "latency needs --size 8 or more (the payload carries a timestamp)".into(),
+                    );
+                }
+                if self.rate == Some(0) {
+                    return Err("latency needs a fixed --rate (messages per second), not 0".into());
+                }
+            }
+        }
+        if self.scenario == Scenario::Reqrep && self.size < 8 {
+            return Err("reqrep needs --size 8 or more (the payload carries a timestamp)".into());
+        }
+        Ok(())
+    }
+
+    /// Messages per second over all publishers; 0 means as fast as possible.
+    pub fn rate_total(&self) -> u64 {
+        match (self.scenario, self.rate) {
+            (_, Some(r)) => r,
+            (Scenario::Latency, None) => 10_000,
+            _ => 0,
+        }
+    }
+
+    /// `HOST:PORT` from `--url`.
+    pub fn host_port(&self) -> Result<String, String> {
+        let rest = self.url.strip_prefix("nats://").unwrap_or(&self.url);
+        if rest.contains("://") {
+            return Err(format!(
+                "unsupported URL scheme in \"{}\" (use nats://HOST:PORT)",
+                self.url
+            ));
+        }
+        let rest = rest.trim_end_matches('/');
+        // A user:password@ part is not supported by the generator.
+        if rest.contains('@') {
+            return Err(format!(
+                "credentials in --url are not supported: \"{}\"",
+                self.url
+            ));
+        }
+        Ok(if rest.contains(':') {
+            rest.to_string()
+        } else {
+            format!("{rest}:4222")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown duration unit"));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("expected a duration"));
+    }
+}

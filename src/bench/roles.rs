@@ -1,0 +1,486 @@
+//! Owns what each generator connection does once connected: publish batches, count and time
+//! deliveries, answer or send requests, or sit idle. Each role reports one [`ClientStats`].
+//!
+//! Payloads of 8 bytes or more start with the send time ([`now_ns`], little endian), or 0 for
+//! a warm-up message; receivers time each message against their clock at read time.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::sync::Semaphore;
+use glommio::timer::sleep;
+use hdrhistogram::Histogram;
+use shards::protocol::msg::encode_pub;
+use shards::protocol::ServerOp;
+
+use super::client::{Client, ClientError, SubSpec};
+use super::plan::Role;
+use super::shared::{now_ns, ns, Shared, GO, STOP, WARMUP};
+
+/// Publishers write batches of about this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
+/// How long a publisher waits for the server to acknowledge its messages (PING → PONG).
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a run needs to know to drive one connection.
+#[derive(Clone)]
+pub struct RoleCtx {
+    pub shared: Arc<Shared>,
+    pub addr: Rc<str>,
+    pub prefix: Rc<str>,
+    pub size: usize,
+    /// Messages per second for each publisher; 0 = as fast as possible.
+    pub rate_per_pub: f64,
+    pub warmup: Duration,
+    pub timeout: Duration,
+    pub hist: Rc<RefCell<Histogram<u64>>>,
+    /// Limits connection attempts in flight on this executor (the server's accept backlog is finite).
+    pub gate: Rc<Semaphore>,
+}
+
+/// Connection attempts in flight per generator thread.
+pub const CONNECTS_IN_FLIGHT: u64 = 128;
+
+/// What one connection did.
+#[derive(Debug, Clone, Default)]
+pub struct ClientStats {
+    pub kind: Kind,
+    pub msgs: u64,
+    pub bytes: u64,
+    /// When the first and last measured message was sent or received ([`now_ns`]).
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+/// The counted kinds of connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    Other,
+    Publisher,
+    Subscriber,
+}
+
+/// Runs `role` to the end of the run.
+pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
+    let subject = |k: usize| format!("{}.{k}", ctx.prefix);
+    match role {
+        Role::Publisher { index, count } => publisher(&ctx, index, count).await,
+        Role::Subscriber {
+            index,
+            subject: k,
+            queue,
+        } => {
+            let s = subject(k);
+            let q = queue.then_some("bench.q");
+            let sub = [SubSpec {
+                subject: &s,
+                queue: q,
+                sid: 1,
+            }];
+            let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
+            subscriber(&ctx, client, index).await
+        }
+        Role::Stalled { subject: k } => {
+            let s = subject(k);
+            let _client = Client::connect(
+                &ctx.gate,
+                &ctx.addr,
+                &[SubSpec {
+                    subject: &s,
+                    queue: None,
+                    sid: 1,
+                }],
+            )
+            .await?;
+            ctx.shared.ready.fetch_add(1, Relaxed);
+            // Never read: the server's buffers for this connection fill up.
+            while ctx.shared.phase() < STOP {
+                sleep(Duration::from_millis(20)).await;
+            }
+            Ok(ClientStats::default())
+        }
+        Role::Idle { index } => {
+            let s = format!("{}.idle.{index}", ctx.prefix);
+            let client = Client::connect(
+                &ctx.gate,
+                &ctx.addr,
+                &[SubSpec {
+                    subject: &s,
+                    queue: None,
+                    sid: 1,
+                }],
+            )
+            .await?;
+            ctx.shared.ready.fetch_add(1, Relaxed);
+            idle(&ctx, client).await
+        }
+        Role::Requester { index, count } => requester(&ctx, index, count).await,
+        Role::Responder => {
+            let s = format!("{}.req", ctx.prefix);
+            let sub = [SubSpec {
+                subject: &s,
+                queue: Some("bench.responders"),
+                sid: 1,
+            }];
+            let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
+            ctx.shared.ready.fetch_add(1, Relaxed);
+            responder(&ctx, client).await
+        }
+    }
+}
+
+/// Waits until the run reaches `phase` (or stops). Returns false if it stopped first.
+async fn wait_for(shared: &Shared, phase: u8) -> bool {
+    loop {
+        let now = shared.phase();
+        if now >= phase {
+            return now < STOP || phase == STOP;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A payload of `size` bytes; the timestamp goes in its first 8 bytes.
+fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn stamp(payload: &mut [u8], t: u64) {
+    if let Some(head) = payload.get_mut(..8) {
+        head.copy_from_slice(&t.to_le_bytes());
+    }
+}
+
+fn stamp_of(payload: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(head))
+}
+
+async fn publisher(
+    ctx: &RoleCtx,
+    index: usize,
+    count: Option<u64>,
+) -> Result<ClientStats, ClientError> {
+    let mut client = Client::connect(&ctx.gate, &ctx.addr, &[]).await?;
+    let shared = &ctx.shared;
+    shared.ready.fetch_add(1, Relaxed);
+    let subjects: Vec<Vec<u8>> = (0..shared.sent_per_subject.len())
+        .map(|k| format!("{}.{k}", ctx.prefix).into_bytes())
+        .collect();
+    let mut body = payload(ctx.size);
+    let frame_bytes = ctx.size + subjects.last().map_or(0, Vec::len) + 24;
+    let batch_max = (BATCH_BYTES / frame_bytes).max(1) as u64;
+    let mut batch = Vec::with_capacity(BATCH_BYTES + frame_bytes);
+    if !ctx.warmup.is_zero() && wait_for(shared, WARMUP).await {
+        // Warm-up messages carry a zero timestamp; receivers skip them.
+        stamp(&mut body, 0);
+        let end = now_ns().saturating_add(ns(ctx.warmup));
+        let mut j = 0u64;
+        while now_ns() < end && shared.phase() < STOP {
+            batch.clear();
+            for _ in 0..batch_max {
+                let k = (index as u64 + j) as usize % subjects.len();
+                encode_pub(
+                    &mut batch,
+                    subjects.get(k).map_or(&[][..], Vec::as_slice),
+                    None,
+                    &body,
+                );
+                j += 1;
+            }
+            client.write(&batch).await?;
+        }
+        client.write(b"PING\r\n").await?;
+        client.await_pong(ACK_TIMEOUT).await?;
+        shared.warmed.fetch_add(1, Relaxed);
+    }
+    if !wait_for(shared, GO).await {
+        return Ok(ClientStats::default());
+    }
+    let k = subjects.len();
+    let mut per_subject = vec![0u64; k];
+    let start = now_ns();
+    let interval_ns = if ctx.rate_per_pub > 0.0 {
+        1e9 / ctx.rate_per_pub
+    } else {
+        0.0
+    };
+    let mut sent = 0u64;
+    loop {
+        let now = now_ns();
+        if count.is_some_and(|c| sent >= c) || shared.past_deadline(now) || shared.phase() >= STOP {
+            break;
+        }
+        // How many to send now: a full batch, or those due by now at the fixed rate.
+        let mut n = batch_max;
+        if interval_ns > 0.0 {
+            let due = ((now - start) as f64 / interval_ns) as u64 + 1;
+            if due <= sent {
+                let next = start + (sent as f64 * interval_ns) as u64;
+                sleep(Duration::from_nanos(next.saturating_sub(now))).await;
+                continue;
+            }
+            n = n.min(due - sent);
+        }
+        if let Some(c) = count {
+            n = n.min(c - sent);
+        }
+        batch.clear();
+        for i in 0..n {
+            let seq = sent + i;
+            // At a fixed rate, the intended send time (coordinated-omission correction);
+            // otherwise the time this batch was built.
+            let t = if interval_ns > 0.0 {
+                start + (seq as f64 * interval_ns) as u64
+            } else {
+                now
+            };
+            stamp(&mut body, t.max(1));
+            let s = (index as u64 + seq) as usize % k;
+            if let Some(c) = per_subject.get_mut(s) {
+                *c += 1;
+            }
+            encode_pub(
+                &mut batch,
+                subjects.get(s).map_or(&[][..], Vec::as_slice),
+                None,
+                &body,
+            );
+        }
+        client.write(&batch).await?;
+        sent += n;
+        shared.published.fetch_add(n, Relaxed);
+    }
+    client.write(b"PING\r\n").await?;
+    client.await_pong(ACK_TIMEOUT).await?;
+    let end = now_ns();
+    for (total, mine) in shared.sent_per_subject.iter().zip(&per_subject) {
+        total.fetch_add(*mine, Relaxed);
+    }
+    shared.senders_done.fetch_add(1, Relaxed);
+    Ok(ClientStats {
+        kind: Kind::Publisher,
+        msgs: sent,
+        bytes: sent * ctx.size as u64,
+        first_ns: start,
+        last_ns: end,
+    })
+}
+
+async fn subscriber(
+    ctx: &RoleCtx,
+    mut client: Client,
+    index: usize,
+) -> Result<ClientStats, ClientError> {
+    let shared = &ctx.shared;
+    shared.ready.fetch_add(1, Relaxed);
+    let mut stats = ClientStats {
+        kind: Kind::Subscriber,
+        ..ClientStats::default()
+    };
+    loop {
+        match client.fill().await {
+            Ok(_) => {}
+            Err(ClientError::Closed) if shared.phase() >= STOP => break,
+            Err(e) => return Err(e),
+        }
+        let now = now_ns();
+        // Borrowed only between awaits: other connections on this executor record too.
+        let (counted, ping) =
+            count_chunk(&mut client, &mut ctx.hist.borrow_mut(), now, &mut stats)?;
+        if counted > 0 {
+            if stats.msgs == 0 {
+                stats.first_ns = now;
+            }
+            stats.last_ns = now;
+            stats.msgs += counted;
+            if let Some(r) = shared.received.get(index) {
+                r.store(stats.msgs, Relaxed);
+            }
+        }
+        if ping {
+            client.write(b"PONG\r\n").await?;
+        }
+        if shared.phase() >= STOP {
+            break;
+        }
+    }
+    Ok(stats)
+}
+
+/// Counts and times the deliveries in the buffer. Returns (measured deliveries, PING seen).
+fn count_chunk(
+    client: &mut Client,
+    hist: &mut Histogram<u64>,
+    now: u64,
+    stats: &mut ClientStats,
+) -> Result<(u64, bool), ClientError> {
+    let mut ping = false;
+    let mut counted = 0;
+    while let Some(op) = client.next_op()? {
+        match op {
+            ServerOp::Msg(d) => {
+                let stamp = stamp_of(d.payload);
+                if stamp == Some(0) {
+                    continue; // warm-up
+                }
+                counted += 1;
+                stats.bytes += d.payload.len() as u64;
+                if let Some(t) = stamp {
+                    hist.saturating_record(now.saturating_sub(t).max(1));
+                }
+            }
+            ServerOp::Ping => ping = true,
+            ServerOp::Err(text) => {
+                return Err(ClientError::Server(String::from_utf8_lossy(text).into()))
+            }
+            _ => {}
+        }
+    }
+    Ok((counted, ping))
+}
+
+async fn idle(ctx: &RoleCtx, mut client: Client) -> Result<ClientStats, ClientError> {
+    while ctx.shared.phase() < STOP {
+        client.fill().await?;
+        let mut ping = false;
+        while let Some(op) = client.next_op()? {
+            if op == ServerOp::Ping {
+                ping = true;
+            }
+        }
+        if ping {
+            client.write(b"PONG\r\n").await?;
+        }
+    }
+    Ok(ClientStats::default())
+}
+
+async fn responder(ctx: &RoleCtx, mut client: Client) -> Result<ClientStats, ClientError> {
+    let mut out = Vec::with_capacity(BATCH_BYTES);
+    loop {
+        match client.fill().await {
+            Ok(_) => {}
+            Err(ClientError::Closed) if ctx.shared.phase() >= STOP => break,
+            Err(e) => return Err(e),
+        }
+        while let Some(op) = client.next_op()? {
+            match op {
+                ServerOp::Msg(d) => {
+                    if let Some(reply) = d.reply {
+                        encode_pub(&mut out, reply, None, d.payload);
+                    }
+                }
+                ServerOp::Ping => out.extend_from_slice(b"PONG\r\n"),
+                ServerOp::Err(text) => {
+                    return Err(ClientError::Server(String::from_utf8_lossy(text).into()))
+                }
+                _ => {}
+            }
+        }
+        if !out.is_empty() {
+            client.write(&out).await?;
+            out.clear();
+        }
+        if ctx.shared.phase() >= STOP {
+            break;
+        }
+    }
+    Ok(ClientStats::default())
+}
+
+async fn requester(
+    ctx: &RoleCtx,
+    index: usize,
+    count: Option<u64>,
+) -> Result<ClientStats, ClientError> {
+    let inbox = format!("_INBOX.bench.{}.{index}", std::process::id());
+    let mut client = Client::connect(
+        &ctx.gate,
+        &ctx.addr,
+        &[SubSpec {
+            subject: &inbox,
+            queue: None,
+            sid: 1,
+        }],
+    )
+    .await?;
+    let shared = &ctx.shared;
+    shared.ready.fetch_add(1, Relaxed);
+    if !wait_for(shared, GO).await {
+        return Ok(ClientStats::default());
+    }
+    let subject = format!("{}.req", ctx.prefix);
+    let mut body = payload(ctx.size);
+    let mut frame = Vec::with_capacity(ctx.size + 64);
+    let mut stats = ClientStats {
+        kind: Kind::Subscriber,
+        first_ns: now_ns(),
+        ..ClientStats::default()
+    };
+    // A request sent and not yet answered (lost if the run ends before its reply).
+    let mut outstanding = false;
+    'requests: while !count.is_some_and(|c| stats.msgs >= c)
+        && !shared.past_deadline(now_ns())
+        && shared.phase() < STOP
+    {
+        let sent_at = now_ns();
+        stamp(&mut body, sent_at);
+        frame.clear();
+        encode_pub(
+            &mut frame,
+            subject.as_bytes(),
+            Some(inbox.as_bytes()),
+            &body,
+        );
+        client.write(&frame).await?;
+        outstanding = true;
+        let give_up = sent_at.saturating_add(ns(ctx.timeout));
+        loop {
+            let mut replied = None;
+            let mut ping = false;
+            while let Some(op) = client.next_op()? {
+                match op {
+                    ServerOp::Msg(d) => replied = stamp_of(d.payload).filter(|&t| t == sent_at),
+                    ServerOp::Ping => ping = true,
+                    ServerOp::Err(text) => {
+                        return Err(ClientError::Server(String::from_utf8_lossy(text).into()))
+                    }
+                    _ => {}
+                }
+            }
+            if ping {
+                client.write(b"PONG\r\n").await?;
+            }
+            if replied.is_some() {
+                let now = now_ns();
+                ctx.hist
+                    .borrow_mut()
+                    .saturating_record(now.saturating_sub(sent_at).max(1));
+                outstanding = false;
+                stats.msgs += 1;
+                stats.bytes += ctx.size as u64;
+                stats.last_ns = now;
+                shared.published.fetch_add(1, Relaxed);
+                if let Some(r) = shared.received.get(index) {
+                    r.store(stats.msgs, Relaxed);
+                }
+                break;
+            }
+            if now_ns() > give_up || shared.phase() >= STOP {
+                break 'requests; // counted as lost by the coordinator
+            }
+            client.fill().await?;
+        }
+    }
+    let sent = stats.msgs + u64::from(outstanding);
+    if let Some(t) = shared.sent_per_subject.first() {
+        t.fetch_add(sent, Relaxed);
+    }
+    shared.senders_done.fetch_add(1, Relaxed);
+    Ok(stats)
+}
