@@ -90,6 +90,50 @@ fn headers_are_delivered_as_hmsg_and_stripped_for_clients_without_headers() {
 }
 
 #[test]
+fn one_message_to_many_subscribers_is_encoded_right_for_each() {
+    // On one shard all five are local: the frame encoded for the first subscriber must
+    // not leak its sid or its headers to the others.
+    let s = Server::start(1);
+    let mut subs: Vec<(Raw, &[u8])> = vec![
+        (
+            client(&s),
+            b"HMSG h 1 rep 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n",
+        ),
+        (
+            client(&s),
+            b"HMSG h 17 rep 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n",
+        ),
+        (
+            client_with(&s, r#"{"verbose":false,"headers":false}"#),
+            b"MSG h 1 rep 11\r\nHello NATS!\r\n",
+        ),
+        (
+            client(&s),
+            b"HMSG h 1 rep 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n",
+        ),
+        (
+            client(&s),
+            b"HMSG h 2 rep 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\n",
+        ),
+    ];
+    for (i, (c, _)) in subs.iter_mut().enumerate() {
+        let sid = [1, 17, 1, 1, 2][i];
+        c.send(format!("SUB h {sid}\r\n").as_bytes());
+        c.flush();
+    }
+    let mut p = client(&s);
+    p.send(b"HPUB h rep 22 33\r\nNATS/1.0\r\nBar: Baz\r\n\r\nHello NATS!\r\nPUB h 2\r\nok\r\n");
+    p.flush();
+    for (c, want) in &mut subs {
+        c.expect(want);
+    }
+    for (i, (c, _)) in subs.iter_mut().enumerate() {
+        let sid = [1, 17, 1, 1, 2][i];
+        c.expect(format!("MSG h {sid} 2\r\nok\r\n").as_bytes());
+    }
+}
+
+#[test]
 fn wildcards_match_whole_tokens_and_each_sub_gets_its_copy() {
     let s = Server::start(2);
     let mut c = client(&s);

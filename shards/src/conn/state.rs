@@ -277,6 +277,35 @@ impl Conn {
         });
         out.append(body);
         out.append(b"\r\n");
+        self.queued(out);
+        true
+    }
+
+    /// Whether this connection wants `m` re-encoded for it (it did not ask for headers
+    /// and `m` has some), so a frame encoded for others does not fit.
+    pub fn strips_headers(&self, m: &MsgView<'_>) -> bool {
+        m.header_len.is_some() && !self.flags.get().headers
+    }
+
+    /// Appends one complete, already encoded MSG/HMSG frame (see `fanout::Encoded`).
+    /// Returns false if the connection is closing or just became a slow consumer.
+    pub fn push_frame(&self, frame: &[u8]) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        let mut out = self.out.borrow_mut();
+        if out.pending_bytes() + frame.len() > self.pending_bytes_max {
+            drop(out);
+            self.close(CloseReason::SlowConsumerPending);
+            return false;
+        }
+        out.append(frame);
+        self.queued(out);
+        true
+    }
+
+    /// After a delivery was appended: note congestion and wake the writer.
+    fn queued(&self, out: std::cell::RefMut<'_, Outbound>) {
         let congested = out.pending_bytes() > self.congested_above;
         drop(out);
         if congested && !self.stall_budget.is_zero() {
@@ -287,7 +316,6 @@ impl Conn {
             }
         }
         self.wake_writer();
-        true
     }
 
     /// Asks the writer to flush at its next turn (once per turn, however many appends).
