@@ -134,6 +134,61 @@ fn one_message_to_many_subscribers_is_encoded_right_for_each() {
 }
 
 #[test]
+fn a_burst_of_publishes_keeps_each_subscriptions_order_and_sid() {
+    // One read carries several publishes: consecutive ones to the same subject are
+    // delivered to each subscriber together (a run), re-encoded for every sid, and a
+    // subscriber of several subjects still sees the publisher's order.
+    let s = Server::start(1);
+    let mut b = client(&s);
+    let mut c = client(&s);
+    let mut d = client(&s);
+    for (cl, line) in [
+        (&mut b, "SUB t.a 5\r\n"),
+        (&mut c, "SUB t.a 1\r\n"),
+        (&mut d, "SUB t.* 1\r\n"),
+    ] {
+        cl.send(line.as_bytes());
+        cl.flush();
+    }
+    let mut p = client(&s);
+    p.send(
+        b"PUB t.a 2\r\nx1\r\nPUB t.a r 2\r\nx2\r\nPUB t.b 2\r\ny1\r\nPUB t.a 2\r\nx3\r\nPING\r\n",
+    );
+    p.expect(b"PONG\r\n");
+    b.expect(b"MSG t.a 5 2\r\nx1\r\nMSG t.a 5 r 2\r\nx2\r\nMSG t.a 5 2\r\nx3\r\n");
+    c.expect(b"MSG t.a 1 2\r\nx1\r\nMSG t.a 1 r 2\r\nx2\r\nMSG t.a 1 2\r\nx3\r\n");
+    d.expect(
+        b"MSG t.a 1 2\r\nx1\r\nMSG t.a 1 r 2\r\nx2\r\nMSG t.b 1 2\r\ny1\r\nMSG t.a 1 2\r\nx3\r\n",
+    );
+}
+
+#[test]
+fn two_subscriptions_on_one_connection_get_each_message_in_turn() {
+    let s = Server::start(1);
+    let mut a = client(&s);
+    a.send(b"SUB u.a 1\r\nSUB u.> 9\r\n");
+    a.flush();
+    let mut other = client(&s);
+    other.send(b"SUB u.a 2\r\n");
+    other.flush();
+    let mut p = client(&s);
+    p.send(b"PUB u.a 2\r\nx1\r\nPUB u.a 2\r\nx2\r\nPING\r\n");
+    p.expect(b"PONG\r\n");
+    // As nats-server: each message to both subscriptions before the next message.
+    let got: Vec<(String, Vec<u8>)> = a
+        .msgs(4)
+        .into_iter()
+        .map(|(_, sid, _, body)| (sid, body))
+        .collect();
+    let bodies: Vec<&[u8]> = got.iter().map(|(_, b)| &b[..]).collect();
+    assert_eq!(bodies, [&b"x1"[..], b"x1", b"x2", b"x2"], "{got:?}");
+    let mut sids: Vec<&str> = got[..2].iter().map(|(s, _)| s.as_str()).collect();
+    sids.sort();
+    assert_eq!(sids, ["1", "9"]);
+    other.expect(b"MSG u.a 2 2\r\nx1\r\nMSG u.a 2 2\r\nx2\r\n");
+}
+
+#[test]
 fn wildcards_match_whole_tokens_and_each_sub_gets_its_copy() {
     let s = Server::start(2);
     let mut c = client(&s);

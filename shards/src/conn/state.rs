@@ -287,19 +287,25 @@ impl Conn {
         m.header_len.is_some() && !self.flags.get().headers
     }
 
-    /// Appends one complete, already encoded MSG/HMSG frame (see `fanout::Encoded`).
+    /// Appends one complete, already encoded MSG/HMSG frame (or several back to back).
     /// Returns false if the connection is closing or just became a slow consumer.
     pub fn push_frame(&self, frame: &[u8]) -> bool {
+        self.push_with(frame.len(), |out| out.append(frame))
+    }
+
+    /// Appends exactly `len` bytes of deliveries with `write`. Returns false (writing
+    /// nothing) if the connection is closing or just became a slow consumer.
+    pub fn push_with(&self, len: usize, write: impl FnOnce(&mut Outbound)) -> bool {
         if self.is_closing() {
             return false;
         }
         let mut out = self.out.borrow_mut();
-        if out.pending_bytes() + frame.len() > self.pending_bytes_max {
+        if out.pending_bytes() + len > self.pending_bytes_max {
             drop(out);
             self.close(CloseReason::SlowConsumerPending);
             return false;
         }
-        out.append(frame);
+        write(&mut out);
         self.queued(out);
         true
     }

@@ -7,6 +7,7 @@
 //! subscription id matches the first one's (clients usually number from 1) get the whole
 //! frame with a single copy; the others are encoded for themselves.
 
+pub mod run;
 pub mod stall;
 
 use std::cell::RefCell;
@@ -14,6 +15,8 @@ use std::rc::Rc;
 
 use crate::conn::{MsgView, Sub, SubRef};
 use crate::protocol::msg::encode_msg_line;
+
+pub use run::Run;
 
 /// One MSG/HMSG frame (control line, body, CRLF) encoded for a given subscription id,
 /// reused for every subscriber with that id.

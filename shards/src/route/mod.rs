@@ -14,6 +14,7 @@ pub mod publish;
 use rustc_hash::FxHashMap;
 
 use crate::conn::SubRef;
+use crate::fanout;
 use crate::limits::MATCH_CACHE_ENTRIES_MAX;
 use crate::ring::RingItem;
 use crate::subject::Sublist;
@@ -35,6 +36,10 @@ pub struct Router {
     /// Some outgoing item points into the current read buffer.
     pub outgoing_uses_blob: bool,
     pub barrier: Barrier,
+    /// Consecutive publishes to one subject in this turn, delivered together.
+    pub run: fanout::Run,
+    /// Deliveries made by runs flushed inside `publish` (counted at `flush_run`).
+    flushed: usize,
     rng: u64,
 }
 
@@ -49,6 +54,8 @@ impl Router {
             outgoing: (0..shards).map(|_| Vec::new()).collect(),
             outgoing_uses_blob: false,
             barrier: Barrier::new(shards, shard),
+            run: fanout::Run::default(),
+            flushed: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         }
     }

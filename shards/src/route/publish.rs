@@ -4,11 +4,13 @@
 
 use std::rc::Rc;
 
-use crate::conn::{Conn, MsgView, Sub};
+use crate::conn::{Conn, MsgView, Sub, SubRef};
 use crate::fanout;
+use crate::fanout::run::Added;
 use crate::ring::{Forward, RingItem, Span};
 use crate::route::interest::remove_expired;
 use crate::route::Router;
+use crate::subject::Match;
 
 /// Where a publish's parts sit in the read buffer, for forwarding by reference.
 #[derive(Debug, Clone, Copy)]
@@ -21,8 +23,11 @@ pub struct PubSpans {
 /// What routing one publish did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Routed {
-    /// Deliveries queued on this shard.
+    /// Deliveries queued on this shard (including those of a run delivered meanwhile).
     pub local: usize,
+    /// Local subscribers the message was added to the current run for (delivered when the
+    /// run is flushed, and counted then).
+    pub batched: usize,
     /// Peer shards the message was forwarded to.
     pub forwarded: usize,
 }
@@ -68,10 +73,21 @@ impl Router {
         let flags = origin.flags.get();
         let skip = if flags.echo { None } else { Some(origin.cid) };
         let local = self.local.matches(m.subject);
-        let mut routed = Routed {
-            local: fanout::to_plain(&local.plain, m, skip, expired),
-            forwarded: 0,
+        let mut routed = Routed::default();
+        // Verbose publishers get +OK per PUB, which must not overtake their own deliveries.
+        let added = if flags.verbose {
+            Added::No
+        } else {
+            self.add_to_run(&local, m, skip)
         };
+        match added {
+            Added::Yes => routed.batched = local.plain.len(),
+            _ => {
+                // Whatever is in the run was published first.
+                routed.local += self.run.flush();
+                routed.local += fanout::to_plain(&local.plain, m, skip, expired);
+            }
+        }
         let mut peers = PeerSet::default();
         let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
         if self.shards > 1 {
@@ -166,10 +182,12 @@ impl Router {
             body: fwd.body.get(blob),
         };
         let local = self.local.matches(m.subject);
-        let mut out = ForwardOutcome {
-            delivered: fanout::to_plain(&local.plain, &m, None, expired),
-            queue_misses: 0,
-        };
+        let mut out = ForwardOutcome::default();
+        if fwd.queues.is_empty() && self.add_to_run(&local, &m, None) == Added::Yes {
+            return out;
+        }
+        out.delivered += self.run.flush();
+        out.delivered += fanout::to_plain(&local.plain, &m, None, expired);
         for name in &fwd.queues {
             let group = local.queues.iter().find(|q| &q.name == name);
             let taken = group.is_some_and(|g| {
@@ -185,6 +203,35 @@ impl Router {
         }
         remove_expired(self, expired);
         out
+    }
+}
+
+impl Router {
+    /// Adds `m` to the current run (flushing another run first); a full run is delivered
+    /// at once. Deliveries made meanwhile are counted in the shard metrics by the caller
+    /// of [`Router::flush_run`]; here they are returned in the run's count at flush.
+    fn add_to_run(
+        &mut self,
+        target: &Rc<Match<SubRef>>,
+        m: &MsgView<'_>,
+        skip: Option<u64>,
+    ) -> Added {
+        let mut added = self.run.add(target, m, skip);
+        if added == Added::OtherRun {
+            self.flushed += self.run.flush();
+            added = self.run.add(target, m, skip);
+        }
+        if added == Added::Yes && self.run.is_full() {
+            self.flushed += self.run.flush();
+        }
+        added
+    }
+
+    /// Delivers the current run. Returns every delivery made by runs since the last call.
+    pub fn flush_run(&mut self) -> usize {
+        let n = self.run.flush() + self.flushed;
+        self.flushed = 0;
+        n
     }
 }
 

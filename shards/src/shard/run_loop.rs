@@ -187,6 +187,7 @@ fn process_chunk(ctx: &ShardCtx, conn: &Rc<Conn>, rb: &mut ReadBuf, parser: &mut
             }
         }
     }
+    flush_run(ctx);
     let uses_blob = ctx.router.borrow().outgoing_uses_blob;
     let blob = if uses_blob {
         Some(rb.freeze_consumed(pos))
@@ -200,6 +201,10 @@ fn process_chunk(ctx: &ShardCtx, conn: &Rc<Conn>, rb: &mut ReadBuf, parser: &mut
 
 fn handle_op(ctx: &ShardCtx, conn: &Rc<Conn>, base: &[u8], op: Op<'_>, expired: &mut Vec<Rc<Sub>>) {
     let verbose = conn.flags.get().verbose;
+    if !matches!(op, Op::Pub(_)) {
+        // Publishes batched so far are delivered before anything else takes effect.
+        flush_run(ctx);
+    }
     match op {
         Op::Connect(json) => match protocol::connect::parse_connect(json) {
             Ok(opts) => {
@@ -274,6 +279,12 @@ fn handle_op(ctx: &ShardCtx, conn: &Rc<Conn>, base: &[u8], op: Op<'_>, expired: 
         expired.is_empty(),
         "the router removes expired subscriptions"
     );
+}
+
+/// Delivers the current run of publishes (see `fanout::run`).
+fn flush_run(ctx: &ShardCtx) {
+    let delivered = ctx.router.borrow_mut().flush_run();
+    add(&ctx.metrics.deliveries, delivered as u64);
 }
 
 fn subscribe(ctx: &ShardCtx, conn: &Rc<Conn>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
@@ -385,6 +396,7 @@ fn apply_batch(ctx: &ShardCtx, from: usize, batch: RingBatch) {
             RingItem::BarrierAck(epoch) => router.barrier.ack(from, epoch, &mut pongs),
         }
     }
+    add(&ctx.metrics.deliveries, router.flush_run() as u64);
     drop(router);
     for conn in pongs {
         conn.pongs_waiting
