@@ -1,0 +1,474 @@
+#!/usr/bin/env bash
+# compare.sh: shardcast against nats-server on this machine, with the same load generator
+# (`shardcast bench`) and the same matrix, then docs/benchmarks.md and its charts.
+#
+#   benches/compare.sh [--quick] [--reps N] [--out DIR] [--md FILE] [--img DIR] [--no-build]
+#
+#   --quick      1 rep and a reduced matrix (a smoke run of a few minutes)
+#   --reps N     repetitions of the whole matrix (default 3)
+#   --out DIR    raw results (default target/compare; an existing one is renamed DIR.<time>)
+#   --md FILE    report to write (default docs/benchmarks.md)
+#   --img DIR    charts to write (default docs/img)
+#   --no-build   use target/release/shardcast as it is instead of `cargo build --release`
+#
+# Each rep measures the loopback ceiling with iperf3, then runs every matrix entry against
+# shardcast, then nats-server (A B A B ...): a fresh server process on a fresh free port per
+# run, stopped with SIGTERM by its own PID and waited for. Bench output goes to
+# `--csv $OUT/results.csv` with `--label shardcast|nats-server`.
+#
+# Outputs in $OUT:
+#   machine.txt  the machine, tool versions, shardcast commit and this command line
+#   results.csv  one row per completed bench run, appended by `shardcast bench --csv`
+#   runs.csv     one row per attempted run: run,entry,server,rep,status,row,server_rc,log
+#                  status     ok | bench-exit-N (124: timed out) | no-row | rows-N |
+#                             server-failed (not ready in 10 s) | server-died (during the run)
+#                  row        the 1-based data row of results.csv this run appended (empty
+#                             when it appended none); report.py joins on it, so a failed run
+#                             never shifts the rows of the runs after it
+#                  server_rc  the server's exit status after SIGTERM (137 = needed SIGKILL)
+#                  log        the bench's human output, relative to $OUT
+#   iperf3.csv   rep,gbit_per_s
+#   logs/        bench output, server logs, iperf3 JSON, latency histograms (*.hist)
+#
+# A run that fails is recorded in runs.csv and logs/ and the campaign goes on; the report
+# shows its entry as failed. Exit status: 0 when every run succeeded, 3 when some failed
+# (the report is still written), 1 on a setup error.
+#
+# Environment: BENCH_TIMEOUT_S (default 600) bounds one bench run; SETTLE_S (default 1) is
+# the pause between runs.
+
+set -euo pipefail
+
+CALLER_PWD=$PWD
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CMDLINE=$(printf '%q ' "$0" "$@")
+CMDLINE=${CMDLINE% }
+
+QUICK=0
+REPS=3
+REPS_SET=0
+OUT=$ROOT/target/compare
+MD=$ROOT/docs/benchmarks.md
+IMG=$ROOT/docs/img
+BUILD=1
+BENCH_TIMEOUT_S=${BENCH_TIMEOUT_S:-600}
+SETTLE_S=${SETTLE_S:-1}
+READY_TIMEOUT_S=10
+FD_MIN=65536
+SERVERS=(shardcast nats-server)
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-1}"; }
+abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$CALLER_PWD/$1" ;; esac; }
+
+while (($#)); do
+    case $1 in
+        --quick) QUICK=1 ;;
+        --reps) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--reps needs a positive integer"
+            REPS=$2; REPS_SET=1; shift ;;
+        --out) [[ -n ${2:-} ]] || die "--out needs a directory"; OUT=$(abspath "$2"); shift ;;
+        --md) [[ -n ${2:-} ]] || die "--md needs a file"; MD=$(abspath "$2"); shift ;;
+        --img) [[ -n ${2:-} ]] || die "--img needs a directory"; IMG=$(abspath "$2"); shift ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) usage 0 ;;
+        *) log "unknown argument: $1"; usage 1 ;;
+    esac
+    shift
+done
+if ((QUICK && !REPS_SET)); then REPS=1; fi
+cd "$ROOT"
+
+# Matrix sizes (the entries themselves are listed further down).
+if ((QUICK)); then
+    FANOUT_SUBS=(1 100) FANOUT_SIZES=(128)
+    LAT_DURATION=2s CONNS=1000 STALLED_MSGS=30000 IPERF_S=1
+else
+    FANOUT_SUBS=(1 10 100 1000) FANOUT_SIZES=(16 128 1024)
+    LAT_DURATION=5s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
+fi
+
+# --- processes this script started: the only ones it ever signals ----------------------
+
+PIDS=()
+BG_PID=
+
+# Starts "$@" in the background with stdout+stderr to $1's log; sets BG_PID.
+start_bg() {
+    local out=$1
+    shift
+    "$@" >"$out" 2>&1 </dev/null &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+}
+
+forget_pid() {
+    local keep=() p
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=(${keep[@]+"${keep[@]}"})
+}
+
+# True while the process exists and is not a zombie (kill -0 succeeds on zombies).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+# SIGTERM, up to 15 s to exit, then SIGKILL; reaps it and sets STOP_RC to its exit status.
+stop_pid() {
+    local pid=$1 i
+    STOP_RC=0
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            log "pid $pid still running 15 s after SIGTERM: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || STOP_RC=$?
+    forget_pid "$pid"
+}
+
+cleanup() {
+    local p i
+    trap - EXIT INT TERM
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        if alive "$p"; then kill -TERM "$p" 2>/dev/null || true; fi
+    done
+    for ((i = 0; i < 50; i++)); do
+        local any=0
+        for p in ${PIDS[@]+"${PIDS[@]}"}; do if alive "$p"; then any=1; fi; done
+        ((any)) || break
+        sleep 0.1
+    done
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        if alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
+        wait "$p" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# --- setup ---------------------------------------------------------------------------
+
+apt_install() {
+    local pkg=$1 sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { log "$pkg is missing and I am not root and have no sudo: install $pkg"; return 1; }
+        sudo=(sudo)
+    fi
+    log "installing $pkg (apt-get)"
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; then
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null ||
+            { log "apt-get install $pkg failed: install $pkg"; return 1; }
+    fi
+}
+
+need_cmd() { # command package
+    command -v "$1" >/dev/null || apt_install "$2" || die "$2 is required"
+    command -v "$1" >/dev/null || die "$2 is installed but $1 is not on PATH"
+}
+
+# Sets PY to a python3 that can import matplotlib, or to python3 (report without charts).
+pick_python() {
+    PY=python3
+    command -v python3 >/dev/null || die "python3 is required (for benches/report.py)"
+    if python3 -c 'import matplotlib' 2>/dev/null; then return; fi
+    log "installing matplotlib (pip)"
+    if python3 -m pip install --quiet matplotlib >/dev/null 2>&1 &&
+        python3 -c 'import matplotlib' 2>/dev/null; then
+        return
+    fi
+    if apt_install python3-matplotlib && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+        PY=/usr/bin/python3
+        return
+    fi
+    log "warning: matplotlib unavailable: the report will have no charts"
+}
+
+# Raises the soft limit (ulimit flag $1) to at least $2, raising the hard limit if allowed.
+raise_limit() {
+    local flag=$1 want=$2 soft hard
+    soft=$(ulimit -S"$flag")
+    [[ $soft == unlimited ]] && return 0
+    ((soft >= want)) && return 0
+    hard=$(ulimit -H"$flag")
+    if [[ $hard != unlimited ]] && ((hard < want)); then
+        ulimit -H"$flag" "$want" 2>/dev/null || return 1
+    fi
+    ulimit -S"$flag" "$want" 2>/dev/null
+}
+
+# The kernel's choice of a free port on 127.0.0.1 (ephemeral range, so never 4222).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# True when something listens on TCP port $1 (read from /proc: no probe connection, which
+# would count as iperf3 -1's one client and as a client in the servers' figures).
+listening() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    grep -Eq "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:[0-9A-F]+ 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# Waits up to READY_TIMEOUT_S for port $1 to listen while pid $2 lives; for shardcast, also
+# for its "shardcast listening" log line in $3 (every shard has bound by then).
+wait_ready() {
+    local port=$1 pid=$2 logfile=${3:-} i
+    for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+        if ! alive "$pid"; then
+            log "server pid $pid exited before listening on port $port (see ${logfile:-its log})"
+            return 1
+        fi
+        if listening "$port" && { [[ -z $logfile ]] || grep -q 'shardcast listening' "$logfile"; }; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "server pid $pid not ready on 127.0.0.1:$port after ${READY_TIMEOUT_S} s (see ${logfile:-its log})"
+    return 1
+}
+
+# Data rows in results.csv (lines minus the header).
+csv_rows() {
+    local n
+    if [[ -s $RESULTS ]]; then
+        n=$(wc -l <"$RESULTS")
+        echo $((n - 1))
+    else
+        echo 0
+    fi
+}
+
+# "name=value ..." of a few columns of data row $1 of results.csv, for the progress line.
+row_summary() {
+    awk -F, -v row="$1" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        NR == row + 1 {
+            n = split("sub_msgs_per_s lat_p99_us lost rss_per_conn_bytes server_cpu_us_per_msg", names, " ")
+            for (j = 1; j <= n; j++)
+                if ((names[j] in col) && $col[names[j]] != "") printf "%s=%s ", names[j], $col[names[j]]
+        }' "$RESULTS"
+}
+
+need_cmd nats-server nats-server
+need_cmd iperf3 iperf3
+pick_python
+
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/shardcast
+if ((BUILD)); then
+    log "cargo build --release"
+    cargo build --release
+fi
+[[ -x $BIN ]] || die "$BIN not found (build it, or drop --no-build)"
+"$BIN" bench --help >/dev/null 2>&1 || die "$BIN has no \`bench\` subcommand"
+
+# Open files: the server and the generator each hold one descriptor per connection. Ask for
+# FD_MIN; settle for the hard limit when it is lower but still covers the matrix.
+if ! raise_limit n "$FD_MIN"; then
+    ulimit -Sn "$(ulimit -Hn)"
+    fd_needed=$((CONNS + 1024))
+    if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < fd_needed)); then
+        die "the open-files limit is $(ulimit -Sn) and cannot be raised (hard limit); the idle entry needs $fd_needed: raise it (limits.conf, or ulimit -Hn as root)"
+    fi
+    log "warning: open-files limit $(ulimit -Sn), not $FD_MIN (the hard limit); enough for $CONNS connections"
+fi
+if ! raise_limit l 65536 && ((EUID != 0)); then
+    log "warning: cannot raise the locked-memory limit (ulimit -l is $(ulimit -Sl) KiB); shardcast may refuse to start"
+fi
+
+if [[ -e $OUT ]] && [[ -n $(ls -A "$OUT" 2>/dev/null) ]]; then
+    old=$OUT.$(date +%Y%m%d-%H%M%S)
+    log "keeping the previous campaign: $OUT -> $old"
+    mv "$OUT" "$old"
+fi
+mkdir -p "$OUT/logs"
+RESULTS=$OUT/results.csv
+RUNS=$OUT/runs.csv
+IPERF=$OUT/iperf3.csv
+echo "run,entry,server,rep,status,row,server_rc,log" >"$RUNS"
+echo "rep,gbit_per_s" >"$IPERF"
+
+# --- the machine -----------------------------------------------------------------------
+
+cpu_model() {
+    local m
+    m=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+    [[ -n $m ]] || m=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)
+    printf '%s\n' "${m:-unknown}"
+}
+
+commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    commit="$commit (with uncommitted changes)"
+fi
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "command: $CMDLINE"
+    if ((QUICK)); then echo "reps: $REPS (quick matrix)"; else echo "reps: $REPS"; fi
+    echo "cpus (nproc): $(nproc)"
+    echo "cpu model: $(cpu_model)"
+    echo "kernel: $(uname -srm)"
+    echo "memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    if [[ -r /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor ]]; then
+        echo "cpufreq governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor)"
+    fi
+    echo "shardcast commit: $commit"
+    echo "rustc: $(rustc --version 2>/dev/null || echo unknown)"
+    echo "nats-server: $(nats-server --version 2>&1 | head -n1)"
+    echo "iperf3: $(iperf3 --version 2>&1 | head -n1)"
+    echo "open files limit: $(ulimit -Sn)"
+    echo "load generator: shardcast bench on the same machine (it shares the CPUs with the server)"
+} >"$OUT/machine.txt"
+log "machine: $(nproc) CPUs, $(cpu_model), commit ${commit:0:12}"
+
+# --- the matrix: entry ids and `shardcast bench` arguments, in run order ---------------
+
+ENTRY_IDS=()
+ENTRY_ARGS=()
+add_entry() { ENTRY_IDS+=("$1"); ENTRY_ARGS+=("$2"); }
+
+for subs in "${FANOUT_SUBS[@]}"; do
+    for size in "${FANOUT_SIZES[@]}"; do
+        msgs=$((4000000 / subs))
+        ((msgs >= 4000)) || msgs=4000
+        add_entry "fanout-s$subs-b$size" "pubsub --pubs 1 --subs $subs --size $size --msgs $msgs --threads 2"
+    done
+done
+add_entry latency "latency --subs 100 --rate 10000 --duration $LAT_DURATION --size 128"
+add_entry idle "conns --subs $CONNS --duration 2s"
+add_entry stalled-0 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 0"
+add_entry stalled-3 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3"
+
+# --- runs ------------------------------------------------------------------------------
+
+RUN=0
+FAILED=0
+TOTAL=$((REPS * ${#ENTRY_IDS[@]} * ${#SERVERS[@]}))
+
+# One run: fresh server on a fresh port, one bench invocation, server stopped.
+run_one() { # entry server rep bench-args...
+    local entry=$1 server=$2 rep=$3
+    shift 3
+    RUN=$((RUN + 1))
+    local tag port spid status row="" rc=0 before after server_rc=""
+    tag=$(printf '%03d-%s-%s-r%s' "$RUN" "$entry" "$server" "$rep")
+    local slog=$OUT/logs/$tag.server.log blog=$OUT/logs/$tag.bench.txt
+    local extra=()
+    [[ $entry == latency ]] && extra=(--hist "$OUT/logs/$tag.hist")
+    port=$(free_port)
+    log "[$RUN/$TOTAL] rep $rep $entry $server (port $port)"
+    case $server in
+        shardcast) start_bg "$slog" "$BIN" serve -a 127.0.0.1 -p "$port" ;;
+        nats-server) start_bg "$slog" nats-server -a 127.0.0.1 -p "$port" ;;
+        *) die "unknown server $server" ;;
+    esac
+    spid=$BG_PID
+    local ready_log=
+    [[ $server == shardcast ]] && ready_log=$slog
+    if ! wait_ready "$port" "$spid" "$ready_log"; then
+        status="server-failed"
+        echo "server not ready on port $port; see $(basename "$slog")" >"$blog"
+    else
+        before=$(csv_rows)
+        {
+            printf 'command:'
+            printf ' %q' "$BIN" bench "$@" --url "nats://127.0.0.1:$port" --server-pid "$spid" \
+                --label "$server" --csv "$RESULTS" ${extra[@]+"${extra[@]}"}
+            printf '\n\n'
+        } >"$blog"
+        timeout --kill-after=10 "$BENCH_TIMEOUT_S" "$BIN" bench "$@" --url "nats://127.0.0.1:$port" \
+            --server-pid "$spid" --label "$server" --csv "$RESULTS" ${extra[@]+"${extra[@]}"} \
+            >>"$blog" 2>&1 </dev/null &
+        local bpid=$!
+        PIDS+=("$bpid")
+        wait "$bpid" || rc=$?
+        forget_pid "$bpid"
+        after=$(csv_rows)
+        if ((rc != 0)); then
+            status=bench-exit-$rc
+            ((rc != 124)) || log "bench timed out after ${BENCH_TIMEOUT_S} s"
+        elif ((after == before)); then
+            status=no-row
+        elif ((after != before + 1)); then
+            status=rows-$((after - before))
+        else
+            status=ok
+        fi
+        if ((after == before + 1)); then row=$after; fi
+        if [[ $status == ok ]] && ! alive "$spid"; then status="server-died"; fi
+    fi
+    stop_pid "$spid"
+    server_rc=$STOP_RC
+    printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "$RUN" "$entry" "$server" "$rep" "$status" "$row" \
+        "$server_rc" "logs/$tag.bench.txt" >>"$RUNS"
+    if [[ $status == ok ]]; then
+        log "    ok $(row_summary "$row")"
+    else
+        FAILED=$((FAILED + 1))
+        log "    FAILED: $status (see $blog)"
+    fi
+    # nats-server 2.9 exits 1 after SIGTERM by design; shardcast should exit 0.
+    if [[ $server == shardcast ]] && ((server_rc != 0)); then
+        log "    note: shardcast exited with status $server_rc after SIGTERM (see $slog)"
+    fi
+    sleep "$SETTLE_S"
+}
+
+# The loopback TCP ceiling for one stream: iperf3 -s -1 in the background, one client.
+run_iperf() { # rep
+    local rep=$1 port spid json=$OUT/logs/iperf3-r$1.json gbit i
+    port=$(free_port)
+    log "rep $rep iperf3 (port $port, ${IPERF_S} s)"
+    start_bg "$OUT/logs/iperf3-r$rep.server.log" iperf3 -s -1 -p "$port"
+    spid=$BG_PID
+    if wait_ready "$port" "$spid"; then
+        if iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_S" -J >"$json" 2>"$OUT/logs/iperf3-r$rep.client.err" &&
+            gbit=$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print("%.3f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))' "$json"); then
+            echo "$rep,$gbit" >>"$IPERF"
+            log "    $gbit Gbit/s"
+        else
+            log "    iperf3 FAILED (see $json)"
+        fi
+    fi
+    for ((i = 0; i < 50; i++)); do # -1: it exits after its one client
+        alive "$spid" || break
+        sleep 0.1
+    done
+    stop_pid "$spid"
+}
+
+for ((rep = 1; rep <= REPS; rep++)); do
+    run_iperf "$rep"
+    for i in "${!ENTRY_IDS[@]}"; do
+        read -ra bench_args <<<"${ENTRY_ARGS[$i]}"
+        for server in "${SERVERS[@]}"; do
+            run_one "${ENTRY_IDS[$i]}" "$server" "$rep" "${bench_args[@]}"
+        done
+    done
+done
+
+# --- report ----------------------------------------------------------------------------
+
+log "report: $MD, charts in $IMG"
+mkdir -p "$(dirname "$MD")" "$IMG"
+"$PY" "$ROOT/benches/report.py" --results "$RESULTS" --entries "$RUNS" --iperf "$IPERF" \
+    --machine "$OUT/machine.txt" --md "$MD" --img "$IMG" ||
+    die "report.py failed; the raw results are in $OUT"
+
+if ((FAILED)); then
+    log "$FAILED of $TOTAL runs failed (see $RUNS and $OUT/logs)"
+    exit 3
+fi
+log "all $TOTAL runs ok; raw results in $OUT"
