@@ -464,7 +464,7 @@ done
 log "report: $MD, charts in $IMG"
 mkdir -p "$(dirname "$MD")" "$IMG"
 "$PY" "$ROOT/benches/report.py" --results "$RESULTS" --entries "$RUNS" --iperf "$IPERF" \
-    --machine "$OUT/machine.txt" --md "$MD" --img "$IMG" ||
+    --machine "$OUT/machine.txt" --md "$MD" --img "$IMG" --notes "$ROOT/benches/benchmark-notes.md" ||
     die "report.py failed; the raw results are in $OUT"
 
 if ((FAILED)); then

@@ -794,6 +794,7 @@ def main():
     ap.add_argument("--md", required=True, help="Markdown file to write")
     ap.add_argument("--img", required=True, help="directory for the PNG charts")
     ap.add_argument("--command", help="command line for the header (default: machine.txt's `command:`)")
+    ap.add_argument("--notes", help="Markdown appended after the generated sections (hand-written analysis)")
     args = ap.parse_args()
 
     for path, what in ((args.results, "--results"), (args.entries, "--entries")):
@@ -804,6 +805,9 @@ def main():
     charts = Charts(args.img, args.md)
     charts.draw(campaign)
     text = report(campaign, charts, args.command or campaign.machine_field("command"))
+    if args.notes and os.path.exists(args.notes):
+        with open(args.notes) as f:
+            text = text.rstrip() + "\n\n" + f.read().rstrip() + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     with open(args.md, "w") as f:
         f.write(text)
