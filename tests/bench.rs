@@ -148,6 +148,25 @@ fn queue_reqrep_latency_and_conns_scenarios_run_and_count() {
 }
 
 #[test]
+fn warm_up_messages_are_sent_but_not_counted() {
+    let s = Server::start(2);
+    let url = s.addr.to_string();
+    let r = bench_json(
+        &url,
+        &[
+            "pubsub", "--subs", "3", "--msgs", "5000", "--warmup", "200ms",
+        ],
+    );
+    // Hundreds of thousands of warm-up messages went out first; none is in the figures.
+    assert_eq!(u(&r, "msgs_published"), 5000);
+    assert_eq!(
+        (u(&r, "expected"), u(&r, "received"), u(&r, "lost")),
+        (15000, 15000, 0)
+    );
+    assert_eq!(u(&r["latency"], "samples"), 15000);
+}
+
+#[test]
 fn csv_rows_and_the_histogram_file_are_written() {
     let s = Server::start(1);
     let url = s.addr.to_string();

@@ -303,10 +303,12 @@ fn coordinate(args: &BenchArgs, plan: &Plan, shared: &Shared) -> Result<Measured
             last_progress = (received, now);
         }
         let published = shared.published.load(Relaxed);
-        progress.show(format!(
-            "published {published}, received {received}/{}",
-            expected.unwrap_or(estimate)
-        ));
+        // With --duration the total is known only once the publishers stop.
+        let owed = expected.or((args.duration.is_none()).then_some(estimate));
+        progress.show(match owed {
+            Some(owed) => format!("published {published}, received {received}/{owed}"),
+            None => format!("published {published}, received {received}"),
+        });
         if expected.is_none() && shared.senders_done.load(Relaxed) >= plan.senders {
             expected = Some(final_expected(args, plan, shared));
             last_progress.1 = now; // the drain timeout starts now
