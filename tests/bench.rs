@@ -315,6 +315,16 @@ fn bad_usage_and_unreachable_servers_are_explained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect to 127.0.0.1:9"), "{err}");
 
+    let s = Server::start_with(1, "[limits]\nmax_payload = \"4KiB\"\n");
+    let url = s.addr.to_string();
+    let out = bench(&["pubsub", "--url", &url, "--size", "5000", "--msgs", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--size 5000 is larger than the server's max_payload (4096 bytes)"),
+        "{err}"
+    );
+
     let out = bench(&["pubsub", "--url", "http://x", "--msgs", "10"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported URL scheme"));

@@ -47,6 +47,8 @@ pub enum ClientError {
     Protocol(shards::protocol::ProtoError),
     #[error("no PONG within {0:?} of connecting")]
     HandshakeTimeout(Duration),
+    #[error("--size {size} is larger than the server's max_payload ({max} bytes)")]
+    PayloadTooLarge { size: usize, max: u64 },
 }
 
 /// A connected, subscribed client.
@@ -57,6 +59,8 @@ pub struct Client {
     end: usize,
     /// Bytes the operation at `start` needs, when known.
     needed: usize,
+    /// The largest payload the server accepts, from its INFO.
+    pub max_payload: Option<u64>,
 }
 
 impl Client {
@@ -92,6 +96,7 @@ impl Client {
             start: 0,
             end: 0,
             needed: 0,
+            max_payload: None,
         };
         let mut hello = Vec::with_capacity(256);
         hello.extend_from_slice(
@@ -122,8 +127,8 @@ impl Client {
         Ok(())
     }
 
-    /// Reads until PONG, answering PINGs and ignoring INFO/+OK. Deliveries before the PONG are
-    /// an error: only connections without traffic wait this way.
+    /// Reads until PONG, answering PINGs, noting INFO's `max_payload` and ignoring +OK and
+    /// deliveries (only connections without traffic wait this way).
     pub async fn await_pong(&mut self, within: Duration) -> Result<(), ClientError> {
         let deadline = now_ns().saturating_add(ns(within));
         loop {
@@ -135,6 +140,10 @@ impl Client {
                     ServerOp::Ping => ping = true,
                     ServerOp::Err(text) => {
                         return Err(ClientError::Server(String::from_utf8_lossy(text).into()))
+                    }
+                    ServerOp::Info(json) => {
+                        let info: Option<serde_json::Value> = serde_json::from_slice(json).ok();
+                        self.max_payload = info.and_then(|i| i["max_payload"].as_u64());
                     }
                     _ => {}
                 }

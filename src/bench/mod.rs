@@ -441,6 +441,8 @@ fn build_report(
         sub_mb_per_s: sub_mb,
         sub_clients,
         latency: report::latency(hist),
+        disconnected: stats.iter().filter(|s| s.lost_connection.is_some()).count(),
+        disconnect_reason: stats.iter().find_map(|s| s.lost_connection.clone()),
         server,
         elapsed_s: m.ended_ns.saturating_sub(m.started_ns) as f64 / 1e9,
         gen_cpu_s: procfs::own_cpu_seconds() - gen_cpu_start,

@@ -34,6 +34,9 @@ pub struct Report {
     pub sub_mb_per_s: f64,
     pub sub_clients: Spread,
     pub latency: Option<Latency>,
+    /// Receivers whose connection the server ended during the run, and the first reason.
+    pub disconnected: usize,
+    pub disconnect_reason: Option<String>,
     pub server: Option<ServerFigures>,
     pub elapsed_s: f64,
     pub gen_cpu_s: f64,
@@ -208,6 +211,14 @@ impl Report {
             grouped(self.expected as f64),
             grouped(self.received as f64)
         );
+        if self.disconnected > 0 {
+            let _ = writeln!(
+                s,
+                "  disconnected {} subscriber(s) lost their connection: {}",
+                self.disconnected,
+                self.disconnect_reason.as_deref().unwrap_or("unknown")
+            );
+        }
         match &self.latency {
             Some(l) => {
                 let _ = writeln!(
@@ -363,6 +374,7 @@ mod tests {
             bytes: msgs * 10,
             first_ns,
             last_ns,
+            lost_connection: None,
         };
         let stats = [
             s(Kind::Subscriber, 1000, 0, 1_000_000_000),

@@ -53,6 +53,8 @@ pub struct ClientStats {
     /// When the first and last measured message was sent or received ([`now_ns`]).
     pub first_ns: u64,
     pub last_ns: u64,
+    /// Why the server ended this receiver's connection before the run did.
+    pub lost_connection: Option<String>,
 }
 
 /// The counted kinds of connection.
@@ -82,7 +84,17 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
                 sid: 1,
             }];
             let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
-            subscriber(&ctx, client, index).await
+            ctx.shared.ready.fetch_add(1, Relaxed);
+            let mut stats = ClientStats {
+                kind: Kind::Subscriber,
+                ..ClientStats::default()
+            };
+            // Losing the connection mid-run (e.g. cut off as a slow consumer) is a result,
+            // not a failure: what it missed is counted as lost.
+            if let Err(e) = subscriber(&ctx, client, index, &mut stats).await {
+                stats.lost_connection = Some(e.to_string());
+            }
+            Ok(stats)
         }
         Role::Stalled { subject: k } => {
             let s = subject(k);
@@ -166,6 +178,7 @@ async fn publisher(
     count: Option<u64>,
 ) -> Result<ClientStats, ClientError> {
     let mut client = Client::connect(&ctx.gate, &ctx.addr, &[]).await?;
+    fits(&client, ctx.size)?;
     let shared = &ctx.shared;
     shared.ready.fetch_add(1, Relaxed);
     let subjects: Vec<Vec<u8>> = (0..shared.sent_per_subject.len())
@@ -268,6 +281,7 @@ async fn publisher(
         bytes: sent * ctx.size as u64,
         first_ns: start,
         last_ns: end,
+        lost_connection: None,
     })
 }
 
@@ -275,13 +289,9 @@ async fn subscriber(
     ctx: &RoleCtx,
     mut client: Client,
     index: usize,
-) -> Result<ClientStats, ClientError> {
+    stats: &mut ClientStats,
+) -> Result<(), ClientError> {
     let shared = &ctx.shared;
-    shared.ready.fetch_add(1, Relaxed);
-    let mut stats = ClientStats {
-        kind: Kind::Subscriber,
-        ..ClientStats::default()
-    };
     loop {
         match client.fill().await {
             Ok(_) => {}
@@ -290,8 +300,7 @@ async fn subscriber(
         }
         let now = now_ns();
         // Borrowed only between awaits: other connections on this executor record too.
-        let (counted, ping) =
-            count_chunk(&mut client, &mut ctx.hist.borrow_mut(), now, &mut stats)?;
+        let (counted, ping) = count_chunk(&mut client, &mut ctx.hist.borrow_mut(), now, stats)?;
         if counted > 0 {
             if stats.msgs == 0 {
                 stats.first_ns = now;
@@ -309,7 +318,15 @@ async fn subscriber(
             break;
         }
     }
-    Ok(stats)
+    Ok(())
+}
+
+/// Fails when the payload is larger than the server accepts (it would close the connection).
+fn fits(client: &Client, size: usize) -> Result<(), ClientError> {
+    match client.max_payload {
+        Some(max) if size as u64 > max => Err(ClientError::PayloadTooLarge { size, max }),
+        _ => Ok(()),
+    }
 }
 
 /// Counts and times the deliveries in the buffer. Returns (measured deliveries, PING seen).
@@ -409,6 +426,7 @@ async fn requester(
         }],
     )
     .await?;
+    fits(&client, ctx.size)?;
     let shared = &ctx.shared;
     shared.ready.fetch_add(1, Relaxed);
     if !wait_for(shared, GO).await {
