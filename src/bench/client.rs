@@ -20,6 +20,9 @@ const BODY_BYTES_MAX: usize = 64 * 1024 * 1024 + 4096;
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// How long a read waits before the caller gets a chance to check the run's phase.
 pub const READ_POLL: Duration = Duration::from_millis(50);
+/// The same for connections that expect no traffic: thousands of them must not keep the
+/// generator busy with timers.
+pub const IDLE_READ_POLL: Duration = Duration::from_millis(500);
 /// A write that makes no progress for this long fails the run (the server stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the handshake may take.
@@ -119,6 +122,13 @@ impl Client {
         client.write(&hello).await?;
         client.await_pong(HANDSHAKE_TIMEOUT).await?;
         Ok(client)
+    }
+
+    /// How long a read waits for data before returning to the caller (see [`Client::fill`]).
+    pub fn set_read_poll(&self, d: Duration) -> Result<(), ClientError> {
+        self.stream
+            .set_read_timeout(Some(d))
+            .map_err(|e| ClientError::Io(io::Error::other(e.to_string())))
     }
 
     /// Writes all of `bytes`.

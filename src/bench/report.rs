@@ -232,6 +232,7 @@ impl Report {
                     grouped(l.samples as f64)
                 );
             }
+            None if self.scenario == Scenario::Conns => {}
             None => {
                 let _ = writeln!(
                     s,

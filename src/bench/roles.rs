@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use shards::protocol::msg::encode_pub;
 use shards::protocol::ServerOp;
 
-use super::client::{Client, ClientError, SubSpec};
+use super::client::{Client, ClientError, SubSpec, IDLE_READ_POLL};
 use super::plan::Role;
 use super::shared::{now_ns, ns, Shared, GO, STOP, WARMUP};
 
@@ -127,6 +127,7 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
                 }],
             )
             .await?;
+            client.set_read_poll(IDLE_READ_POLL)?;
             ctx.shared.ready.fetch_add(1, Relaxed);
             idle(&ctx, client).await
         }
