@@ -293,6 +293,12 @@ impl Conn {
         self.push_with(frame.len(), |out| out.append(frame))
     }
 
+    /// Queues deliveries encoded once and shared with other connections (no copy).
+    /// Returns false if the connection is closing or just became a slow consumer.
+    pub fn push_shared(&self, frames: &bytes::Bytes) -> bool {
+        self.push_with(frames.len(), |out| out.append_shared(frames.clone()))
+    }
+
     /// Appends exactly `len` bytes of deliveries with `write`. Returns false (writing
     /// nothing) if the connection is closing or just became a slow consumer.
     pub fn push_with(&self, len: usize, write: impl FnOnce(&mut Outbound)) -> bool {

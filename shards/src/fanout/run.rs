@@ -5,12 +5,17 @@
 //!
 //! A run only holds messages that every subscriber receives the same way: plain
 //! subscriptions without a delivery limit, one per connection, no queue groups on the
-//! subject, no headers, a publisher without verbose acks. The caller ends the run ([`Run::flush`]) before anything
-//! else happens in the turn (another subject, SUB/UNSUB/PING, the end of the turn), so
-//! every connection sees its messages in the order the publisher sent them.
+//! subject, no headers, a publisher without verbose acks. The caller ends the run
+//! ([`Run::flush`]) before anything else happens in the turn (another subject,
+//! SUB/UNSUB/PING, the end of the turn), so every connection sees its messages in the
+//! order the publisher sent them.
+//!
+//! A run of 2 KiB or more is not even copied: subscribers that share the run's sid queue
+//! the same reference-counted block, and the writer sends it from there.
 
 use std::rc::Rc;
 
+use bytes::Bytes;
 use rustc_hash::FxHashSet;
 
 use crate::conn::{MsgView, SubRef};
@@ -19,6 +24,9 @@ use crate::subject::Match;
 
 /// A run is delivered once it holds this many bytes.
 const RUN_BYTES_MAX: usize = 64 * 1024;
+/// Runs at least this big are shared by reference with their subscribers; smaller ones
+/// are cheaper to copy than to track (one iovec per block when written).
+const SHARE_BYTES_MIN: usize = 2048;
 
 /// The current run of one shard.
 #[derive(Debug, Default)]
@@ -84,6 +92,8 @@ impl Run {
                 self.sid.clear();
                 self.sid.extend_from_slice(&first.sid);
                 self.frames.clear();
+                // A shared run's buffer went with it: take one big enough for the next run.
+                self.frames.reserve(RUN_BYTES_MAX + m.body.len() + 256);
                 self.marks.clear();
             }
         }
@@ -141,23 +151,30 @@ impl Run {
             return 0;
         };
         let msgs = self.marks.len();
+        // A large run is handed to every subscriber by reference instead of copied.
+        let shared = (self.frames.len() >= SHARE_BYTES_MIN)
+            .then(|| Bytes::from(std::mem::take(&mut self.frames)));
+        let frames: &[u8] = shared.as_deref().unwrap_or(&self.frames);
         let mut delivered = 0;
         for SubRef(sub) in &target.plain {
             if Some(sub.conn.cid) == self.skip_cid || !sub.is_live() {
                 continue;
             }
             let pushed = if *sub.sid == *self.sid {
-                sub.conn.push_frame(&self.frames)
+                match &shared {
+                    Some(b) => sub.conn.push_shared(b),
+                    None => sub.conn.push_frame(frames),
+                }
             } else {
-                let len = self.frames.len() - msgs * self.sid.len() + msgs * sub.sid.len();
+                let len = frames.len() - msgs * self.sid.len() + msgs * sub.sid.len();
                 sub.conn.push_with(len, |out| {
                     // The same frames with this subscriber's sid in place of the run's.
                     for (i, &(start, sid_at)) in self.marks.iter().enumerate() {
-                        let end = self.marks.get(i + 1).map_or(self.frames.len(), |m| m.0);
-                        out.append(self.frames.get(start..sid_at).unwrap_or_default());
+                        let end = self.marks.get(i + 1).map_or(frames.len(), |m| m.0);
+                        out.append(frames.get(start..sid_at).unwrap_or_default());
                         out.append(&sub.sid);
                         let rest = sid_at + self.sid.len();
-                        out.append(self.frames.get(rest..end).unwrap_or_default());
+                        out.append(frames.get(rest..end).unwrap_or_default());
                     }
                 })
             };

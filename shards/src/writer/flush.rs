@@ -86,7 +86,8 @@ async fn wait_and_write_front(
         return Ok(0);
     };
     let result =
-        poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, &chunk[head..])).await;
+        poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, &chunk.bytes()[head..]))
+            .await;
     let written = *result.as_ref().unwrap_or(&0);
     out.borrow_mut().return_front(chunk, head, written);
     match result {

@@ -1,16 +1,37 @@
-//! One connection's pending output: a chain of pooled chunks that deliveries append to
-//! and the writer drains from the front. Its size in bytes is what decides a slow consumer.
+//! One connection's pending output: a chain of pooled chunks that deliveries append to,
+//! and of byte blocks shared with other connections (a run's frames, see `fanout::run`),
+//! which the writer drains from the front. Its size in bytes is what decides a slow consumer.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use crate::limits::{OUTBOUND_CHUNK_BYTES, WRITE_IOVECS_MAX};
 use crate::writer::pool::ChunkPool;
+
+/// One piece of pending output.
+#[derive(Debug)]
+pub enum Segment {
+    /// A pooled chunk that deliveries append to.
+    Chunk(Vec<u8>),
+    /// Bytes shared with other connections, written without a per-connection copy.
+    Shared(Bytes),
+}
+
+impl Segment {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Chunk(v) => v,
+            Segment::Shared(b) => b,
+        }
+    }
+}
 
 /// Pending outbound bytes of one connection.
 #[derive(Debug)]
 pub struct Outbound {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Segment>,
     /// Bytes of `chunks[0]` already written.
     head: usize,
     /// Bytes appended and not yet written, including a chunk lent to the writer.
@@ -63,6 +84,15 @@ impl Outbound {
         }
     }
 
+    /// Queues `bytes` shared with other connections, without copying them.
+    pub fn append_shared(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.pending += bytes.len();
+        self.chunks.push_back(Segment::Shared(bytes));
+    }
+
     /// Lets `write` encode straight into the tail chunk, which has at least `len_max`
     /// bytes of room; `write` must not append more than `len_max` bytes.
     pub fn append_with(&mut self, len_max: usize, write: impl FnOnce(&mut Vec<u8>)) {
@@ -75,15 +105,17 @@ impl Outbound {
     fn tail_with_room(&mut self, room: usize) -> &mut Vec<u8> {
         // The front chunk may be lent out; never append behind the writer's back into it.
         let usable = match self.chunks.back() {
-            Some(last) => last.capacity() - last.len() >= room,
-            None => false,
+            Some(Segment::Chunk(last)) => last.capacity() - last.len() >= room,
+            _ => false,
         };
         if !usable {
-            self.chunks.push_back(self.pool.take());
+            self.chunks.push_back(Segment::Chunk(self.pool.take()));
         }
-        // Just ensured non-empty; `push_back` above guarantees a tail exists.
-        let last = self.chunks.len() - 1;
-        &mut self.chunks[last]
+        match self.chunks.back_mut() {
+            Some(Segment::Chunk(last)) => last,
+            // Unreachable: a chunk was pushed just above when the tail was not one.
+            _ => unreachable!("the tail is a chunk"),
+        }
     }
 
     /// Fills `iov` with the pending bytes from the front, up to `bytes_max` in total.
@@ -95,6 +127,7 @@ impl Outbound {
             if n == WRITE_IOVECS_MAX || total >= bytes_max {
                 break;
             }
+            let chunk = chunk.bytes();
             let start = if i == 0 { self.head } else { 0 };
             let len = (chunk.len() - start).min(bytes_max - total);
             if len == 0 {
@@ -119,7 +152,7 @@ impl Outbound {
             let Some(front) = self.chunks.front() else {
                 break;
             };
-            let left = front.len() - self.head;
+            let left = front.bytes().len() - self.head;
             if written < left {
                 self.head += written;
                 return;
@@ -127,21 +160,28 @@ impl Outbound {
             written -= left;
             self.head = 0;
             if let Some(done) = self.chunks.pop_front() {
-                self.pool.give(done);
+                self.recycle(done);
             }
         }
         // A fully drained tail chunk is recycled as well, so idle connections hold none.
         if self.pending == 0 {
             self.head = 0;
             while let Some(c) = self.chunks.pop_front() {
-                self.pool.give(c);
+                self.recycle(c);
             }
+        }
+    }
+
+    /// Returns a written segment's chunk to the pool (a shared block is just released).
+    fn recycle(&self, seg: Segment) {
+        if let Segment::Chunk(c) = seg {
+            self.pool.give(c);
         }
     }
 
     /// Lends the front chunk and its written offset to the writer while it awaits the
     /// socket, so appends can continue meanwhile. Returns None when nothing is pending.
-    pub fn lend_front(&mut self) -> Option<(Vec<u8>, usize)> {
+    pub fn lend_front(&mut self) -> Option<(Segment, usize)> {
         if self.lent || self.pending == 0 {
             return None;
         }
@@ -152,17 +192,17 @@ impl Outbound {
     }
 
     /// Takes back the lent chunk, `written` more bytes of it having been sent.
-    pub fn return_front(&mut self, chunk: Vec<u8>, head: usize, written: usize) {
+    pub fn return_front(&mut self, chunk: Segment, head: usize, written: usize) {
         self.lent = false;
         self.written_total += written as u64;
         if std::mem::take(&mut self.lent_discarded) {
-            self.pool.give(chunk);
+            self.recycle(chunk);
             return;
         }
         self.pending -= written.min(self.pending);
         let new_head = head + written;
-        if new_head >= chunk.len() {
-            self.pool.give(chunk);
+        if new_head >= chunk.bytes().len() {
+            self.recycle(chunk);
         } else {
             self.chunks.push_front(chunk);
             self.head = new_head;
@@ -172,7 +212,7 @@ impl Outbound {
     /// Drops everything pending (a slow consumer's backlog), returning chunks to the pool.
     pub fn clear(&mut self) {
         while let Some(c) = self.chunks.pop_front() {
-            self.pool.give(c);
+            self.recycle(c);
         }
         self.head = 0;
         self.pending = 0;
@@ -186,7 +226,7 @@ impl Outbound {
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::new();
         for (i, c) in self.chunks.iter().enumerate() {
-            v.extend_from_slice(&c[if i == 0 { self.head } else { 0 }..]);
+            v.extend_from_slice(&c.bytes()[if i == 0 { self.head } else { 0 }..]);
         }
         v
     }
@@ -263,6 +303,33 @@ mod tests {
         o.return_front(chunk, head, 1);
         assert!(o.is_empty());
         assert!(o.to_vec().is_empty());
+    }
+
+    #[test]
+    fn shared_blocks_interleave_with_chunks_and_are_never_written_into() {
+        let mut o = outbound();
+        let block = Bytes::from(b"<shared run>".to_vec());
+        o.append(b"MSG 1\r\n");
+        o.append_shared(block.clone());
+        // Appends after a shared block start a new chunk rather than touch the block.
+        o.append(b"PONG\r\n");
+        o.append_shared(block.clone());
+        assert_eq!(o.pending_bytes(), 7 + 12 + 6 + 12);
+        let all = b"MSG 1\r\n<shared run>PONG\r\n<shared run>".to_vec();
+        assert_eq!(o.to_vec(), all);
+        assert_eq!(iov_bytes(&o, usize::MAX), all);
+        assert_eq!(iov_bytes(&o, 10), &all[..10]);
+        // Partly written inside the first block, then lent and returned.
+        o.consume(9);
+        assert_eq!(o.to_vec(), &all[9..]);
+        let (seg, head) = o.lend_front().expect("pending");
+        assert_eq!(&seg.bytes()[head..], b"hared run>");
+        o.return_front(seg, head, 10);
+        assert_eq!(o.to_vec(), b"PONG\r\n<shared run>");
+        o.consume(o.pending_bytes());
+        assert!(o.is_empty());
+        // Only this test's handle is left: the outbound released its references.
+        assert!(block.is_unique());
     }
 
     #[test]
