@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use futures_lite::StreamExt;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
-use shards::ring::{Forward, RingBatch, RingItem, RingLinks, RingMsg, Span};
+use shards::ring::{Forward, RingBatch, RingCounters, RingItem, RingLinks, RingMsg, Span};
 
 /// A batch of `items` forwarded 128-byte publishes sharing one blob.
 fn batch(blob: &Bytes, items: usize) -> RingMsg {
@@ -71,7 +71,7 @@ fn run(iters: u64, mode: Mode) -> Duration {
                 .into_iter()
                 .find(|(from, _)| *from == peer)
                 .expect("a stream from the peer");
-            let links = Rc::new(RingLinks::new(senders, 1 << 20));
+            let links = Rc::new(RingLinks::new(senders, RingCounters::new(2), 1 << 20));
             let fwd = Rc::clone(&links);
             glommio::spawn_local(async move { fwd.forward(peer).await }).detach();
             let blob = Bytes::from(vec![b'x'; 128 * 64]);

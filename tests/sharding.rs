@@ -343,3 +343,83 @@ fn too_little_locked_memory_is_reported_with_the_fix_not_a_panic() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The shard that took client `cid`, from the server's debug log ("client connected").
+fn shard_of(server: &Server, seen: &mut Vec<String>, cid: u64) -> usize {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        seen.extend(server.log_lines());
+        let needle = format!("cid={cid} ");
+        if let Some(line) = seen
+            .iter()
+            .find(|l| l.contains("client connected") && l.contains(&needle))
+        {
+            let shard = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("shard="))
+                .and_then(|v| v.parse().ok())
+                .expect("shard= in the log line");
+            return shard;
+        }
+        assert!(Instant::now() < deadline, "no log line for cid {cid}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_subscription_another_shard_has_applied_is_seen_by_the_next_publish_here() {
+    // A's SUB is processed on its shard, which then sends the interest to the other shard
+    // at the end of the turn; A's own echo proves that turn is over. B, on the other
+    // shard, publishes right after: its shard must apply the waiting interest before it
+    // routes B's publish, even without a PING from A (async-nats' flush sends none).
+    let s = Server::start_logging(2, "shardcast=info,shards=debug");
+    let mut seen = Vec::new();
+    let (mut a, info) = Raw::connect_info(s.addr);
+    let shard_a = shard_of(
+        &s,
+        &mut seen,
+        info["client_id"].as_u64().expect("client_id"),
+    );
+    a.send(b"CONNECT {\"verbose\":false}\r\nSUB echo.> 1\r\nPING\r\n");
+    a.expect(b"PONG\r\n");
+    let mut b = (0..32)
+        .map(|_| Raw::connect_info(s.addr))
+        .find(|(_, info)| {
+            shard_of(
+                &s,
+                &mut seen,
+                info["client_id"].as_u64().expect("client_id"),
+            ) != shard_a
+        })
+        .map(|(b, _)| b)
+        .expect("one of 32 connections on the other shard");
+    b.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    b.expect(b"PONG\r\n");
+    let rounds = 300;
+    let mut got = Vec::new();
+    for i in 0..rounds {
+        a.send(format!("SUB foo.{i} {}\r\nPUB echo.{i} 0\r\n\r\n", i + 2).as_bytes());
+        let echo = format!("echo.{i}");
+        loop {
+            let m = a.msg();
+            if m.0 == echo {
+                break;
+            }
+            got.push(m);
+        }
+        b.send(format!("PUB foo.{i} 1\r\nx\r\n").as_bytes());
+    }
+    b.flush();
+    got.extend(a.drain());
+    let missed: Vec<usize> = (0..rounds)
+        .filter(|i| {
+            !got.iter()
+                .any(|(subject, ..)| *subject == format!("foo.{i}"))
+        })
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "{} of {rounds} publishes missed: {missed:?}",
+        missed.len()
+    );
+}

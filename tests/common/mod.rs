@@ -70,9 +70,20 @@ impl Server {
     }
 
     pub fn spawn(args: &[&str]) -> Server {
+        Server::spawn_logging(args, "info")
+    }
+
+    /// `start`, logging at `level` (e.g. "debug" to see which shard took each client).
+    pub fn start_logging(shards: usize, level: &str) -> Server {
+        let shards = shards.to_string();
+        let args = ["serve", "-a", "127.0.0.1", "-p", "0", "--shards", &shards];
+        Server::spawn_logging(&args, level)
+    }
+
+    pub fn spawn_logging(args: &[&str], level: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -11,11 +11,14 @@ use futures_lite::future::poll_fn;
 use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
-use crate::ring::RingMsg;
+use crate::ring::{RingCounters, RingMsg};
 
 /// Sending side of every ring out of one shard.
 pub struct RingLinks {
     senders: Senders<RingMsg>,
+    /// This shard's id, and the shared count of batches put in each ring.
+    me: usize,
+    counters: RingCounters,
     overflow: Vec<RefCell<VecDeque<RingMsg>>>,
     /// The forwarder holds a batch it is awaiting room for: later batches must queue.
     busy: Vec<Cell<bool>>,
@@ -25,9 +28,15 @@ pub struct RingLinks {
 }
 
 impl RingLinks {
-    pub fn new(senders: Senders<RingMsg>, overflow_batches_max: usize) -> Self {
+    pub fn new(
+        senders: Senders<RingMsg>,
+        counters: RingCounters,
+        overflow_batches_max: usize,
+    ) -> Self {
         let n = senders.nr_consumers();
         RingLinks {
+            me: senders.peer_id(),
+            counters,
             senders,
             overflow: (0..n).map(|_| RefCell::new(VecDeque::new())).collect(),
             busy: (0..n).map(|_| Cell::new(false)).collect(),
@@ -45,7 +54,10 @@ impl RingLinks {
         let mut overflow = overflow.borrow_mut();
         if overflow.is_empty() && !self.busy[peer].get() {
             match self.senders.try_send_to(peer, msg) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.counters.note_sent(self.me, peer);
+                    return;
+                }
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
                     overflow.push_back(msg)
                 }
@@ -96,6 +108,9 @@ impl RingLinks {
             self.busy[peer].set(true);
             let sent = self.senders.send_to(peer, msg).await;
             self.busy[peer].set(false);
+            if sent.is_ok() {
+                self.counters.note_sent(self.me, peer);
+            }
             if sent.is_err() {
                 self.overflow[peer].borrow_mut().clear();
                 self.wake_room_waiters();

@@ -4,7 +4,9 @@
 //! and flush-barrier tokens, in the order the shard produced them.
 
 pub mod batch;
+pub mod inbound;
 pub mod links;
 
 pub use batch::{Forward, RingBatch, RingItem, RingMsg, Span};
+pub use inbound::{Inbound, RingCounters};
 pub use links::RingLinks;

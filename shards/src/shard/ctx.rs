@@ -15,7 +15,7 @@ use crate::conn::Conn;
 use crate::fanout::stall::Congestion;
 use crate::limits::Limits;
 use crate::metrics::ShardMetrics;
-use crate::ring::RingLinks;
+use crate::ring::{Inbound, RingCounters, RingLinks};
 use crate::route::Router;
 use crate::writer::ChunkPool;
 
@@ -31,6 +31,8 @@ pub struct Global {
     /// Open client connections, all shards.
     pub connections: AtomicUsize,
     pub next_cid: AtomicU64,
+    /// Batches each shard has put in each ring (see `ring::inbound`).
+    pub ring_counters: RingCounters,
 }
 
 /// One shard's state.
@@ -41,6 +43,8 @@ pub struct ShardCtx {
     pub router: RefCell<Router>,
     /// None when the server runs a single shard.
     pub links: Option<RingLinks>,
+    /// The rings into this shard (empty when the server runs a single shard).
+    pub inbound: Vec<Rc<Inbound>>,
     pub pool: Rc<ChunkPool>,
     pub conns: RefCell<FxHashMap<u64, Rc<Conn>>>,
     pub metrics: ShardMetrics,
@@ -52,7 +56,12 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
-    pub fn new(id: usize, global: std::sync::Arc<Global>, links: Option<RingLinks>) -> Self {
+    pub fn new(
+        id: usize,
+        global: std::sync::Arc<Global>,
+        links: Option<RingLinks>,
+        inbound: Vec<Rc<Inbound>>,
+    ) -> Self {
         let limits = global.limits.clone();
         ShardCtx {
             id,
@@ -61,6 +70,7 @@ impl ShardCtx {
             limits,
             global,
             links,
+            inbound,
             conns: RefCell::new(FxHashMap::default()),
             metrics: ShardMetrics::default(),
             congestion: Rc::new(Congestion::default()),

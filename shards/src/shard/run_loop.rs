@@ -6,7 +6,6 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::net::TcpStream;
 
 use crate::conn::reader::ReadBuf;
@@ -16,7 +15,7 @@ use crate::fanout::stall::pause_for_congestion;
 use crate::limits::SID_BYTES_MAX;
 use crate::metrics::add;
 use crate::protocol::{self, info::encode_info, Op, Parsed, Parser, ProtoError, ServerInfo};
-use crate::ring::{RingBatch, RingItem, RingMsg, Span};
+use crate::ring::{Inbound, RingBatch, RingItem, Span};
 use crate::route::publish::PubSpans;
 use crate::shard::ShardCtx;
 use crate::subject::validate::{is_valid_literal_subject, is_valid_queue_name, is_valid_subject};
@@ -148,6 +147,9 @@ async fn read_loop(ctx: &ShardCtx, conn: &Rc<Conn>) {
             return;
         }
         conn.active.set(true);
+        // What other shards sent before this input arrived takes effect first (their
+        // interest changes above all), as it would on a single-threaded server.
+        apply_waiting_batches(ctx).await;
         needed = process_chunk(ctx, conn, &mut rb, &mut parser);
         if conn.is_closing() {
             return;
@@ -365,10 +367,22 @@ pub fn end_turn(ctx: &ShardCtx, blob: Option<Bytes>) {
     }
 }
 
-/// Applies every batch `from` sends, in order, until its ring closes.
-pub async fn ring_receive(ctx: Rc<ShardCtx>, from: usize, rx: ConnectedReceiver<RingMsg>) {
-    while let Some(batch) = rx.recv().await {
-        apply_batch(&ctx, from, *batch);
+/// Applies the batches already waiting in the rings into this shard.
+async fn apply_waiting_batches(ctx: &ShardCtx) {
+    for inbound in &ctx.inbound {
+        while let Some(batch) = inbound
+            .take_waiting(&ctx.global.ring_counters, ctx.id)
+            .await
+        {
+            apply_batch(ctx, inbound.from, *batch);
+        }
+    }
+}
+
+/// Applies every batch `inbound.from` sends, in order, until its ring closes.
+pub async fn ring_receive(ctx: Rc<ShardCtx>, inbound: Rc<Inbound>) {
+    while let Some(batch) = inbound.recv().await {
+        apply_batch(&ctx, inbound.from, *batch);
         end_turn(&ctx, None);
         pause_for_congestion(&ctx).await;
         glommio::yield_if_needed().await;

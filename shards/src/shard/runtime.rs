@@ -12,7 +12,7 @@ use glommio::net::TcpListener;
 
 use crate::conn::CloseReason;
 use crate::metrics::MetricsSnapshot;
-use crate::ring::{RingLinks, RingMsg};
+use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::{keepalive, run_loop, Global, ShardCtx};
 
 /// What a shard tells the main thread once it has started (or failed to).
@@ -43,7 +43,11 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
         Some(mesh) => match mesh.join().await {
             Ok((senders, receivers)) => {
                 let id = senders.peer_id();
-                let links = RingLinks::new(senders, global.limits.ring_overflow_batches_max);
+                let links = RingLinks::new(
+                    senders,
+                    global.ring_counters.clone(),
+                    global.limits.ring_overflow_batches_max,
+                );
                 (id, Some(links), Some(receivers))
             }
             Err(e) => {
@@ -65,8 +69,16 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
             return None;
         }
     };
-    let ctx = Rc::new(ShardCtx::new(id, global, links));
-    spawn_background(&ctx, receivers);
+    let inbound: Vec<Rc<Inbound>> = match receivers {
+        Some(mut receivers) => receivers
+            .streams()
+            .into_iter()
+            .map(|(from, rx)| Rc::new(Inbound::new(from, rx)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let ctx = Rc::new(ShardCtx::new(id, global, links, inbound));
+    spawn_background(&ctx);
     let _ = ready.send(ShardReport::Ready(id));
 
     let accept = accept_loop(&ctx, &listener);
@@ -79,14 +91,9 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     Some(ctx.metrics.snapshot())
 }
 
-fn spawn_background(
-    ctx: &Rc<ShardCtx>,
-    receivers: Option<glommio::channels::channel_mesh::Receivers<RingMsg>>,
-) {
-    if let Some(mut receivers) = receivers {
-        for (from, rx) in receivers.streams() {
-            glommio::spawn_local(run_loop::ring_receive(Rc::clone(ctx), from, rx)).detach();
-        }
+fn spawn_background(ctx: &Rc<ShardCtx>) {
+    for inbound in &ctx.inbound {
+        glommio::spawn_local(run_loop::ring_receive(Rc::clone(ctx), Rc::clone(inbound))).detach();
     }
     if ctx.links.is_some() {
         let peers: Vec<usize> = ctx.router.borrow().peers().collect();
