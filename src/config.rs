@@ -84,7 +84,7 @@ pub struct LimitsSection {
     pub write_deadline: Dur,
     /// Pending output above which a subscriber is congested and its publishers pause.
     pub stall_above: ByteSize,
-    /// Total publisher pause per congested subscriber and episode; "0ms" disables.
+    /// Publisher pause for a congested subscriber that makes no progress; "0ms" disables.
     pub stall_budget: Dur,
 }
 

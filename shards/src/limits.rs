@@ -61,9 +61,9 @@ pub struct Limits {
     /// high enough that a reader keeping up is never paused for. At most 75% of
     /// `pending_bytes_max` is used, so a congested subscriber always has room left.
     pub stall_above_bytes: usize,
-    /// Total time publishers may pause, per congestion episode, for one subscriber above
-    /// `stall_above_bytes` to drain; zero disables pausing. A subscriber that
-    /// stays stalled past it is left to reach `pending_bytes_max` and be cut off.
+    /// Time publishers may pause for one subscriber above `stall_above_bytes` that writes
+    /// nothing meanwhile (any progress refills it); zero disables pausing. A subscriber
+    /// that stays stalled past it is left to reach `pending_bytes_max` and be cut off.
     pub stall_budget: Duration,
     /// Optional delay before flushing a woken connection, trading latency for fewer syscalls.
     pub flush_delay: Duration,

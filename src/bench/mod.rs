@@ -235,7 +235,18 @@ struct Measured {
 /// Steps the run through its phases; returns when measuring is over (the caller stops everyone).
 fn coordinate(args: &BenchArgs, plan: &Plan, shared: &Shared) -> Result<Measured, BenchError> {
     let progress = Progress::new();
-    // 1. Connect and subscribe.
+    connect_all(args, plan, shared, &progress)?;
+    warm_up(args, plan, shared, &progress)?;
+    measure(args, plan, shared, &progress)
+}
+
+/// Waits until every connection is open and subscribed.
+fn connect_all(
+    args: &BenchArgs,
+    plan: &Plan,
+    shared: &Shared,
+    progress: &Progress,
+) -> Result<(), BenchError> {
     let total = plan.roles.len();
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     while shared.ready.load(Relaxed) < total {
@@ -256,21 +267,41 @@ fn coordinate(args: &BenchArgs, plan: &Plan, shared: &Shared) -> Result<Measured
             args.subject
         );
     }
-    // 2. Warm up.
+    Ok(())
+}
+
+/// Lets publishers send marked warm-up messages for `--warmup`, acknowledged by the server.
+fn warm_up(
+    args: &BenchArgs,
+    plan: &Plan,
+    shared: &Shared,
+    progress: &Progress,
+) -> Result<(), BenchError> {
     let publishers = plan
         .roles
         .iter()
         .filter(|r| matches!(r, Role::Publisher { .. }))
         .count();
-    if !args.warmup.is_zero() && publishers > 0 {
-        shared.set_phase(WARMUP);
-        while shared.warmed.load(Relaxed) < publishers {
-            check(shared)?;
-            progress.show("warming up".into());
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    if args.warmup.is_zero() || publishers == 0 {
+        return Ok(());
     }
-    // 3. Measure.
+    shared.set_phase(WARMUP);
+    while shared.warmed.load(Relaxed) < publishers {
+        check(shared)?;
+        progress.show("warming up".into());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The measured phase: publishing, then draining until every owed delivery arrived or
+/// receivers went quiet for `--timeout`.
+fn measure(
+    args: &BenchArgs,
+    plan: &Plan,
+    shared: &Shared,
+    progress: &Progress,
+) -> Result<Measured, BenchError> {
     let server_start = server_usage(args)?;
     let started_ns = now_ns();
     if let Some(d) = args.duration.filter(|_| args.scenario != Scenario::Conns) {

@@ -71,20 +71,13 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
     let subject = |k: usize| format!("{}.{k}", ctx.prefix);
     match role {
         Role::Publisher { index, count } => publisher(&ctx, index, count).await,
+        Role::Requester { index, count } => requester(&ctx, index, count).await,
         Role::Subscriber {
             index,
             subject: k,
             queue,
         } => {
-            let s = subject(k);
-            let q = queue.then_some("bench.q");
-            let sub = [SubSpec {
-                subject: &s,
-                queue: q,
-                sid: 1,
-            }];
-            let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
-            ctx.shared.ready.fetch_add(1, Relaxed);
+            let client = subscribed(&ctx, &subject(k), queue.then_some("bench.q")).await?;
             let mut stats = ClientStats {
                 kind: Kind::Subscriber,
                 ..ClientStats::default()
@@ -97,18 +90,7 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
             Ok(stats)
         }
         Role::Stalled { subject: k } => {
-            let s = subject(k);
-            let _client = Client::connect(
-                &ctx.gate,
-                &ctx.addr,
-                &[SubSpec {
-                    subject: &s,
-                    queue: None,
-                    sid: 1,
-                }],
-            )
-            .await?;
-            ctx.shared.ready.fetch_add(1, Relaxed);
+            let _client = subscribed(&ctx, &subject(k), None).await?;
             // Never read: the server's buffers for this connection fill up.
             while ctx.shared.phase() < STOP {
                 sleep(Duration::from_millis(20)).await;
@@ -116,34 +98,32 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
             Ok(ClientStats::default())
         }
         Role::Idle { index } => {
-            let s = format!("{}.idle.{index}", ctx.prefix);
-            let client = Client::connect(
-                &ctx.gate,
-                &ctx.addr,
-                &[SubSpec {
-                    subject: &s,
-                    queue: None,
-                    sid: 1,
-                }],
-            )
-            .await?;
+            let client = subscribed(&ctx, &format!("{}.idle.{index}", ctx.prefix), None).await?;
             client.set_read_poll(IDLE_READ_POLL)?;
-            ctx.shared.ready.fetch_add(1, Relaxed);
             idle(&ctx, client).await
         }
-        Role::Requester { index, count } => requester(&ctx, index, count).await,
         Role::Responder => {
             let s = format!("{}.req", ctx.prefix);
-            let sub = [SubSpec {
-                subject: &s,
-                queue: Some("bench.responders"),
-                sid: 1,
-            }];
-            let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
-            ctx.shared.ready.fetch_add(1, Relaxed);
+            let client = subscribed(&ctx, &s, Some("bench.responders")).await?;
             responder(&ctx, client).await
         }
     }
+}
+
+/// Connects with one subscription (sid 1) and counts the connection as ready.
+async fn subscribed(
+    ctx: &RoleCtx,
+    subject: &str,
+    queue: Option<&str>,
+) -> Result<Client, ClientError> {
+    let sub = [SubSpec {
+        subject,
+        queue,
+        sid: 1,
+    }];
+    let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
+    ctx.shared.ready.fetch_add(1, Relaxed);
+    Ok(client)
 }
 
 /// Waits until the run reaches `phase` (or stops). Returns false if it stopped first.
@@ -173,6 +153,55 @@ fn stamp_of(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(head))
 }
 
+/// Encodes a publisher's PUB frames a batch at a time: message j of publisher p goes to
+/// subject (p + j) mod K and carries a timestamp.
+struct Batcher {
+    index: u64,
+    subjects: Vec<Vec<u8>>,
+    body: Vec<u8>,
+    buf: Vec<u8>,
+    /// Measured messages sent to each subject.
+    per_subject: Vec<u64>,
+    /// Messages per full batch (about `BATCH_BYTES`).
+    batch_max: u64,
+}
+
+impl Batcher {
+    fn new(ctx: &RoleCtx, index: usize) -> Batcher {
+        let subjects: Vec<Vec<u8>> = (0..ctx.shared.sent_per_subject.len())
+            .map(|k| format!("{}.{k}", ctx.prefix).into_bytes())
+            .collect();
+        let frame_bytes = ctx.size + subjects.last().map_or(0, Vec::len) + 24;
+        Batcher {
+            index: index as u64,
+            per_subject: vec![0; subjects.len()],
+            subjects,
+            body: payload(ctx.size),
+            buf: Vec::with_capacity(BATCH_BYTES + frame_bytes),
+            batch_max: (BATCH_BYTES / frame_bytes).max(1) as u64,
+        }
+    }
+
+    /// Encodes messages `first .. first + n`, message `seq` stamped with `time(seq)`
+    /// (0 marks warm-up); measured ones are counted per subject.
+    fn encode(&mut self, first: u64, n: u64, time: impl Fn(u64) -> u64, measured: bool) -> &[u8] {
+        self.buf.clear();
+        let k = self.subjects.len().max(1);
+        for seq in first..first + n {
+            stamp(&mut self.body, time(seq));
+            let s = (self.index + seq) as usize % k;
+            if measured {
+                if let Some(c) = self.per_subject.get_mut(s) {
+                    *c += 1;
+                }
+            }
+            let subject = self.subjects.get(s).map_or(&[][..], Vec::as_slice);
+            encode_pub(&mut self.buf, subject, None, &self.body);
+        }
+        &self.buf
+    }
+}
+
 async fn publisher(
     ctx: &RoleCtx,
     index: usize,
@@ -182,31 +211,14 @@ async fn publisher(
     fits(&client, ctx.size)?;
     let shared = &ctx.shared;
     shared.ready.fetch_add(1, Relaxed);
-    let subjects: Vec<Vec<u8>> = (0..shared.sent_per_subject.len())
-        .map(|k| format!("{}.{k}", ctx.prefix).into_bytes())
-        .collect();
-    let mut body = payload(ctx.size);
-    let frame_bytes = ctx.size + subjects.last().map_or(0, Vec::len) + 24;
-    let batch_max = (BATCH_BYTES / frame_bytes).max(1) as u64;
-    let mut batch = Vec::with_capacity(BATCH_BYTES + frame_bytes);
+    let mut batcher = Batcher::new(ctx, index);
     if !ctx.warmup.is_zero() && wait_for(shared, WARMUP).await {
-        // Warm-up messages carry a zero timestamp; receivers skip them.
-        stamp(&mut body, 0);
         let end = now_ns().saturating_add(ns(ctx.warmup));
-        let mut j = 0u64;
+        let mut j = 0;
         while now_ns() < end && shared.phase() < STOP {
-            batch.clear();
-            for _ in 0..batch_max {
-                let k = (index as u64 + j) as usize % subjects.len();
-                encode_pub(
-                    &mut batch,
-                    subjects.get(k).map_or(&[][..], Vec::as_slice),
-                    None,
-                    &body,
-                );
-                j += 1;
-            }
-            client.write(&batch).await?;
+            let n = batcher.batch_max;
+            client.write(batcher.encode(j, n, |_| 0, false)).await?;
+            j += n;
         }
         client.write(b"PING\r\n").await?;
         client.await_pong(ACK_TIMEOUT).await?;
@@ -215,9 +227,36 @@ async fn publisher(
     if !wait_for(shared, GO).await {
         return Ok(ClientStats::default());
     }
-    let k = subjects.len();
-    let mut per_subject = vec![0u64; k];
     let start = now_ns();
+    let sent = publish_measured(ctx, &mut client, &mut batcher, count, start).await?;
+    client.write(b"PING\r\n").await?;
+    client.await_pong(ACK_TIMEOUT).await?;
+    let end = now_ns();
+    for (total, mine) in shared.sent_per_subject.iter().zip(&batcher.per_subject) {
+        total.fetch_add(*mine, Relaxed);
+    }
+    shared.senders_done.fetch_add(1, Relaxed);
+    Ok(ClientStats {
+        kind: Kind::Publisher,
+        msgs: sent,
+        bytes: sent * ctx.size as u64,
+        first_ns: start,
+        last_ns: end,
+        lost_connection: None,
+    })
+}
+
+/// Publishes until `count` messages, the deadline or the end of the run: full batches as
+/// fast as the socket takes them, or at a fixed rate the messages due by now. Returns how
+/// many were sent.
+async fn publish_measured(
+    ctx: &RoleCtx,
+    client: &mut Client,
+    batcher: &mut Batcher,
+    count: Option<u64>,
+    start: u64,
+) -> Result<u64, ClientError> {
+    let shared = &ctx.shared;
     let interval_ns = if ctx.rate_per_pub > 0.0 {
         1e9 / ctx.rate_per_pub
     } else {
@@ -227,10 +266,9 @@ async fn publisher(
     loop {
         let now = now_ns();
         if count.is_some_and(|c| sent >= c) || shared.past_deadline(now) || shared.phase() >= STOP {
-            break;
+            return Ok(sent);
         }
-        // How many to send now: a full batch, or those due by now at the fixed rate.
-        let mut n = batch_max;
+        let mut n = batcher.batch_max;
         if interval_ns > 0.0 {
             let due = ((now - start) as f64 / interval_ns) as u64 + 1;
             if due <= sent {
@@ -243,47 +281,20 @@ async fn publisher(
         if let Some(c) = count {
             n = n.min(c - sent);
         }
-        batch.clear();
-        for i in 0..n {
-            let seq = sent + i;
-            // At a fixed rate, the intended send time (coordinated-omission correction);
-            // otherwise the time this batch was built.
+        // At a fixed rate each message carries its intended send time (coordinated-
+        // omission correction); otherwise the time its batch was built.
+        let time = |seq: u64| {
             let t = if interval_ns > 0.0 {
                 start + (seq as f64 * interval_ns) as u64
             } else {
                 now
             };
-            stamp(&mut body, t.max(1));
-            let s = (index as u64 + seq) as usize % k;
-            if let Some(c) = per_subject.get_mut(s) {
-                *c += 1;
-            }
-            encode_pub(
-                &mut batch,
-                subjects.get(s).map_or(&[][..], Vec::as_slice),
-                None,
-                &body,
-            );
-        }
-        client.write(&batch).await?;
+            t.max(1)
+        };
+        client.write(batcher.encode(sent, n, time, true)).await?;
         sent += n;
         shared.published.fetch_add(n, Relaxed);
     }
-    client.write(b"PING\r\n").await?;
-    client.await_pong(ACK_TIMEOUT).await?;
-    let end = now_ns();
-    for (total, mine) in shared.sent_per_subject.iter().zip(&per_subject) {
-        total.fetch_add(*mine, Relaxed);
-    }
-    shared.senders_done.fetch_add(1, Relaxed);
-    Ok(ClientStats {
-        kind: Kind::Publisher,
-        msgs: sent,
-        bytes: sent * ctx.size as u64,
-        first_ns: start,
-        last_ns: end,
-        lost_connection: None,
-    })
 }
 
 async fn subscriber(
@@ -417,19 +428,9 @@ async fn requester(
     count: Option<u64>,
 ) -> Result<ClientStats, ClientError> {
     let inbox = format!("_INBOX.bench.{}.{index}", std::process::id());
-    let mut client = Client::connect(
-        &ctx.gate,
-        &ctx.addr,
-        &[SubSpec {
-            subject: &inbox,
-            queue: None,
-            sid: 1,
-        }],
-    )
-    .await?;
+    let mut client = subscribed(ctx, &inbox, None).await?;
     fits(&client, ctx.size)?;
     let shared = &ctx.shared;
-    shared.ready.fetch_add(1, Relaxed);
     if !wait_for(shared, GO).await {
         return Ok(ClientStats::default());
     }

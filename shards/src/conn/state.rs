@@ -122,7 +122,10 @@ pub struct Conn {
     pub stall_listed: Cell<bool>,
     /// Publisher pause time this connection may still cost in the current episode.
     pub stall_left: Cell<Duration>,
-    stall_budget: Duration,
+    pub stall_budget: Duration,
+    /// Bytes written to the socket when publishers last paused for this connection: any
+    /// progress since then shows it is still reading.
+    pub stall_mark: Cell<u64>,
     drain_wakers: RefCell<Vec<Waker>>,
     congestion: Rc<Congestion>,
 }
@@ -160,6 +163,7 @@ impl Conn {
             stall_listed: Cell::new(false),
             stall_left: Cell::new(limits.stall_budget),
             stall_budget: limits.stall_budget,
+            stall_mark: Cell::new(0),
             drain_wakers: RefCell::new(Vec::new()),
             congestion,
         }

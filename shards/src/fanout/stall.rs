@@ -3,8 +3,9 @@
 //! batch) then waits up to `STALL_WAIT_MAX` for it to drain before producing more.
 //! A subscriber that keeps reading, only slower, paces its publishers this way instead
 //! of being dropped. Pauses during which it read nothing are charged to its budget
-//! (`stall_budget` per episode): a reader that stopped slows the others for at most that
-//! long, then is left to reach `max_pending` and be cut off.
+//! (`stall_budget`), which any progress refills: a reader that stopped slows the others
+//! for at most that long, then is left to reach `max_pending` and be cut off; a reader
+//! that resumes is paced again.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -43,18 +44,27 @@ pub async fn pause_for_congestion(ctx: &ShardCtx) {
             continue;
         };
         conn.stall_listed.set(false);
+        if !conn.is_congested() {
+            continue;
+        }
+        let written_before = conn.out.borrow().written_total();
+        if written_before != conn.stall_mark.get() {
+            // It has written something since the last pause: still reading, if slowly.
+            conn.stall_left.set(conn.stall_budget);
+        }
         let left = conn.stall_left.get();
-        if !conn.is_congested() || left.is_zero() {
+        if left.is_zero() {
             continue;
         }
         let started = Instant::now();
-        let written_before = conn.out.borrow().written_total();
         let _ = glommio::timer::timeout(left.min(STALL_WAIT_MAX), async {
             conn.drained().await;
             Ok(())
         })
         .await;
-        if conn.out.borrow().written_total() == written_before {
+        let written_after = conn.out.borrow().written_total();
+        conn.stall_mark.set(written_after);
+        if written_after == written_before {
             conn.stall_left.set(left.saturating_sub(started.elapsed()));
         }
     }

@@ -367,7 +367,8 @@ pub fn end_turn(ctx: &ShardCtx, blob: Option<Bytes>) {
     }
 }
 
-/// Applies the batches already waiting in the rings into this shard.
+/// Applies the batches already waiting in the rings into this shard, each as the ring's
+/// own receiver would: its acks sent, and paced like any turn that feeds subscribers.
 async fn apply_waiting_batches(ctx: &ShardCtx) {
     for inbound in &ctx.inbound {
         while let Some(batch) = inbound
@@ -375,6 +376,8 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
             .await
         {
             apply_batch(ctx, inbound.from, *batch);
+            end_turn(ctx, None);
+            pause_for_congestion(ctx).await;
         }
     }
 }
