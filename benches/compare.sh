@@ -82,10 +82,10 @@ cd "$ROOT"
 # Matrix sizes (the entries themselves are listed further down).
 if ((QUICK)); then
     FANOUT_SUBS=(1 100) FANOUT_SIZES=(128)
-    LAT_DURATION=2s CONNS=1000 STALLED_MSGS=30000 IPERF_S=1
+    LAT_DURATION=2s OVERLOAD_DURATION=1s CONNS=1000 STALLED_MSGS=30000 IPERF_S=1
 else
     FANOUT_SUBS=(1 10 100 1000) FANOUT_SIZES=(16 128 1024)
-    LAT_DURATION=5s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
+    LAT_DURATION=5s OVERLOAD_DURATION=3s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
 fi
 
 # --- processes this script started: the only ones it ever signals ----------------------
@@ -348,6 +348,7 @@ add_entry latency "latency --subs 100 --rate 10000 --duration $LAT_DURATION --si
 add_entry idle "conns --subs $CONNS --duration 2s"
 add_entry stalled-0 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 0"
 add_entry stalled-3 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3"
+add_entry overload "pubsub --pubs 2 --subs 100 --subjects 3 --size 128 --duration $OVERLOAD_DURATION"
 
 # --- runs ------------------------------------------------------------------------------
 

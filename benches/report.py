@@ -272,6 +272,7 @@ HEADLINES = {
     "latency": ("lat_p99_us", "p99 latency µs", True, False),
     "idle": ("rss_per_conn_bytes", "RSS bytes per connection", True, False),
     "stalled": ("sub_msgs_per_s", "healthy deliveries/s", False, True),
+    "overload": ("server_rss_peak_bytes", "peak server RSS bytes", True, True),
 }
 
 
@@ -377,6 +378,33 @@ def section_latency(campaign, charts):
     out.append(table(["percentile", f"{SC} µs", f"{NATS} µs", "ratio (lower is better)"], rows))
     out.append("")
     out += charts.links(("latency.png", "Latency percentiles"))
+    return "\n".join(out)
+
+
+def section_overload(campaign):
+    entry = "overload"
+    out = ["## Overload: two publishers, as fast as possible", ""]
+    if entry not in campaign.entries:
+        return "\n".join(out + ["Not measured.", ""])
+    out += [
+        "Two publishers send 128 B messages over 3 subjects to 100 subscribers as fast as",
+        "they can for 3 s (`shardcast bench pubsub --pubs 2 --subs 100 --subjects 3",
+        "--duration 3s`): more than the subscribers can take, so the server must slow the",
+        "publishers down or buffer. Peak RSS is sampled every 10 ms while measuring.",
+        "",
+    ]
+    rows = []
+    for column, what, si in (
+        ("sub_msgs_per_s", "deliveries/s", True),
+        ("server_rss_peak_bytes", "peak server RSS bytes", True),
+        ("server_cpu_us_per_msg", "server CPU µs/delivery", False),
+        ("lat_p99_us", "p99 latency µs", False),
+    ):
+        r = ratio(campaign.stat(entry, SC, column), campaign.stat(entry, NATS, column))
+        rows.append([what, cell(campaign, entry, SC, column, si), cell(campaign, entry, NATS, column, si), fmt_ratio(r)])
+    rows.append(["lost (max)", lost_max(campaign, entry, SC), lost_max(campaign, entry, NATS), ""])
+    out.append(table(["figure", SC, NATS, "ratio"], rows))
+    out.append("")
     return "\n".join(out)
 
 
@@ -779,6 +807,7 @@ def report(campaign, charts, command):
         section_latency(campaign, charts),
         section_idle(campaign),
         section_stalled(campaign, charts),
+        section_overload(campaign),
         section_targets(campaign),
         section_runs(campaign),
     ]

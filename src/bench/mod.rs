@@ -35,6 +35,8 @@ const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `sub` waits for the first message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the server's RSS is sampled for its peak while measuring.
+const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
 /// How long `conns` holds its connections by default.
 const CONNS_HOLD_DEFAULT: Duration = Duration::from_secs(1);
 
@@ -230,6 +232,8 @@ struct Measured {
     ended_ns: u64,
     server_start: Option<procfs::Usage>,
     server_end: Option<procfs::Usage>,
+    /// The server's largest RSS seen while measuring (sampled every few ms).
+    server_rss_peak: u64,
 }
 
 /// Steps the run through its phases; returns when measuring is over (the caller stops everyone).
@@ -321,13 +325,22 @@ fn measure(
             ended_ns: now_ns(),
             server_start,
             server_end,
+            server_rss_peak: server_end.map_or(0, |u| u.rss_bytes),
         });
     }
     let estimate = expected_by_formula(args, plan);
     let mut last_progress = (0u64, Instant::now());
     let mut expected = None;
+    let mut rss_peak = 0;
+    let mut rss_sampled = Instant::now();
     loop {
         check(shared)?;
+        if let Some(pid) = args.server_pid {
+            if rss_sampled.elapsed() >= RSS_SAMPLE_INTERVAL {
+                rss_sampled = Instant::now();
+                rss_peak = rss_peak.max(procfs::usage(pid).map_or(0, |u| u.rss_bytes));
+            }
+        }
         let received = shared.received_total();
         let now = Instant::now();
         if received != last_progress.0 {
@@ -359,6 +372,7 @@ fn measure(
                     ended_ns: now_ns(),
                     server_start,
                     server_end,
+                    server_rss_peak: rss_peak.max(server_end.map_or(0, |u| u.rss_bytes)),
                 });
             }
         }
@@ -446,6 +460,7 @@ fn build_report(
                 cpu_s,
                 cpu_us_per_msg: per,
                 rss_bytes: end.rss_bytes,
+                rss_peak_bytes: m.server_rss_peak,
                 rss_per_conn_bytes: per_conn,
             })
         }

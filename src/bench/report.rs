@@ -70,6 +70,8 @@ pub struct ServerFigures {
     /// Server CPU microseconds per delivered message (per published one when nothing is delivered).
     pub cpu_us_per_msg: Option<f64>,
     pub rss_bytes: u64,
+    /// The largest RSS sampled (every 10 ms) while measuring.
+    pub rss_peak_bytes: u64,
     /// `conns` only: growth of the server's RSS per idle connection.
     pub rss_per_conn_bytes: Option<f64>,
 }
@@ -246,10 +248,11 @@ impl Report {
                 .map_or("-".to_string(), |v| format!("{v:.3}"));
             let _ = write!(
                 s,
-                "  server       pid {}: {:.2} CPU s, {per} CPU µs per message, RSS {:.1} MB",
+                "  server       pid {}: {:.2} CPU s, {per} CPU µs per message, RSS {:.1} MB (peak {:.1} MB)",
                 sv.pid,
                 sv.cpu_s,
-                sv.rss_bytes as f64 / 1e6
+                sv.rss_bytes as f64 / 1e6,
+                sv.rss_peak_bytes as f64 / 1e6
             );
             if let Some(per_conn) = sv.rss_per_conn_bytes {
                 let _ = write!(s, ", {} B per connection", grouped(per_conn));
@@ -266,7 +269,7 @@ impl Report {
 
     /// Appends one CSV row to `path`, writing the header first when the file is new or empty.
     pub fn append_csv(&self, path: &Path) -> std::io::Result<()> {
-        const HEADER: &str = "label,scenario,pubs,subs,stalled,subjects,size,msgs_published,pub_msgs_per_s,expected,received,lost,sub_msgs_per_s,sub_mb_per_s,sub_client_min_msgs_per_s,sub_client_avg_msgs_per_s,sub_client_max_msgs_per_s,lat_p50_us,lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,server_cpu_s,server_cpu_us_per_msg,server_rss_bytes,rss_per_conn_bytes,elapsed_s,gen_cpu_s";
+        const HEADER: &str = "label,scenario,pubs,subs,stalled,subjects,size,msgs_published,pub_msgs_per_s,expected,received,lost,sub_msgs_per_s,sub_mb_per_s,sub_client_min_msgs_per_s,sub_client_avg_msgs_per_s,sub_client_max_msgs_per_s,lat_p50_us,lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,server_cpu_s,server_cpu_us_per_msg,server_rss_bytes,rss_per_conn_bytes,elapsed_s,gen_cpu_s,server_rss_peak_bytes";
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -308,6 +311,7 @@ impl Report {
             opt(sv.and_then(|s| s.rss_per_conn_bytes)),
             format!("{:.3}", self.elapsed_s),
             format!("{:.3}", self.gen_cpu_s),
+            sv.map_or(String::new(), |s| s.rss_peak_bytes.to_string()),
         ];
         row.push_str(&fields.join(","));
         row.push('\n');
