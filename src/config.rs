@@ -37,6 +37,8 @@ pub struct Config {
     pub shards: Shards,
     /// Name announced to clients; defaults to the generated server id.
     pub server_name: Option<String>,
+    /// How long an idle shard polls before parking its thread.
+    pub spin_before_park: Dur,
     pub limits: LimitsSection,
     pub keepalive: KeepaliveSection,
     pub batch: BatchSection,
@@ -130,6 +132,7 @@ impl Default for Config {
             port: 4222,
             shards: Shards::Auto,
             server_name: None,
+            spin_before_park: Dur(Limits::default().spin_before_park),
             limits: LimitsSection::default(),
             keepalive: KeepaliveSection::default(),
             batch: BatchSection::default(),
@@ -330,6 +333,7 @@ impl Config {
                 ring_overflow_batches_max: self.ring.overflow_batches_max,
                 pool_chunks_max: self.ring.pool_chunks_max,
                 shutdown_grace: self.shutdown.grace.0,
+                spin_before_park: self.spin_before_park.0,
             },
         }
     }
@@ -379,6 +383,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lots") && e.contains("max_pending"), "{e}");
+    }
+
+    #[test]
+    fn spin_before_park_is_bounded() {
+        let ok = Config::from_toml("spin_before_park = \"200us\"\n", "f").expect("valid");
+        assert_eq!(
+            ok.server_config().limits.spin_before_park,
+            Duration::from_micros(200)
+        );
+        let e = Config::from_toml("spin_before_park = \"1s\"\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spin_before_park (us) must be at most 10000"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -423,3 +423,15 @@ fn a_subscription_another_shard_has_applied_is_seen_by_the_next_publish_here() {
         missed.len()
     );
 }
+
+#[test]
+fn shards_that_spin_before_parking_still_route_across_shards() {
+    let s = Server::start_with(2, "spin_before_park = \"200us\"\n");
+    let mut subs = common::subscribed(&s, 8, |i| format!("SUB spin {i}\r\n"));
+    let mut p = client(&s);
+    p.send(b"PUB spin 2\r\nhi\r\nPING\r\n");
+    p.expect(b"PONG\r\n");
+    for (i, c) in subs.iter_mut().enumerate() {
+        c.expect(format!("MSG spin {i} 2\r\nhi\r\n").as_bytes());
+    }
+}

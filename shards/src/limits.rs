@@ -75,6 +75,9 @@ pub struct Limits {
     pub pool_chunks_max: usize,
     /// How long shutdown waits for buffered output to drain.
     pub shutdown_grace: Duration,
+    /// How long an idle shard keeps polling before it parks its thread. Parking and being
+    /// woken (by a client or another shard) costs tens of µs; spinning costs a CPU.
+    pub spin_before_park: Duration,
 }
 
 impl Default for Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
             ring_overflow_batches_max: 1024,
             pool_chunks_max: 256,
             shutdown_grace: Duration::from_secs(5),
+            spin_before_park: Duration::ZERO,
         }
     }
 }
@@ -170,6 +174,11 @@ impl Limits {
             self.write_deadline.as_millis() as u64,
         )?;
         at_least("stall_above", 1, self.stall_above_bytes as u64)?;
+        at_most(
+            "spin_before_park (us)",
+            10_000,
+            self.spin_before_park.as_micros() as u64,
+        )?;
         if self.payload_bytes_max > self.pending_bytes_max {
             return Err(LimitsError::PayloadOverPending {
                 payload: self.payload_bytes_max,

@@ -188,6 +188,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     };
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
+        .spin_before_park(cfg.limits.spin_before_park)
         // glommio clones this closure on the main thread, once per shard. The closure
         // must move `start`, never clone it: MeshBuilder holds a non-atomic Rc behind
         // `unsafe impl Send`, and clones made concurrently in shard threads corrupt it.
