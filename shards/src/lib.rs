@@ -7,13 +7,14 @@
 //! shard and once per read chunk, never once per subscriber:
 //!
 //! ```text
-//!  socket ─▶ conn::reader ─▶ protocol::Parser ─▶ route::Router ─┬─▶ fanout (local subs)
-//!                                                               │
+//!  socket ─▶ conn::reader ─▶ protocol::Parser ─▶ route::Router ─┬─▶ fanout (local subs,
+//!                                                               │   in runs per subject)
 //!                                      ring (SPSC, per shard pair, batched)
 //!                                                               │
-//!                              peer shard: ring::receive ─▶ fanout (its subs)
+//!                           peer shard: ring::Inbound ─▶ fanout (its subs)
 //!                                                               │
-//!  socket ◀─ writer::flush (one writev per turn) ◀─ writer::Outbound (pooled chunks)
+//!  socket ◀─ writer::flush (one writev per turn) ◀─ writer::Outbound (pooled chunks
+//!                                                     and shared run blocks)
 //! ```
 //!
 //! Modules are declared in that order. `shard::run_loop` is the one place that wires
