@@ -1,7 +1,7 @@
 //! `shardcast bench`: an iperf-style load generator for any NATS-protocol server.
 //!
 //! The coordinator (this module, on the calling thread) builds a [`plan::Plan`], starts one
-//! glommio executor per generator thread with its share of the connections ([`roles`]), then
+//! glommio executor per generator thread with its share of the connections (`roles`), then
 //! steps the run through its phases (connect → warm up → measure → drain → stop) while
 //! showing progress, and finally turns every connection's stats into a [`report::Report`].
 

@@ -4,8 +4,8 @@
 //! formatted with `itoa`. A `MSG` sent by a client is an unknown operation (see the parser).
 
 /// Appends the MSG/HMSG control line (including its CRLF) for one delivery:
-/// header_len None -> "MSG <subject> <sid> [reply] <body_len>\r\n";
-/// header_len Some(h) -> "HMSG <subject> <sid> [reply] <h> <body_len>\r\n".
+/// header_len None -> `MSG <subject> <sid> [reply] <body_len>\r\n`;
+/// header_len Some(h) -> `HMSG <subject> <sid> [reply] <h> <body_len>\r\n`.
 pub fn encode_msg_line(
     out: &mut Vec<u8>,
     subject: &[u8],
@@ -45,7 +45,7 @@ pub fn encode_msg_line(
     out.extend_from_slice(b"\r\n");
 }
 
-/// The client-side counterpart used by a load generator: appends "PUB <subject> [reply] <len>\r\n<payload>\r\n".
+/// The client-side counterpart used by a load generator: appends `PUB <subject> [reply] <len>\r\n<payload>\r\n`.
 pub fn encode_pub(out: &mut Vec<u8>, subject: &[u8], reply: Option<&[u8]>, payload: &[u8]) {
     let mut num = itoa::Buffer::new();
     let len = num.format(payload.len()).as_bytes();
