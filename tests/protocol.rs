@@ -139,25 +139,16 @@ fn a_burst_of_publishes_keeps_each_subscriptions_order_and_sid() {
     // delivered to each subscriber together (a run), re-encoded for every sid, and a
     // subscriber of several subjects still sees the publisher's order.
     let s = Server::start(1);
-    let mut b = client(&s);
-    let mut c = client(&s);
-    let mut d = client(&s);
-    for (cl, line) in [
-        (&mut b, "SUB t.a 5\r\n"),
-        (&mut c, "SUB t.a 1\r\n"),
-        (&mut d, "SUB t.* 1\r\n"),
-    ] {
-        cl.send(line.as_bytes());
-        cl.flush();
-    }
+    let lines = ["SUB t.a 5\r\n", "SUB t.a 1\r\n", "SUB t.* 1\r\n"];
+    let mut subs = common::subscribed(&s, 3, |i| lines[i].to_string());
     let mut p = client(&s);
     p.send(
         b"PUB t.a 2\r\nx1\r\nPUB t.a r 2\r\nx2\r\nPUB t.b 2\r\ny1\r\nPUB t.a 2\r\nx3\r\nPING\r\n",
     );
     p.expect(b"PONG\r\n");
-    b.expect(b"MSG t.a 5 2\r\nx1\r\nMSG t.a 5 r 2\r\nx2\r\nMSG t.a 5 2\r\nx3\r\n");
-    c.expect(b"MSG t.a 1 2\r\nx1\r\nMSG t.a 1 r 2\r\nx2\r\nMSG t.a 1 2\r\nx3\r\n");
-    d.expect(
+    subs[0].expect(b"MSG t.a 5 2\r\nx1\r\nMSG t.a 5 r 2\r\nx2\r\nMSG t.a 5 2\r\nx3\r\n");
+    subs[1].expect(b"MSG t.a 1 2\r\nx1\r\nMSG t.a 1 r 2\r\nx2\r\nMSG t.a 1 2\r\nx3\r\n");
+    subs[2].expect(
         b"MSG t.a 1 2\r\nx1\r\nMSG t.a 1 r 2\r\nx2\r\nMSG t.b 1 2\r\ny1\r\nMSG t.a 1 2\r\nx3\r\n",
     );
 }

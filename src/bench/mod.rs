@@ -338,7 +338,7 @@ fn measure(
         if let Some(pid) = args.server_pid {
             if rss_sampled.elapsed() >= RSS_SAMPLE_INTERVAL {
                 rss_sampled = Instant::now();
-                rss_peak = rss_peak.max(procfs::usage(pid).map_or(0, |u| u.rss_bytes));
+                rss_peak = rss_peak.max(procfs::rss_bytes(pid).unwrap_or(0));
             }
         }
         let received = shared.received_total();

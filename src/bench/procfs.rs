@@ -14,6 +14,14 @@ pub struct Usage {
 
 /// Reads `pid`'s usage, or says why it cannot.
 pub fn usage(pid: u32) -> Result<Usage, String> {
+    Ok(Usage {
+        rss_bytes: rss_bytes(pid)?,
+        cpu_s: cpu_seconds(pid)?,
+    })
+}
+
+/// `pid`'s resident set size in bytes (cheap enough to sample every few ms).
+pub fn rss_bytes(pid: u32) -> Result<u64, String> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("cannot read /proc/{pid}/status: {e} (is --server-pid right?)"))?;
     let rss_kb = status
@@ -22,10 +30,7 @@ pub fn usage(pid: u32) -> Result<Usage, String> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status (has process {pid} exited?)"))?;
-    Ok(Usage {
-        cpu_s: cpu_seconds(pid)?,
-        rss_bytes: rss_kb * 1024,
-    })
+    Ok(rss_kb * 1024)
 }
 
 /// CPU seconds of all of `pid`'s threads: nanosecond run times from each thread's schedstat,

@@ -183,28 +183,22 @@ impl Report {
             );
         }
         if self.msgs_published > 0 && self.scenario != Scenario::Reqrep {
-            let _ = writeln!(
-                s,
-                "  publishers   {:>12} msgs/s {:>9.1} MB/s   ({} msgs; per client min/avg/max {}/{}/{} msgs/s)",
-                grouped(self.pub_msgs_per_s),
+            s.push_str(&rate_line(
+                "publishers",
+                self.pub_msgs_per_s,
                 self.pub_mb_per_s,
-                grouped(self.msgs_published as f64),
-                grouped(self.pub_clients.min),
-                grouped(self.pub_clients.avg),
-                grouped(self.pub_clients.max)
-            );
+                self.msgs_published,
+                &self.pub_clients,
+            ));
         }
         if (self.expected > 0 || self.received > 0) && self.scenario != Scenario::Reqrep {
-            let _ = writeln!(
-                s,
-                "  subscribers  {:>12} msgs/s {:>9.1} MB/s   ({} msgs; per client min/avg/max {}/{}/{} msgs/s)",
-                grouped(self.sub_msgs_per_s),
+            s.push_str(&rate_line(
+                "subscribers",
+                self.sub_msgs_per_s,
                 self.sub_mb_per_s,
-                grouped(self.received as f64),
-                grouped(self.sub_clients.min),
-                grouped(self.sub_clients.avg),
-                grouped(self.sub_clients.max)
-            );
+                self.received,
+                &self.sub_clients,
+            ));
         }
         let _ = writeln!(
             s,
@@ -317,6 +311,18 @@ impl Report {
         row.push('\n');
         file.write_all(row.as_bytes())
     }
+}
+
+/// One summary line of rates: aggregate, then the per-client spread.
+fn rate_line(who: &str, msgs_per_s: f64, mb_per_s: f64, msgs: u64, clients: &Spread) -> String {
+    format!(
+        "  {who:<12} {:>12} msgs/s {mb_per_s:>9.1} MB/s   ({} msgs; per client min/avg/max {}/{}/{} msgs/s)\n",
+        grouped(msgs_per_s),
+        grouped(msgs as f64),
+        grouped(clients.min),
+        grouped(clients.avg),
+        grouped(clients.max)
+    )
 }
 
 /// A CSV field: quoted when it holds a comma, quote or newline.

@@ -260,9 +260,6 @@ impl Conn {
     /// Encodes one MSG/HMSG for subscription `sid`. Returns false if the connection is
     /// closing or just became a slow consumer (the message was not queued).
     pub fn push_msg(&self, m: &MsgView<'_>, sid: &[u8]) -> bool {
-        if self.is_closing() {
-            return false;
-        }
         let (header_len, body) = match m.header_len {
             // A client that did not ask for headers gets the payload only, as nats-server does.
             Some(h) if !self.flags.get().headers => (None, m.body.get(h..).unwrap_or_default()),
@@ -270,19 +267,13 @@ impl Conn {
         };
         let reply_len = m.reply.map_or(0, <[u8]>::len);
         let line_max = m.subject.len() + sid.len() + reply_len + 64;
-        let mut out = self.out.borrow_mut();
-        if out.pending_bytes() + line_max + body.len() + 2 > self.pending_bytes_max {
-            drop(out);
-            self.close(CloseReason::SlowConsumerPending);
-            return false;
-        }
-        out.append_with(line_max, |v| {
-            encode_msg_line(v, m.subject, sid, m.reply, header_len, body.len())
-        });
-        out.append(body);
-        out.append(b"\r\n");
-        self.queued(out);
-        true
+        self.push_with(line_max + body.len() + 2, |out| {
+            out.append_with(line_max, |v| {
+                encode_msg_line(v, m.subject, sid, m.reply, header_len, body.len())
+            });
+            out.append(body);
+            out.append(b"\r\n");
+        })
     }
 
     /// Whether this connection wants `m` re-encoded for it (it did not ask for headers
@@ -303,7 +294,7 @@ impl Conn {
         self.push_with(frames.len(), |out| out.append_shared(frames.clone()))
     }
 
-    /// Appends exactly `len` bytes of deliveries with `write`. Returns false (writing
+    /// Appends at most `len` bytes of deliveries with `write`. Returns false (writing
     /// nothing) if the connection is closing or just became a slow consumer.
     pub fn push_with(&self, len: usize, write: impl FnOnce(&mut Outbound)) -> bool {
         if self.is_closing() {

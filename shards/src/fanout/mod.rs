@@ -91,13 +91,16 @@ pub fn to_plain(
             if Some(sub.conn.cid) == skip_cid || !sub.is_live() {
                 continue;
             }
-            if !encoded && !sub.conn.strips_headers(m) {
-                enc.encode(m, &sub.sid);
-                encoded = true;
-            }
-            let frame = enc
-                .for_sid(&sub.sid)
-                .filter(|_| !sub.conn.strips_headers(m));
+            // A subscriber that gets the payload without headers is encoded for itself.
+            let frame = if sub.conn.strips_headers(m) {
+                None
+            } else {
+                if !encoded {
+                    enc.encode(m, &sub.sid);
+                    encoded = true;
+                }
+                enc.for_sid(&sub.sid)
+            };
             let pushed = match frame {
                 Some(frame) => sub.conn.push_frame(frame),
                 None => sub.conn.push_msg(m, &sub.sid),

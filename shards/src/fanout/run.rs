@@ -45,9 +45,9 @@ pub struct Run {
     cids: FxHashSet<u64>,
 }
 
-/// What [`Run::add`] did with a message.
+/// What [`Run::join`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Added {
+enum Added {
     /// It joined the run (or nobody is left to deliver it to).
     Yes,
     /// Another run is in progress: flush it, then add again.
@@ -57,14 +57,30 @@ pub enum Added {
 }
 
 impl Run {
-    /// Whether the run holds messages.
-    pub fn is_empty(&self) -> bool {
-        self.target.is_none()
+    /// Adds `m` for the subscribers in `target` (skipping connection `skip_cid`, a publisher
+    /// with echo off) to the run, delivering first a run for another subject, and the run
+    /// itself once full. Returns whether `m` was batched (if not, the caller delivers it on
+    /// its own, after [`Run::flush`]) and the deliveries made meanwhile.
+    pub fn add(
+        &mut self,
+        target: &Rc<Match<SubRef>>,
+        m: &MsgView<'_>,
+        skip_cid: Option<u64>,
+    ) -> (bool, usize) {
+        let mut delivered = 0;
+        let mut added = self.join(target, m, skip_cid);
+        if added == Added::OtherRun {
+            delivered += self.flush();
+            added = self.join(target, m, skip_cid);
+        }
+        if added == Added::Yes && self.frames.len() >= RUN_BYTES_MAX {
+            delivered += self.flush();
+        }
+        (added == Added::Yes, delivered)
     }
 
-    /// Adds `m` for the subscribers in `target` (skipping connection `skip_cid`, a publisher
-    /// with echo off) to the run.
-    pub fn add(
+    /// Adds `m` to the current run, or starts one.
+    fn join(
         &mut self,
         target: &Rc<Match<SubRef>>,
         m: &MsgView<'_>,
@@ -138,11 +154,6 @@ impl Run {
             self.ineligible = Some(Rc::clone(target));
         }
         ok
-    }
-
-    /// Whether the run is big enough to deliver now.
-    pub fn is_full(&self) -> bool {
-        self.frames.len() >= RUN_BYTES_MAX
     }
 
     /// Delivers the run to every subscriber of its subject. Returns the deliveries queued.

@@ -38,8 +38,6 @@ pub struct Router {
     pub barrier: Barrier,
     /// Consecutive publishes to one subject in this turn, delivered together.
     pub run: fanout::Run,
-    /// Deliveries made by runs flushed inside `publish` (counted at `flush_run`).
-    flushed: usize,
     rng: u64,
 }
 
@@ -55,7 +53,6 @@ impl Router {
             outgoing_uses_blob: false,
             barrier: Barrier::new(shards, shard),
             run: fanout::Run::default(),
-            flushed: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         }
     }

@@ -4,13 +4,11 @@
 
 use std::rc::Rc;
 
-use crate::conn::{Conn, MsgView, Sub, SubRef};
+use crate::conn::{Conn, MsgView, Sub};
 use crate::fanout;
-use crate::fanout::run::Added;
 use crate::ring::{Forward, RingItem, Span};
 use crate::route::interest::remove_expired;
 use crate::route::Router;
-use crate::subject::Match;
 
 /// Where a publish's parts sit in the read buffer, for forwarding by reference.
 #[derive(Debug, Clone, Copy)]
@@ -75,18 +73,18 @@ impl Router {
         let local = self.local.matches(m.subject);
         let mut routed = Routed::default();
         // Verbose publishers get +OK per PUB, which must not overtake their own deliveries.
-        let added = if flags.verbose {
-            Added::No
+        let (batched, delivered) = if flags.verbose {
+            (false, 0)
         } else {
-            self.add_to_run(&local, m, skip)
+            self.run.add(&local, m, skip)
         };
-        match added {
-            Added::Yes => routed.batched = local.plain.len(),
-            _ => {
-                // Whatever is in the run was published first.
-                routed.local += self.run.flush();
-                routed.local += fanout::to_plain(&local.plain, m, skip, expired);
-            }
+        routed.local += delivered;
+        if batched {
+            routed.batched = local.plain.len();
+        } else {
+            // Whatever is in the run was published first.
+            routed.local += self.run.flush();
+            routed.local += fanout::to_plain(&local.plain, m, skip, expired);
         }
         let mut peers = PeerSet::default();
         let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
@@ -183,8 +181,12 @@ impl Router {
         };
         let local = self.local.matches(m.subject);
         let mut out = ForwardOutcome::default();
-        if fwd.queues.is_empty() && self.add_to_run(&local, &m, None) == Added::Yes {
-            return out;
+        if fwd.queues.is_empty() {
+            let (batched, delivered) = self.run.add(&local, &m, None);
+            out.delivered += delivered;
+            if batched {
+                return out;
+            }
         }
         out.delivered += self.run.flush();
         out.delivered += fanout::to_plain(&local.plain, &m, None, expired);
@@ -203,35 +205,6 @@ impl Router {
         }
         remove_expired(self, expired);
         out
-    }
-}
-
-impl Router {
-    /// Adds `m` to the current run (flushing another run first); a full run is delivered
-    /// at once. Deliveries made meanwhile are counted in the shard metrics by the caller
-    /// of [`Router::flush_run`]; here they are returned in the run's count at flush.
-    fn add_to_run(
-        &mut self,
-        target: &Rc<Match<SubRef>>,
-        m: &MsgView<'_>,
-        skip: Option<u64>,
-    ) -> Added {
-        let mut added = self.run.add(target, m, skip);
-        if added == Added::OtherRun {
-            self.flushed += self.run.flush();
-            added = self.run.add(target, m, skip);
-        }
-        if added == Added::Yes && self.run.is_full() {
-            self.flushed += self.run.flush();
-        }
-        added
-    }
-
-    /// Delivers the current run. Returns every delivery made by runs since the last call.
-    pub fn flush_run(&mut self) -> usize {
-        let n = self.run.flush() + self.flushed;
-        self.flushed = 0;
-        n
     }
 }
 

@@ -285,7 +285,7 @@ fn handle_op(ctx: &ShardCtx, conn: &Rc<Conn>, base: &[u8], op: Op<'_>, expired: 
 
 /// Delivers the current run of publishes (see `fanout::run`).
 fn flush_run(ctx: &ShardCtx) {
-    let delivered = ctx.router.borrow_mut().flush_run();
+    let delivered = ctx.router.borrow_mut().run.flush();
     add(&ctx.metrics.deliveries, delivered as u64);
 }
 
@@ -375,19 +375,23 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
             .take_waiting(&ctx.global.ring_counters, ctx.id)
             .await
         {
-            apply_batch(ctx, inbound.from, *batch);
-            end_turn(ctx, None);
-            pause_for_congestion(ctx).await;
+            apply_turn(ctx, inbound.from, *batch).await;
         }
     }
+}
+
+/// One batch as a turn of its own: applied, its acks and forwards sent, then paced for
+/// the subscribers it fed.
+async fn apply_turn(ctx: &ShardCtx, from: usize, batch: RingBatch) {
+    apply_batch(ctx, from, batch);
+    end_turn(ctx, None);
+    pause_for_congestion(ctx).await;
 }
 
 /// Applies every batch `inbound.from` sends, in order, until its ring closes.
 pub async fn ring_receive(ctx: Rc<ShardCtx>, inbound: Rc<Inbound>) {
     while let Some(batch) = inbound.recv().await {
-        apply_batch(&ctx, inbound.from, *batch);
-        end_turn(&ctx, None);
-        pause_for_congestion(&ctx).await;
+        apply_turn(&ctx, inbound.from, *batch).await;
         glommio::yield_if_needed().await;
     }
 }
@@ -413,7 +417,7 @@ fn apply_batch(ctx: &ShardCtx, from: usize, batch: RingBatch) {
             RingItem::BarrierAck(epoch) => router.barrier.ack(from, epoch, &mut pongs),
         }
     }
-    add(&ctx.metrics.deliveries, router.flush_run() as u64);
+    add(&ctx.metrics.deliveries, router.run.flush() as u64);
     drop(router);
     for conn in pongs {
         conn.pongs_waiting
