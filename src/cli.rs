@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use shards::limits::SHARDS_MAX;
 
 use crate::config::{Config, ConfigError, Shards};
 
@@ -49,9 +50,9 @@ fn parse_shards(s: &str) -> Result<Shards, String> {
         return Ok(Shards::Auto);
     }
     match s.parse::<usize>() {
-        Ok(n) if (1..=256).contains(&n) => Ok(Shards::Count(n)),
+        Ok(n) if (1..=SHARDS_MAX).contains(&n) => Ok(Shards::Count(n)),
         _ => Err(format!(
-            "expected \"auto\" or a number from 1 to 256, got \"{s}\""
+            "expected \"auto\" or a number from 1 to {SHARDS_MAX}, got \"{s}\""
         )),
     }
 }
@@ -105,6 +106,9 @@ mod tests {
     #[test]
     fn bad_shards_flag_is_explained() {
         let e = Cli::try_parse_from(["shardcast", "serve", "--shards", "0"]).unwrap_err();
-        assert!(e.to_string().contains("from 1 to 256"), "{e}");
+        assert!(
+            e.to_string().contains(&format!("from 1 to {SHARDS_MAX}")),
+            "{e}"
+        );
     }
 }

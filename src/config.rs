@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shards::limits::SHARDS_MAX;
 use shards::server::{ServerConfig, ShardCount};
 use shards::Limits;
 
@@ -63,12 +64,14 @@ impl<'de> Deserialize<'de> for Shards {
         }
         match Raw::deserialize(d)? {
             Raw::Word(w) if w == "auto" => Ok(Shards::Auto),
-            Raw::Count(n) if (1..=256).contains(&n) => Ok(Shards::Count(n as usize)),
+            Raw::Count(n) => match usize::try_from(n) {
+                Ok(n) if (1..=SHARDS_MAX).contains(&n) => Ok(Shards::Count(n)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "shards must be \"auto\" or a number from 1 to {SHARDS_MAX}, got {n}"
+                ))),
+            },
             Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "shards must be \"auto\" or a number from 1 to 256, got \"{w}\""
-            ))),
-            Raw::Count(n) => Err(serde::de::Error::custom(format!(
-                "shards must be \"auto\" or a number from 1 to 256, got {n}"
+                "shards must be \"auto\" or a number from 1 to {SHARDS_MAX}, got \"{w}\""
             ))),
         }
     }
@@ -383,6 +386,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lots") && e.contains("max_pending"), "{e}");
+    }
+
+    #[test]
+    fn shards_beyond_the_engine_maximum_are_refused() {
+        let most = format!("shards = {SHARDS_MAX}\n");
+        let c = Config::from_toml(&most, "f").expect("the maximum is allowed");
+        assert_eq!(c.shards, Shards::Count(SHARDS_MAX));
+        for n in [0, SHARDS_MAX as i64 + 1, -1] {
+            let e = Config::from_toml(&format!("shards = {n}\n"), "f")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("from 1 to {SHARDS_MAX}, got {n}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
