@@ -10,6 +10,8 @@ use shards::limits::SHARDS_MAX;
 use shards::server::{ServerConfig, ShardCount};
 use shards::Limits;
 
+use crate::units;
+
 /// The commented default configuration, built into the binary (`shardcast config`).
 pub const DEFAULT_TOML: &str = include_str!("../tuning/shardcast.toml");
 
@@ -209,7 +211,8 @@ impl Default for LogSection {
     }
 }
 
-/// A byte count: an integer, or a string with a unit ("64MiB", "4KiB", "1MB", "512B").
+/// A byte count: an integer, or a string with a unit ("64MiB", "4KiB", "1MB", "512B");
+/// see [`units::parse_size`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
@@ -222,65 +225,53 @@ impl<'de> Deserialize<'de> for ByteSize {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) => u64::try_from(n)
-                .map(ByteSize)
-                .map_err(|_| serde::de::Error::custom(format!("a size cannot be negative, got {n}"))),
-            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "\"{s}\" is not a size: use bytes (65536) or a unit: B, KB, MB, GB (×1000), KiB, MiB, GiB (×1024)"
-                ))
+            Raw::N(n) => u64::try_from(n).map(ByteSize).map_err(|_| {
+                serde::de::Error::custom(format!("a size cannot be negative, got {n}"))
             }),
+            Raw::S(s) => units::parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
 
-/// A duration written with a unit: "10s", "250ms", "2m", "1h", "500us".
+/// A duration written with a unit: "10s", "250ms", "1.5s", "2m", "1h", "500us"; see
+/// [`units::parse_duration`]. A bare number, string or integer, is refused by the same
+/// parser, so its error says to add a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "\"{s}\" is not a duration: write a number and a unit, e.g. \"10s\", \"250ms\", \"2m\", \"1h\", \"500us\""
-            ))
-        })
+        d.deserialize_any(DurVisitor)
     }
 }
 
-fn split_number(s: &str) -> Option<(u64, &str)> {
-    let s = s.trim();
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n = s[..end].parse().ok()?;
-    Some((n, s[end..].trim()))
-}
+/// Sends strings and numbers alike through [`units::parse_duration`].
+struct DurVisitor;
 
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (n, unit) = split_number(s)?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1000,
-        "mb" | "m" => 1000 * 1000,
-        "gb" | "g" => 1000 * 1000 * 1000,
-        "kib" => 1024,
-        "mib" => 1024 * 1024,
-        "gib" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
+impl serde::de::Visitor<'_> for DurVisitor {
+    type Value = Dur;
 
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let (n, unit) = split_number(s)?;
-    Some(match unit {
-        "us" | "µs" => Duration::from_micros(n),
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    })
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a duration with a unit, such as \"10s\" or \"250ms\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+        units::parse_duration(s).map(Dur).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+        self.visit_str(&n.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
+        self.visit_str(&n.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+        self.visit_str(&n.to_string())
+    }
 }
 
 impl Config {
@@ -435,21 +426,33 @@ mod tests {
     }
 
     #[test]
-    fn units_parse() {
-        assert_eq!(parse_size("64MiB"), Some(64 << 20));
-        assert_eq!(parse_size("1MB"), Some(1_000_000));
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("4 KiB"), Some(4096));
-        assert_eq!(parse_size("12XB"), None);
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500us"), Some(Duration::from_micros(500)));
-        assert_eq!(parse_duration("10"), None);
+    fn durations_and_sizes_take_the_shared_grammar() {
+        let c = Config::from_toml(
+            "[limits]\nwrite_deadline = \"1.5s\"\nmax_control_line = \"2 KiB\"\n",
+            "f",
+        )
+        .expect("valid");
+        assert_eq!(c.limits.write_deadline, Dur(Duration::from_millis(1500)));
+        assert_eq!(c.limits.max_control_line, ByteSize(2048));
         let c = Config::from_toml("shards = 3\n[batch]\nflush_delay_us = 50\n", "f").expect("ok");
         assert_eq!(c.shards, Shards::Count(3));
         assert_eq!(
             c.server_config().limits.flush_delay,
             Duration::from_micros(50)
         );
+    }
+
+    #[test]
+    fn a_duration_without_a_unit_is_refused_as_string_or_number() {
+        for value in ["\"10\"", "10", "1.5"] {
+            let e = Config::from_toml(&format!("[shutdown]\ngrace = {value}\n"), "f")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("grace") && e.contains("has no unit"), "{e}");
+        }
+        let e = Config::from_toml("[shutdown]\ngrace = true\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a duration with a unit"), "{e}");
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::units::parse_duration;
+
 /// What the load generator does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,30 +93,6 @@ pub struct BenchArgs {
     pub hist: Option<PathBuf>,
 }
 
-/// Parses "250ms", "5s", "2m", "1.5s" or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("expected a duration such as 500ms, 5s or 1m, got \"{s}\""))?;
-    let secs = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit \"{other}\" in \"{s}\" (use ms, s or m)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration out of range: \"{s}\""))
-}
-
 impl BenchArgs {
     /// Checks combinations clap cannot express. The message names the flag and the fix.
     pub fn validate(&self) -> Result<(), String> {
@@ -198,18 +176,32 @@ impl BenchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
 
     #[test]
-    fn durations_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5 parsecs")
-            .unwrap_err()
-            .contains("unknown duration unit"));
-        assert!(parse_duration("fast")
-            .unwrap_err()
-            .contains("expected a duration"));
+    fn duration_flags_take_the_shared_grammar() {
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["shardcast", "bench", "pub"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv)?.command {
+                Command::Bench(args) => Ok::<BenchArgs, clap::Error>(*args),
+                other => panic!("bench expected, got {other:?}"),
+            }
+        };
+        let a = args(&["--duration", "1.5s", "--warmup", "250ms", "--timeout", "1m"])
+            .expect("valid durations");
+        assert_eq!(a.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(a.warmup, Duration::from_millis(250));
+        assert_eq!(a.timeout, Duration::from_secs(60));
+        let d = args(&[]).expect("defaults");
+        assert_eq!(
+            (d.warmup, d.timeout),
+            (Duration::ZERO, Duration::from_secs(5))
+        );
+        let e = args(&["--duration", "5"]).unwrap_err().to_string();
+        assert!(e.contains("--duration") && e.contains("has no unit"), "{e}");
+        let e = args(&["--timeout", "5 parsecs"]).unwrap_err().to_string();
+        assert!(e.contains("unknown duration unit"), "{e}");
     }
 }
