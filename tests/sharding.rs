@@ -337,6 +337,8 @@ fn too_little_locked_memory_is_reported_with_the_fix_not_a_panic() {
         "a clean error exit, not a panic (70/101)"
     );
     let err = String::from_utf8_lossy(&out.stderr);
+    let expected = shards::preflight::PreflightError::MemLockTooLow { limit_kib: 64 };
+    assert!(err.contains(&format!("shardcast: {expected}\n")), "{err}");
     assert!(
         err.contains("locked-memory limit too low") && err.contains("ulimit -l"),
         "{err}"

@@ -31,8 +31,10 @@ pub mod subject;
 pub mod writer;
 
 pub mod metrics;
+pub mod preflight;
 pub mod server;
 pub mod shard;
 
 pub use limits::Limits;
+pub use preflight::PreflightError;
 pub use server::{ServerConfig, ServerError, ServerHandle};

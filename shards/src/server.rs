@@ -14,6 +14,7 @@ use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles
 
 use crate::limits::{Limits, LimitsError, SHARDS_MAX};
 use crate::metrics::MetricsSnapshot;
+use crate::preflight::{self, PreflightError};
 use crate::shard::runtime::{self, ShardReport, ShardStart};
 use crate::shard::Global;
 
@@ -69,10 +70,9 @@ pub enum ServerError {
     },
     #[error("shards must be between 1 and {SHARDS_MAX} (got {0})")]
     ShardCount(usize),
-    #[error("io_uring is not available: {0}")]
-    IoUring(String),
-    #[error("locked-memory limit too low: {0}")]
-    MemLock(String),
+    /// The host cannot run io_uring; the message names the cause and the fix.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
     #[error("cannot place shards on CPUs: {0}")]
     Placement(String),
     #[error("a shard failed to start: {0}")]
@@ -145,8 +145,8 @@ impl Stopper {
 /// Starts a server and returns once every shard is accepting.
 pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     cfg.limits.validate()?;
-    preflight_io_uring()?;
-    raise_fd_limit();
+    preflight::check_io_uring()?;
+    preflight::raise_fd_limit();
     let allowed = allowed_cpus();
     let shards = match cfg.shards {
         ShardCount::Auto => allowed.len().max(1),
@@ -278,66 +278,6 @@ fn placement(shards: usize, allowed: &[usize]) -> Result<PoolPlacement, ServerEr
         Ok(PoolPlacement::Fenced(shards, cpus))
     } else {
         Ok(PoolPlacement::MaxSpread(shards, Some(cpus)))
-    }
-}
-
-/// Checks io_uring before glommio does: glommio panics with a misleading "kernel too
-/// old" message whatever the cause.
-pub fn preflight_io_uring() -> Result<(), ServerError> {
-    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled");
-    if disabled.is_ok_and(|v| v.trim() == "2") {
-        return Err(ServerError::IoUring(
-            "disabled by the kernel (kernel.io_uring_disabled=2); run `sysctl -w kernel.io_uring_disabled=0`".into(),
-        ));
-    }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    let got = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if got && !root && lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < 512 * 1024 {
-        return Err(ServerError::MemLock(format!(
-            "RLIMIT_MEMLOCK is {} KiB; glommio needs at least 512 KiB, and each shard's io_uring rings take about 48 KiB more; raise it with `ulimit -l 65536`, LimitMEMLOCK= (systemd) or --ulimit memlock=-1:-1 (docker)",
-            lim.rlim_cur / 1024
-        )));
-    }
-    let mut params = [0u8; 120];
-    // SAFETY: io_uring_setup takes an entry count and a pointer to a 120-byte
-    // io_uring_params struct, which `params` provides zeroed.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
-    if fd >= 0 {
-        // SAFETY: fd is the ring descriptor just returned to us.
-        unsafe { libc::close(fd as i32) };
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    Err(match err.raw_os_error() {
-        Some(libc::ENOSYS) => ServerError::IoUring("the kernel has no io_uring (Linux 5.8 or newer is required)".into()),
-        Some(libc::EPERM) => ServerError::IoUring(
-            "io_uring_setup is not permitted (EPERM): either kernel.io_uring_disabled=1 and this user is neither root nor in io_uring_group, or a seccomp profile blocks it (containers' default profiles do; run with one that allows io_uring_*, e.g. docker --security-opt seccomp=unconfined)".into(),
-        ),
-        Some(libc::ENOMEM) => ServerError::MemLock(
-            "io_uring_setup failed with ENOMEM: raise the locked-memory limit (`ulimit -l 65536`)".into(),
-        ),
-        _ => ServerError::IoUring(format!("io_uring_setup failed: {err}")),
-    })
-}
-
-/// Raises the open-file soft limit to the hard limit: each client is one descriptor.
-pub fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }
 

@@ -60,8 +60,8 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         ));
     }
     let addr = args.host_port().map_err(BenchError::Usage)?;
-    shards::server::preflight_io_uring().map_err(|e| BenchError::Start(e.to_string()))?;
-    shards::server::raise_fd_limit();
+    shards::preflight::check_io_uring().map_err(|e| BenchError::Start(e.to_string()))?;
+    shards::preflight::raise_fd_limit();
     let plan = Plan::new(args);
     check_fd_limit(plan.roles.len())?;
     let threads = args
