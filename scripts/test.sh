@@ -19,6 +19,9 @@ NEEDS=(
 )
 
 cd "$(dirname "$0")/.."
+# Debian installs some daemons (nats-server) in /usr/sbin, which is not on an ordinary
+# user's PATH; the tests start them by name, so put the sbin directories on it.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 # The packages whose command is not on PATH, one per line.
 missing_packages() {
