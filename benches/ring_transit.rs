@@ -71,7 +71,7 @@ fn run(iters: u64, mode: Mode) -> Duration {
                 .into_iter()
                 .find(|(from, _)| *from == peer)
                 .expect("a stream from the peer");
-            let links = Rc::new(RingLinks::new(senders, RingCounters::new(2), 1 << 20));
+            let links = Rc::new(RingLinks::new(senders, RingCounters::new(2), 1 << 20, 16));
             let fwd = Rc::clone(&links);
             glommio::spawn_local(async move { fwd.forward(peer).await }).detach();
             let blob = Bytes::from(vec![b'x'; 128 * 64]);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use shardcast::cli::{Cli, Command, ServeArgs};
 use shardcast::config::DEFAULT_TOML;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR2};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -72,6 +72,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
         std::process::exit(70);
     }));
 
+    // Installed before the shards start, so no signal finds its default action meanwhile.
+    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR2]);
     let server = match shards::server::start(cfg.server_config()) {
         Ok(s) => s,
         Err(e) => {
@@ -87,15 +89,24 @@ fn serve(args: &ServeArgs) -> ExitCode {
         "shardcast listening"
     );
     let stopper = server.stopper();
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+    match signals {
         Ok(mut signals) => {
             std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGUSR2 {
+                        // nats-server's lame-duck signal: not supported yet, and harmless.
+                        tracing::warn!(
+                            signal = sig,
+                            "SIGUSR2 (lame duck mode) is not supported yet; ignored"
+                        );
+                        continue;
+                    }
                     tracing::info!(
                         signal = sig,
                         "stopping: closing listeners, flushing clients"
                     );
                     stopper.stop();
+                    break;
                 }
             });
         }
@@ -104,17 +115,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     match server.join() {
         Ok(metrics) => {
             if let Some(m) = metrics {
-                let h = &m.ring_transit_us;
-                tracing::info!(
-                    msgs_in = m.msgs_in,
-                    deliveries = m.deliveries,
-                    forwards = m.forwards,
-                    slow_consumers = m.slow_consumers,
-                    queue_misses = m.queue_misses,
-                    ring_transit_us_p50 = h.value_at_quantile(0.5),
-                    ring_transit_us_p99 = h.value_at_quantile(0.99),
-                    "shardcast stopped"
-                );
+                log_totals(&m);
             }
             ExitCode::SUCCESS
         }
@@ -123,4 +124,26 @@ fn serve(args: &ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The shutdown line: every counter, summed over the shards.
+fn log_totals(m: &shards::metrics::MetricsSnapshot) {
+    let h = &m.ring_transit_us;
+    tracing::info!(
+        msgs_in = m.msgs_in,
+        bytes_in = m.bytes_in,
+        deliveries = m.deliveries,
+        forwards = m.forwards,
+        ring_batches_out = m.ring_batches_out,
+        ring_batches_in = m.ring_batches_in,
+        queue_misses = m.queue_misses,
+        conns_accepted = m.conns_accepted,
+        conns_rejected = m.conns_rejected,
+        slow_consumers = m.slow_consumers,
+        stale_connections = m.stale_connections,
+        protocol_errors = m.protocol_errors,
+        ring_transit_us_p50 = h.value_at_quantile(0.5),
+        ring_transit_us_p99 = h.value_at_quantile(0.99),
+        "shardcast stopped"
+    );
 }

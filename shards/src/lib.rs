@@ -1,39 +1,58 @@
-//! shardcast's engine: a thread-per-core NATS-protocol broadcast server on glommio.
+//! shardcast's engine: a thread-per-core broadcast server on glommio, speaking the NATS
+//! client protocol.
 //!
 //! One glommio executor (a *shard*) is pinned to each CPU. Every shard accepts on the
 //! same port (SO_REUSEPORT) and owns its connections, its subscriptions and its
-//! outbound buffers outright; shards share no mutable state. A publish is matched
-//! locally and crosses to another shard only if that shard has interest, once per
-//! shard and once per read chunk, never once per subscriber:
+//! outboxes outright; shards share no mutable state. A publish is matched locally and
+//! crosses to another shard only if that shard has interest, once per shard and once per
+//! read chunk, never once per subscriber:
 //!
 //! ```text
-//!  socket ─▶ conn::reader ─▶ protocol::Parser ─▶ route::Router ─┬─▶ fanout (local subs,
-//!                                                               │   in runs per subject)
-//!                                      ring (SPSC, per shard pair, batched)
-//!                                                               │
-//!                           peer shard: ring::Inbound ─▶ fanout (its subs)
-//!                                                               │
-//!  socket ◀─ writer::flush (one writev per turn) ◀─ writer::Outbound (pooled chunks
-//!                                                     and shared run blocks)
+//!  transport ─▶ conn::reader ─▶ front (NATS: protocol::Parser) ─▶ route::Router::apply
+//!                                                                   │
+//!            ┌──────────────────────────────────────────────────────┤
+//!            ▼                                                      ▼
+//!  fanout (local subs, in runs per subject)       ring (SPSC per shard pair, one batch
+//!            │                                     per peer per turn) ─▶ peer shard:
+//!            ▼                                     route::Router::apply_batch ─▶ fanout
+//!  wire (encodes for each subscriber's protocol)
+//!            │
+//!            ▼
+//!  writer::Outbox (bounded) ─▶ writer::flush (one vectored send per turn) ─▶ transport
 //! ```
 //!
-//! Modules are declared in that order. `shard::run_loop` is the one place that wires
-//! the stages together; each stage hands a typed value to the next.
+//! The pipeline's modules are declared below in that order. `shard::run_loop` is the one
+//! place that calls the stages in sequence; each stage hands a typed value to the next.
 
+// Bounds, and why a connection closes: used by every stage.
+pub mod close;
 pub mod limits;
 
+// The pipeline, in data-flow order.
 pub mod conn;
-pub mod fanout;
+
+pub mod front;
+
 pub mod protocol;
-pub mod ring;
+
 pub mod route;
+
 pub mod subject;
+
+pub mod ring;
+
+pub mod fanout;
+
+pub mod wire;
+
 pub mod writer;
 
+// Running it: shard tasks, start-up checks, the server handle, counters.
 pub mod metrics;
 pub mod preflight;
 pub mod server;
 pub mod shard;
+pub mod wakers;
 
 pub use limits::Limits;
 pub use preflight::PreflightError;

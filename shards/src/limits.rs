@@ -1,12 +1,43 @@
 //! Every bound the engine enforces, in one place: sizes of buffers, queues, lines and
 //! payloads, counts of connections and subscriptions, and the timers that close
-//! connections. The binary fills this from its configuration; the engine never sees TOML.
+//! connections. The constants are fixed design bounds; [`Limits`] holds the configurable
+//! ones. The binary fills it from its configuration; the engine never sees TOML.
 
 use std::time::Duration;
 
 /// Size of one outbound chunk. Outbound buffers are chains of these, recycled through a
 /// per-shard pool, so a connection's pending bytes never need one large allocation.
 pub const OUTBOUND_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Size of the chunk a control reply (PONG, +OK, -ERR, INFO) takes on a connection with
+/// nothing else pending, instead of a whole pooled chunk.
+pub const CONTROL_CHUNK_BYTES: usize = 512;
+
+/// Publishers that may wait at once for one congested outbox to drain; more proceed
+/// without pausing (a pause is a courtesy to a slow reader, never owed).
+pub const DRAIN_WAITERS_MAX: usize = 64;
+
+/// A frame encoded once for many subscribers is kept for the next message only up to
+/// this size (one per shard thread).
+pub const ENCODED_KEEP_BYTES_MAX: usize = 1 << 20;
+
+/// A run (consecutive publishes to one subject in a turn) is delivered once it holds this
+/// many bytes.
+pub const RUN_BYTES_MAX: usize = 64 * 1024;
+
+/// Runs at least this big are shared by reference with their subscribers; smaller ones
+/// are cheaper to copy than to track (one iovec per block when written).
+pub const RUN_SHARE_BYTES_MIN: usize = 2048;
+
+/// How long a shard waits before accepting again after `accept` failed (EMFILE and
+/// friends), instead of spinning.
+pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// How long start-up waits for every shard to report ready.
+pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connection backlog of each shard's listener (the kernel caps it at `somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// Initial read buffer of a connection: small, so an idle connection costs little memory;
 /// it grows on demand up to `Limits::read_buffer_bytes_max()`.
@@ -19,7 +50,7 @@ pub const READ_BYTES_PER_TURN: usize = 64 * 1024;
 pub const WRITE_IOVECS_MAX: usize = 64;
 
 /// Longest single pause of a publisher waiting for one congested subscriber.
-pub const STALL_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(5);
+pub const STALL_WAIT_MAX: Duration = Duration::from_millis(5);
 
 /// Most shards a server may run (the routing bitsets are sized for it).
 pub const SHARDS_MAX: usize = 256;
@@ -34,6 +65,12 @@ const _: () = assert!(
     OUTBOUND_CHUNK_BYTES >= 2 * 4096 + 256,
     "a MSG line must fit a chunk"
 );
+const _: () = assert!(
+    CONTROL_CHUNK_BYTES < OUTBOUND_CHUNK_BYTES,
+    "control chunks are the small ones"
+);
+const _: () = assert!(RUN_SHARE_BYTES_MIN <= RUN_BYTES_MAX, "a full run is shared");
+const _: () = assert!(SHARDS_MAX <= u16::MAX as usize + 1, "shard ids fit a u16");
 
 /// Runtime limits, all configurable; see `docs/configuration.md`.
 #[derive(Debug, Clone, PartialEq)]

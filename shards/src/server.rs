@@ -12,14 +12,11 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
-use crate::limits::{Limits, LimitsError, SHARDS_MAX};
+use crate::limits::{Limits, LimitsError, LISTEN_BACKLOG, SHARDS_MAX, SHARD_START_TIMEOUT};
 use crate::metrics::MetricsSnapshot;
 use crate::preflight::{self, PreflightError};
 use crate::shard::runtime::{self, ShardReport, ShardStart};
 use crate::shard::Global;
-
-/// The NATS server version announced in INFO: clients gate features on it.
-pub const NATS_COMPAT_VERSION: &str = "2.10.0";
 
 /// How many shards to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +202,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
 }
 
 fn wait_ready(rx: &mpsc::Receiver<ShardReport>, shards: usize) -> Result<(), ServerError> {
-    let limit = Duration::from_secs(30);
+    let limit = SHARD_START_TIMEOUT;
     for _ in 0..shards {
         match rx.recv_timeout(limit) {
             Ok(ShardReport::Ready(_)) => {}
@@ -231,25 +228,47 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
 }
 
 /// Binds `addr` with SO_REUSEPORT but does not listen: the port is ours (port 0 picks
-/// one) and the shards' listeners join it. A fixed port held by another listener is
-/// refused first, since SO_REUSEPORT would otherwise silently share it with a second
-/// copy of the server.
+/// one) and the shards' listeners join it.
+///
+/// A fixed port is checked first with a socket that binds with SO_REUSEADDR only and
+/// never listens: the bind fails if another process listens there (SO_REUSEPORT would
+/// otherwise silently share the port with a second copy of the server), and succeeds
+/// over the connections a previous server left behind (TIME_WAIT, FIN_WAIT), so a
+/// restart on the same port works at once.
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
     use socket2::{Domain, Socket, Type};
+    let bind_err = |source| ServerError::Bind { addr, source };
     if addr.port() != 0 {
-        match std::net::TcpListener::bind(addr) {
-            Ok(probe) => drop(probe),
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+        probe.set_reuse_address(true).map_err(bind_err)?;
+        match probe.bind(&addr.into()) {
+            Ok(()) => drop(probe),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 return Err(ServerError::AddrInUse { addr })
             }
             Err(source) => return Err(ServerError::Bind { addr, source }),
         }
     }
-    let bind_err = |source| ServerError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
     socket.set_reuse_port(true).map_err(bind_err)?;
     socket.bind(&addr.into()).map_err(bind_err)?;
     Ok(socket)
+}
+
+/// One shard's listener on the shared port: SO_REUSEPORT (every shard listens, the
+/// kernel spreads connections) and SO_REUSEADDR (a restart binds over the previous
+/// server's closing connections), with a backlog of [`LISTEN_BACKLOG`].
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket we own and hand over.
+    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// CPUs this process may run on (affinity mask and cgroup cpuset), read before any

@@ -1,12 +1,13 @@
-//! Client connections: their per-shard state (`Conn`, `Sub`), why they close
-//! (`CloseReason`), the reader that fills a connection's read buffer, and the writer task
-//! that flushes its outbound buffer. Parsing and routing of what was read happen in
-//! `shard::run_loop`.
+//! Client connections: their per-shard state (`Conn`, `Sub`, no socket), the transport
+//! their bytes travel on (`Transport`, plain TCP today), the read buffer the reader fills,
+//! and the writer task that flushes their outbox. What the bytes mean is a front-end's
+//! business (`front`); `shard::run_loop` runs the tasks.
 
-pub mod close;
 pub mod reader;
 pub mod state;
+pub mod transport;
 pub mod writer_task;
 
-pub use close::CloseReason;
-pub use state::{Conn, ConnFlags, MsgView, Sub, SubRef};
+pub use crate::close::CloseReason;
+pub use state::{Conn, ConnFlags, Sub};
+pub use transport::{Tcp, Transport};

@@ -2,15 +2,11 @@
 //! and hands consumed bytes either back for reuse or, frozen, to the cross-shard ring
 //! (so forwarded payloads are shared by reference, not copied).
 
-use std::cell::RefCell;
 use std::io;
-use std::pin::Pin;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::future::poll_fn;
-use futures_lite::AsyncRead;
-use glommio::net::TcpStream;
 
+use crate::conn::Transport;
 use crate::limits::{READ_BUFFER_BYTES_INITIAL, READ_BYTES_PER_TURN};
 
 /// Bytes read from a socket and not yet consumed by the parser.
@@ -36,12 +32,12 @@ impl ReadBuf {
         &self.buf
     }
 
-    /// Reads once from `stream`. `needed_bytes` is the size of the operation being
+    /// Reads once from `transport`. `needed_bytes` is the size of the operation being
     /// received if the parser knows it (so a large payload gets room at once).
     /// Returns 0 at end of stream.
     pub async fn read_from(
         &mut self,
-        stream: &RefCell<TcpStream>,
+        transport: &impl Transport,
         needed_bytes: usize,
     ) -> io::Result<usize> {
         let len = self.buf.len();
@@ -50,10 +46,7 @@ impl ReadBuf {
         // is taken when frozen spans still share this one.
         self.buf.reserve(want);
         self.buf.resize(len + want, 0);
-        let result = {
-            let dst = &mut self.buf[len..];
-            poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_read(cx, dst)).await
-        };
+        let result = transport.read(&mut self.buf[len..]).await;
         let n = *result.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
         if n == want && self.read_size < READ_BYTES_PER_TURN {

@@ -1,6 +1,7 @@
-//! The task that owns a connection's send side: it sleeps until deliveries ask for a
-//! flush, writes everything pending in as few calls as possible, turns a stuck write
-//! into a slow-consumer close, and shuts the socket down when the connection closes.
+//! The task that owns a connection's send side: it sleeps until appends ask for a flush,
+//! writes everything pending in as few calls as possible, turns a stuck write into a
+//! slow-consumer close, and shuts the transport down when the connection closes (which
+//! also ends the reader).
 
 use std::rc::Rc;
 use std::task::Poll;
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use futures_lite::future::poll_fn;
 
-use crate::conn::{CloseReason, Conn};
-use crate::writer::{flush, FlushError};
+use crate::close::CloseReason;
+use crate::conn::Transport;
+use crate::writer::{flush, FlushError, Outbox};
 
 /// How the writer flushes; copied from `Limits`.
 #[derive(Debug, Clone, Copy)]
@@ -20,40 +22,40 @@ pub struct WriterParams {
 }
 
 /// Runs until the connection closes and its last bytes are out (or given up on).
-pub async fn run(conn: Rc<Conn>, params: WriterParams) {
+pub async fn run(outbox: Rc<Outbox>, transport: Rc<impl Transport>, params: WriterParams) {
     loop {
         poll_fn(|cx| {
-            if conn.poll_flush_request(cx.waker()) {
+            if outbox.poll_flush_request(cx.waker()) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
             }
         })
         .await;
-        if !params.flush_delay.is_zero() && !conn.is_closing() {
+        if !params.flush_delay.is_zero() && !outbox.is_closing() {
             glommio::timer::sleep(params.flush_delay).await;
         }
-        match flush(&conn.stream, &conn.out, params.write_bytes_max).await {
-            Ok(_) => conn.relieve(),
-            Err(FlushError::Deadline) => conn.close(CloseReason::SlowConsumerDeadline),
-            Err(FlushError::Io(_)) => conn.close(CloseReason::WriteError),
+        match flush(&*transport, &outbox, params.write_bytes_max).await {
+            Ok(_) => outbox.relieve(),
+            Err(FlushError::Deadline) => outbox.close(CloseReason::SlowConsumerDeadline),
+            Err(FlushError::Io(_)) => outbox.close(CloseReason::WriteError),
         }
-        if conn.is_closing() {
-            final_flush(&conn, params).await;
-            conn.shutdown_socket();
+        if outbox.is_closing() {
+            final_flush(&outbox, &*transport, params).await;
+            transport.shutdown();
             return;
         }
     }
 }
 
-/// Sends what is still buffered (an -ERR line, or output at server shutdown), bounded
-/// by the shutdown grace period.
-async fn final_flush(conn: &Conn, params: WriterParams) {
-    if conn.out.borrow().is_empty() {
+/// Sends what is still buffered (an error line, or output at server shutdown), bounded by
+/// the shutdown grace period.
+async fn final_flush(outbox: &Outbox, transport: &impl Transport, params: WriterParams) {
+    if outbox.pending_bytes() == 0 {
         return;
     }
     let bounded = glommio::timer::timeout(params.shutdown_grace, async {
-        flush(&conn.stream, &conn.out, params.write_bytes_max)
+        flush(transport, outbox, params.write_bytes_max)
             .await
             .map_err(|e| glommio::GlommioError::IoError(std::io::Error::other(e)))
     });

@@ -4,8 +4,8 @@
 //! feed read 64 KiB at a time becomes one append per subscriber per read.
 //!
 //! A run only holds messages that every subscriber receives the same way: plain
-//! subscriptions without a delivery limit, one per connection, no queue groups on the
-//! subject, no headers, a publisher without verbose acks. The caller ends the run
+//! subscriptions without a delivery limit, one per connection, all on wires that encode
+//! alike, no queue groups on the subject, no headers, a publisher without verbose acks. The caller ends the run
 //! ([`Run::flush`]) before anything else happens in the turn (another subject,
 //! SUB/UNSUB/PING, the end of the turn), so every connection sees its messages in the
 //! order the publisher sent them.
@@ -18,21 +18,18 @@ use std::rc::Rc;
 use bytes::Bytes;
 use rustc_hash::FxHashSet;
 
-use crate::conn::{MsgView, SubRef};
-use crate::protocol::msg::encode_msg_line;
+use crate::conn::Sub;
+use crate::limits::{RUN_BYTES_MAX, RUN_SHARE_BYTES_MIN};
 use crate::subject::Match;
-
-/// A run is delivered once it holds this many bytes.
-const RUN_BYTES_MAX: usize = 64 * 1024;
-/// Runs at least this big are shared by reference with their subscribers; smaller ones
-/// are cheaper to copy than to track (one iovec per block when written).
-const SHARE_BYTES_MIN: usize = 2048;
+use crate::wire::{MsgView, Wire};
 
 /// The current run of one shard.
 #[derive(Debug, Default)]
 pub struct Run {
-    target: Option<Rc<Match<SubRef>>>,
+    target: Option<Rc<Match<Rc<Sub>>>>,
     skip_cid: Option<u64>,
+    /// The wire the frames are encoded on: every subscriber's, for header-less messages.
+    wire: Option<Wire>,
     /// The sid the frames are encoded for: the first live subscriber's.
     sid: Vec<u8>,
     /// The frames, back to back.
@@ -40,7 +37,7 @@ pub struct Run {
     /// Per message: where its frame starts and where its sid starts in `frames`.
     marks: Vec<(usize, usize)>,
     /// The last subject match found not eligible.
-    ineligible: Option<Rc<Match<SubRef>>>,
+    ineligible: Option<Rc<Match<Rc<Sub>>>>,
     /// Scratch set for the eligibility check.
     cids: FxHashSet<u64>,
 }
@@ -63,7 +60,7 @@ impl Run {
     /// its own, after [`Run::flush`]) and the deliveries made meanwhile.
     pub fn add(
         &mut self,
-        target: &Rc<Match<SubRef>>,
+        target: &Rc<Match<Rc<Sub>>>,
         m: &MsgView<'_>,
         skip_cid: Option<u64>,
     ) -> (bool, usize) {
@@ -82,60 +79,55 @@ impl Run {
     /// Adds `m` to the current run, or starts one.
     fn join(
         &mut self,
-        target: &Rc<Match<SubRef>>,
+        target: &Rc<Match<Rc<Sub>>>,
         m: &MsgView<'_>,
         skip_cid: Option<u64>,
     ) -> Added {
         if m.header_len.is_some() {
             return Added::No;
         }
-        match &self.target {
-            Some(t) if Rc::ptr_eq(t, target) && self.skip_cid == skip_cid => {}
+        let wire = match &self.target {
+            Some(t) if Rc::ptr_eq(t, target) && self.skip_cid == skip_cid => {
+                self.wire.expect("a run in progress has its wire")
+            }
             Some(_) => return Added::OtherRun,
             None => {
-                if !self.eligible(target) {
+                if !self.eligible(target, m) {
                     return Added::No;
                 }
                 let first = target
                     .plain
                     .iter()
-                    .find(|SubRef(s)| Some(s.conn.cid) != skip_cid && s.is_live());
-                let Some(SubRef(first)) = first else {
+                    .find(|s| Some(s.cid) != skip_cid && s.is_live());
+                let Some(first) = first else {
                     return Added::Yes; // nobody to deliver to
                 };
+                let wire = first.wire().for_msg(m);
                 self.target = Some(Rc::clone(target));
                 self.skip_cid = skip_cid;
+                self.wire = Some(wire);
                 self.sid.clear();
                 self.sid.extend_from_slice(&first.sid);
                 self.frames.clear();
                 // A shared run's buffer went with it: take one big enough for the next run.
                 self.frames.reserve(RUN_BYTES_MAX + m.body.len() + 256);
                 self.marks.clear();
+                wire
             }
-        }
+        };
         let start = self.frames.len();
-        // "MSG " + subject + " ", then the sid.
-        let sid_start = start + 4 + m.subject.len() + 1;
-        encode_msg_line(
-            &mut self.frames,
-            m.subject,
-            &self.sid,
-            m.reply,
-            None,
-            m.body.len(),
-        );
-        self.frames.extend_from_slice(m.body);
-        self.frames.extend_from_slice(b"\r\n");
-        self.marks.push((start, sid_start));
+        let sid_at = wire.encode(&mut self.frames, m, &self.sid);
+        self.marks.push((start, sid_at.start));
         Added::Yes
     }
 
     /// Whether every subscriber in `target` gets each message the same way, once per
     /// connection: at least two plain subscriptions, no queue groups, no delivery limits,
-    /// no connection with two matching subscriptions (nats-server interleaves those per
-    /// message). Checked once per run; a subject found ineligible is remembered until its
-    /// match changes (any SUB/UNSUB makes a new one).
-    fn eligible(&mut self, target: &Rc<Match<SubRef>>) -> bool {
+    /// wires that encode `m` alike, no connection with two matching subscriptions
+    /// (nats-server interleaves those per message). Checked once per run; a subject found
+    /// ineligible is remembered until its match changes (a SUB/UNSUB on a pattern that
+    /// matches it makes a new one).
+    fn eligible(&mut self, target: &Rc<Match<Rc<Sub>>>, m: &MsgView<'_>) -> bool {
         if self
             .ineligible
             .as_ref()
@@ -144,12 +136,12 @@ impl Run {
             return false;
         }
         self.cids.clear();
+        let wire = target.plain.first().map(|s| s.wire().for_msg(m));
         let ok = target.queues.is_empty()
             && target.plain.len() >= 2
-            && target
-                .plain
-                .iter()
-                .all(|SubRef(s)| s.max_msgs.get() == 0 && self.cids.insert(s.conn.cid));
+            && target.plain.iter().all(|s| {
+                s.max_msgs() == 0 && Some(s.wire().for_msg(m)) == wire && self.cids.insert(s.cid)
+            });
         if !ok {
             self.ineligible = Some(Rc::clone(target));
         }
@@ -163,35 +155,36 @@ impl Run {
         };
         let msgs = self.marks.len();
         // A large run is handed to every subscriber by reference instead of copied.
-        let shared = (self.frames.len() >= SHARE_BYTES_MIN)
+        let shared = (self.frames.len() >= RUN_SHARE_BYTES_MIN)
             .then(|| Bytes::from(std::mem::take(&mut self.frames)));
         let frames: &[u8] = shared.as_deref().unwrap_or(&self.frames);
         let mut delivered = 0;
-        for SubRef(sub) in &target.plain {
-            if Some(sub.conn.cid) == self.skip_cid || !sub.is_live() {
+        for sub in &target.plain {
+            if Some(sub.cid) == self.skip_cid || !sub.is_live() {
                 continue;
             }
             let pushed = if *sub.sid == *self.sid {
                 match &shared {
-                    Some(b) => sub.conn.push_shared(b),
-                    None => sub.conn.push_frame(frames),
+                    Some(b) => sub.outbox.push_shared(b),
+                    None => sub.outbox.push_frames(frames),
                 }
             } else {
                 let len = frames.len() - msgs * self.sid.len() + msgs * sub.sid.len();
-                sub.conn.push_with(len, |out| {
+                sub.outbox.push_with(len, |out| {
                     // The same frames with this subscriber's sid in place of the run's.
                     for (i, &(start, sid_at)) in self.marks.iter().enumerate() {
                         let end = self.marks.get(i + 1).map_or(frames.len(), |m| m.0);
-                        out.append(frames.get(start..sid_at).unwrap_or_default());
+                        out.append(&frames[start..sid_at]);
                         out.append(&sub.sid);
-                        let rest = sid_at + self.sid.len();
-                        out.append(frames.get(rest..end).unwrap_or_default());
+                        out.append(&frames[sid_at + self.sid.len()..end]);
                     }
                 })
             };
             if pushed {
                 delivered += msgs;
-                sub.delivered.set(sub.delivered.get() + msgs as u64);
+                // Runs hold no subscription with a delivery limit.
+                let expired = sub.count_deliveries(msgs as u64);
+                debug_assert!(!expired, "a run subscriber has no delivery limit");
             }
         }
         if self.frames.capacity() > 4 * RUN_BYTES_MAX {

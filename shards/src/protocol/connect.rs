@@ -6,7 +6,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::errors::ProtoError;
-use super::parser::trim_ws;
+use super::lex::trim_ws;
 
 /// The options a client sends in CONNECT.
 #[derive(Debug, Clone, serde::Deserialize)]

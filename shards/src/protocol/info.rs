@@ -2,6 +2,9 @@
 //!
 //! An INFO sent by a client is parsed and ignored by the parser (see [`super::Op::Info`]).
 
+/// The NATS server version announced in INFO: clients gate features on it.
+pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+
 /// The fields of the server's INFO, serialized in declaration order.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServerInfo {

@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod errors;
 pub mod info;
+mod lex;
 pub mod msg;
 pub mod parser;
 pub mod publish;

@@ -6,6 +6,9 @@
 /// Appends the MSG/HMSG control line (including its CRLF) for one delivery:
 /// header_len None -> `MSG <subject> <sid> [reply] <body_len>\r\n`;
 /// header_len Some(h) -> `HMSG <subject> <sid> [reply] <h> <body_len>\r\n`.
+///
+/// Returns where the sid sits in `out`, so a frame encoded for one subscription can be
+/// re-tagged for another by splicing its sid in.
 pub fn encode_msg_line(
     out: &mut Vec<u8>,
     subject: &[u8],
@@ -13,7 +16,7 @@ pub fn encode_msg_line(
     reply: Option<&[u8]>,
     header_len: Option<usize>,
     body_len: usize,
-) {
+) -> std::ops::Range<usize> {
     let mut num = itoa::Buffer::new();
     // "HMSG " + 3 separators + two numbers of at most 20 digits + CRLF.
     let reply_len = reply.map_or(0, |r| r.len().saturating_add(1));
@@ -31,6 +34,7 @@ pub fn encode_msg_line(
     });
     out.extend_from_slice(subject);
     out.push(b' ');
+    let sid_at = out.len();
     out.extend_from_slice(sid);
     out.push(b' ');
     if let Some(reply) = reply {
@@ -43,6 +47,7 @@ pub fn encode_msg_line(
     }
     out.extend_from_slice(num.format(body_len).as_bytes());
     out.extend_from_slice(b"\r\n");
+    sid_at..sid_at + sid.len()
 }
 
 /// The client-side counterpart used by a load generator: appends `PUB <subject> [reply] <len>\r\n<payload>\r\n`.
@@ -84,7 +89,7 @@ mod tests {
         body_len: usize,
     ) -> String {
         let mut out = Vec::new();
-        encode_msg_line(&mut out, subject, sid, reply, header_len, body_len);
+        let _ = encode_msg_line(&mut out, subject, sid, reply, header_len, body_len);
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -113,9 +118,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sid_range_points_at_the_sid() {
+        let mut out = b"PONG\r\n".to_vec();
+        let at = encode_msg_line(&mut out, b"a.b", b"sid-7", Some(b"r"), Some(3), 9);
+        assert_eq!(&out[at], b"sid-7");
+        out.clear();
+        let at = encode_msg_line(&mut out, b"x", b"1", None, None, 0);
+        assert_eq!(at, 6..7);
+    }
+
+    #[test]
     fn msg_line_appends() {
         let mut out = b"PONG\r\n".to_vec();
-        encode_msg_line(&mut out, b"s", b"1", None, None, 2);
+        let _ = encode_msg_line(&mut out, b"s", b"1", None, None, 2);
         out.extend_from_slice(b"hi\r\n");
         assert_eq!(out, b"PONG\r\nMSG s 1 2\r\nhi\r\n");
     }

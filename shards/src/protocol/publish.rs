@@ -4,7 +4,7 @@
 //! The client-side encoder for PUB lives in [`super::msg::encode_pub`] beside the MSG encoder.
 
 use super::errors::ProtoError;
-use super::parser::{parse_size, split_args, NumberError, Span};
+use super::lex::{parse_size, split_args, NumberError, Span};
 
 /// One publish from a client, borrowing the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,12 @@ pub struct Publish<'a> {
 impl<'a> Publish<'a> {
     /// The header block (empty for PUB).
     pub fn headers(&self) -> &'a [u8] {
-        self.body.get(..self.header_len).unwrap_or_default()
+        &self.body[..self.header_len]
     }
 
     /// The payload after the header block (the whole body for PUB).
     pub fn payload(&self) -> &'a [u8] {
-        self.body.get(self.header_len..).unwrap_or_default()
+        &self.body[self.header_len..]
     }
 }
 

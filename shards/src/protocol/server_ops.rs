@@ -8,7 +8,7 @@
 //! which costs a rescan of at most one control line (clients read large chunks, so that is rare).
 
 use super::errors::ProtoError;
-use super::parser::{is_ws, parse_size, split_args, trim_ws, NumberError};
+use super::lex::{is_ws, parse_size, split_args, trim_ws, NumberError};
 
 /// One operation sent by a server, borrowing the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! `SUB <subject> [queue] <sid>`. The subject and queue are not validated here.
 
 use super::errors::ProtoError;
-use super::parser::split_args;
+use super::lex::split_args;
 
 /// One subscription request from a client, borrowing the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

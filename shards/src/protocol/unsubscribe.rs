@@ -3,7 +3,7 @@
 //! `UNSUB <sid> [max_msgs]`.
 
 use super::errors::ProtoError;
-use super::parser::{parse_number, split_args, NumberError};
+use super::lex::{parse_number, split_args, NumberError};
 
 /// One unsubscribe request from a client, borrowing the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

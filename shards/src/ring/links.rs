@@ -1,7 +1,13 @@
 //! This shard's sending ends of the rings. `send` never waits: a batch that finds its
 //! ring full joins an ordered overflow queue drained by one forwarder task per peer
 //! (the only task that ever awaits that ring, avoiding glommio's mesh deadlock #555).
-//! Readers pause before reading more while any overflow queue is over its bound.
+//!
+//! The overflow bound (`ring.overflow_batches_max`) is enforced where batches are made:
+//! a client's turn waits for room ([`RingLinks::wait_for_room`]) after its read and
+//! before it routes anything, with no await between that check and its send, so its
+//! batch finds room. Ring receivers never wait (that could deadlock two shards feeding
+//! each other); their turns send only barrier acks, one per barrier a peer sent, so those
+//! are bounded by the peers' own bounded turns.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -12,6 +18,7 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::{GlommioError, ResourceType};
 
 use crate::ring::{RingCounters, RingMsg};
+use crate::wakers::WakerSet;
 
 /// Sending side of every ring out of one shard.
 pub struct RingLinks {
@@ -23,15 +30,18 @@ pub struct RingLinks {
     /// The forwarder holds a batch it is awaiting room for: later batches must queue.
     busy: Vec<Cell<bool>>,
     forwarder_wakers: Vec<Cell<Option<Waker>>>,
-    room_waiters: RefCell<Vec<Waker>>,
+    /// Client turns waiting for room: at most one per connection on the shard.
+    room_waiters: RefCell<WakerSet>,
     overflow_batches_max: usize,
 }
 
 impl RingLinks {
+    /// `waiters_max` bounds the tasks that may wait for room (the shard's connections).
     pub fn new(
         senders: Senders<RingMsg>,
         counters: RingCounters,
         overflow_batches_max: usize,
+        waiters_max: usize,
     ) -> Self {
         let n = senders.nr_consumers();
         RingLinks {
@@ -41,7 +51,7 @@ impl RingLinks {
             overflow: (0..n).map(|_| RefCell::new(VecDeque::new())).collect(),
             busy: (0..n).map(|_| Cell::new(false)).collect(),
             forwarder_wakers: (0..n).map(|_| Cell::new(None)).collect(),
-            room_waiters: RefCell::new(Vec::new()),
+            room_waiters: RefCell::new(WakerSet::new(waiters_max)),
             overflow_batches_max,
         }
     }
@@ -84,10 +94,17 @@ impl RingLinks {
     pub async fn wait_for_room(&self) {
         poll_fn(|cx| {
             if self.has_room() {
-                Poll::Ready(())
-            } else {
-                self.room_waiters.borrow_mut().push(cx.waker().clone());
+                return Poll::Ready(());
+            }
+            let registered = self.room_waiters.borrow_mut().register(cx.waker());
+            debug_assert!(
+                registered,
+                "more client turns wait than the shard has connections"
+            );
+            if registered {
                 Poll::Pending
+            } else {
+                Poll::Ready(())
             }
         })
         .await
@@ -123,9 +140,7 @@ impl RingLinks {
     }
 
     fn wake_room_waiters(&self) {
-        for w in self.room_waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
+        self.room_waiters.borrow_mut().wake_all();
     }
 
     /// Closes this shard's sending ends so peers' receive loops end.

@@ -1,17 +1,87 @@
-//! Interest bookkeeping: local SUB/UNSUB change this shard's index and queue an interest
-//! item for every peer; interest items from peers change `remote`.
+//! Interest bookkeeping: a connection's SUB/UNSUB change its subscriptions and this
+//! shard's index and queue an interest item for every peer; interest items from peers
+//! change `remote`. Every removal is O(tokens of the subject), however many subscribers
+//! share it.
 
 use std::rc::Rc;
 
-use crate::conn::{Sub, SubRef};
+use crate::close::CloseReason;
+use crate::conn::{Conn, Sub};
+use crate::limits::SID_BYTES_MAX;
+use crate::protocol::ProtoError;
 use crate::ring::RingItem;
-use crate::route::Router;
+use crate::route::{Outcome, Router, SubsByConn};
+use crate::subject::validate::{is_valid_queue_name, is_valid_subject};
+use crate::wire::Refusal;
 
 impl Router {
-    /// Adds a local subscription and tells the other shards.
-    pub fn add_local(&mut self, sub: &Rc<Sub>) {
-        self.local
-            .insert(&sub.subject, sub.queue.as_deref(), SubRef(Rc::clone(sub)));
+    /// SUB: adds a subscription for `conn` unless a rule refuses it.
+    pub(super) fn subscribe(
+        &mut self,
+        conn: &Rc<Conn>,
+        sid: &[u8],
+        subject: &[u8],
+        queue: Option<&[u8]>,
+    ) -> Outcome {
+        if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue_name(q)) {
+            return Outcome::Refused(Refusal::InvalidSubject);
+        }
+        if sid.len() > SID_BYTES_MAX {
+            let reason = CloseReason::Protocol(ProtoError::BadArguments("SUB sid too long"));
+            conn.close(reason);
+            return Outcome::Closed(reason);
+        }
+        let subs = self.subs.entry(conn.cid).or_default();
+        if subs.contains_key(sid) {
+            // Re-using an active sid is a silent no-op, as in nats-server.
+            return Outcome::Done;
+        }
+        if self.subscriptions_max != 0 && subs.len() >= self.subscriptions_max {
+            return Outcome::Refused(Refusal::TooManySubscriptions);
+        }
+        let sub = Rc::new(Sub::new(conn, sid, subject, queue));
+        subs.insert(sub.sid.clone(), Rc::clone(&sub));
+        self.add_local(&sub);
+        conn.set_cross_dirty(self.shards > 1);
+        Outcome::Done
+    }
+
+    /// UNSUB: removes subscription `sid` now, or once it has `max_msgs` deliveries.
+    pub(super) fn unsubscribe(&mut self, conn: &Conn, sid: &[u8], max_msgs: Option<u64>) {
+        let Some(subs) = self.subs.get_mut(&conn.cid) else {
+            return;
+        };
+        let Some(sub) = subs.get(sid) else {
+            return;
+        };
+        match max_msgs {
+            Some(max) if max > sub.delivered() => sub.set_max_msgs(max),
+            _ => {
+                let sub = subs.remove(sid).expect("looked up just above");
+                forget_if_empty(&mut self.subs, conn.cid);
+                self.remove_local(&sub);
+                conn.set_cross_dirty(self.shards > 1);
+            }
+        }
+    }
+
+    /// The subscriptions of connection `cid` (for no-responders replies and tests).
+    pub fn subs_of(&self, cid: u64) -> impl Iterator<Item = &Rc<Sub>> {
+        self.subs.get(&cid).into_iter().flat_map(|s| s.values())
+    }
+
+    /// Subscriptions connection `cid` holds.
+    pub fn sub_count(&self, cid: u64) -> usize {
+        self.subs.get(&cid).map_or(0, |s| s.len())
+    }
+
+    /// Adds a local subscription to the index and tells the other shards.
+    fn add_local(&mut self, sub: &Rc<Sub>) {
+        debug_assert!(sub.entry().is_none(), "a subscription is indexed once");
+        let entry = self
+            .local
+            .insert(&sub.subject, sub.queue.as_deref(), Rc::clone(sub));
+        sub.set_entry(Some(entry));
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestAdd {
                 subject: sub.subject.clone(),
@@ -20,14 +90,17 @@ impl Router {
         }
     }
 
-    /// Removes a local subscription and tells the other shards. Callers call this once
-    /// per subscription: when they take it out of its connection's `subs` map.
-    pub fn remove_local(&mut self, sub: &Rc<Sub>) {
-        sub.removed.set(true);
-        let found = self
-            .local
-            .remove(&sub.subject, sub.queue.as_deref(), &SubRef(Rc::clone(sub)));
-        debug_assert!(found, "a subscription is removed from the index once");
+    /// Takes a local subscription out of the index and tells the other shards. Called
+    /// once per subscription, when it leaves its connection's map.
+    pub(super) fn remove_local(&mut self, sub: &Rc<Sub>) {
+        sub.mark_removed();
+        let Some(entry) = sub.entry() else {
+            debug_assert!(false, "a subscription leaves the index once");
+            return;
+        };
+        sub.set_entry(None);
+        let found = self.local.remove(&sub.subject, sub.queue.as_deref(), entry);
+        debug_assert!(found.is_some(), "an indexed subscription is in the index");
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestRemove {
                 subject: sub.subject.clone(),
@@ -36,47 +109,93 @@ impl Router {
         }
     }
 
+    /// Removes the subscriptions that reached their delivery limit during the last
+    /// operation from their connections and the index.
+    pub(super) fn remove_expired(&mut self) {
+        while let Some(sub) = self.expired.pop() {
+            let Some(subs) = self.subs.get_mut(&sub.cid) else {
+                continue; // the connection left meanwhile
+            };
+            if subs.get(&sub.sid).is_some_and(|s| Rc::ptr_eq(s, &sub)) {
+                subs.remove(&sub.sid);
+                forget_if_empty(&mut self.subs, sub.cid);
+                self.remove_local(&sub);
+            }
+        }
+    }
+
     /// Applies a peer's subscription appearing.
-    pub fn add_remote(&mut self, peer: usize, subject: Box<[u8]>, queue: Option<Box<[u8]>>) {
+    pub(super) fn add_remote(&mut self, peer: usize, subject: &[u8], queue: Option<&[u8]>) {
         let peer = peer as u16;
         if let Some(q) = queue {
-            self.remote.insert(&subject, Some(&q), peer);
+            let entry = self.remote.insert(subject, Some(q), peer);
+            self.remote_queue
+                .entry((subject.into(), q.into(), peer))
+                .or_default()
+                .push(entry);
             return;
         }
-        let key = (subject, peer);
-        if let Some(count) = self.remote_plain_counts.get_mut(&key) {
+        if let Some((count, _)) = self.remote_plain.get_mut(&(subject.into(), peer)) {
             *count += 1;
             return;
         }
-        self.remote.insert(&key.0, None, peer);
-        self.remote_plain_counts.insert(key, 1);
+        let entry = self.remote.insert(subject, None, peer);
+        self.remote_plain.insert((subject.into(), peer), (1, entry));
     }
 
     /// Applies a peer's subscription going away.
-    pub fn remove_remote(&mut self, peer: usize, subject: Box<[u8]>, queue: Option<Box<[u8]>>) {
+    pub(super) fn remove_remote(&mut self, peer: usize, subject: &[u8], queue: Option<&[u8]>) {
         let peer = peer as u16;
         if let Some(q) = queue {
-            self.remote.remove(&subject, Some(&q), &peer);
+            let key = (Box::<[u8]>::from(subject), Box::<[u8]>::from(q), peer);
+            let Some(entries) = self.remote_queue.get_mut(&key) else {
+                debug_assert!(false, "a peer removes only what it added");
+                return;
+            };
+            if let Some(entry) = entries.pop() {
+                let found = self.remote.remove(subject, Some(q), entry);
+                debug_assert!(found.is_some(), "remote queue entries are indexed");
+            }
+            if entries.is_empty() {
+                self.remote_queue.remove(&key);
+            }
             return;
         }
-        let key = (subject, peer);
-        let Some(count) = self.remote_plain_counts.get_mut(&key) else {
+        let key = (Box::<[u8]>::from(subject), peer);
+        let Some((count, entry)) = self.remote_plain.get_mut(&key) else {
+            debug_assert!(false, "a peer removes only what it added");
             return;
         };
         *count -= 1;
         if *count == 0 {
-            self.remote_plain_counts.remove(&key);
-            self.remote.remove(&key.0, None, &peer);
+            let entry = *entry;
+            self.remote_plain.remove(&key);
+            let found = self.remote.remove(subject, None, entry);
+            debug_assert!(found.is_some(), "remote plain entries are indexed");
         }
     }
 }
 
-/// Takes subscriptions that reached their UNSUB limit out of their connection and the
-/// index.
-pub fn remove_expired(router: &mut Router, expired: &mut Vec<Rc<Sub>>) {
-    for sub in expired.drain(..) {
-        if sub.conn.subs.borrow_mut().remove(&sub.sid).is_some() {
-            router.remove_local(&sub);
+/// Drops a connection's subscription map once it is empty, so idle connections cost none.
+fn forget_if_empty(subs: &mut SubsByConn, cid: u64) {
+    if subs.get(&cid).is_some_and(|s| s.is_empty()) {
+        subs.remove(&cid);
+    }
+}
+
+impl Router {
+    /// Applies options a client sent (NATS CONNECT) and moves its subscriptions to its
+    /// new wire if that changed (headers turned on or off).
+    pub fn set_options(
+        &mut self,
+        conn: &Conn,
+        flags: crate::conn::ConnFlags,
+        wire: crate::wire::Wire,
+    ) {
+        if conn.set_options(flags, wire) {
+            for sub in self.subs_of(conn.cid) {
+                sub.set_wire(wire);
+            }
         }
     }
 }

@@ -1,60 +1,97 @@
-//! The shard router: decides where a publish goes. It owns the shard's subscription
-//! index (`local`), what it knows of the other shards' interest (`remote`, kept current
-//! by interest items arriving over the rings), the items queued for each peer this turn,
-//! and the barrier that holds a PONG until every shard has seen what came before it.
+//! The shard router: applies the engine's operations, whatever front-end they came from.
+//! It owns the shard's subscriptions (per connection, and indexed by subject in `local`),
+//! what it knows of the other shards' interest (`remote`, kept current by interest items
+//! arriving over the rings), the items queued for each peer this turn, the current run of
+//! publishes, and the barrier that holds a flush until every shard has seen what came
+//! before it.
 //!
-//! Input: ops from the parser (via `shard::run_loop`) and items from the rings.
-//! Output: deliveries to local subscriptions (through `fanout`) and one `RingBatch` per
-//! peer per turn.
+//! Input: [`Op`]s from a front-end ([`Router::apply`]) and batches from the rings
+//! ([`Router::apply_batch`]). Output: deliveries appended to subscribers' outboxes
+//! (through `fanout`), replies appended to the acting connection's outbox (through its
+//! wire), and one ring batch per peer per turn ([`Router::end_turn`]). Its fields are
+//! private: nothing else changes routing state.
 
+pub mod apply;
 pub mod barrier;
 pub mod interest;
 pub mod publish;
 
+#[cfg(test)]
+mod tests;
+
+use std::rc::Rc;
+
 use rustc_hash::FxHashMap;
 
-use crate::conn::SubRef;
+use crate::conn::Sub;
 use crate::fanout;
 use crate::limits::MATCH_CACHE_ENTRIES_MAX;
 use crate::ring::RingItem;
-use crate::subject::Sublist;
+use crate::subject::{EntryId, Sublist};
 
+pub use apply::{Applied, BatchApplied, Op, Outcome, TurnEnd};
 pub use barrier::Barrier;
+pub use publish::PubSpans;
+
+/// Each connection's subscriptions, by connection id and then by sid.
+pub(crate) type SubsByConn = FxHashMap<u64, FxHashMap<Box<[u8]>, Rc<Sub>>>;
+/// Plain interest of a peer in a subject: its subscriptions there, and one index entry.
+type RemotePlain = FxHashMap<(Box<[u8]>, u16), (u32, EntryId)>;
+/// Queue interest of a peer in (subject, queue): one index entry per member.
+type RemoteQueue = FxHashMap<(Box<[u8]>, Box<[u8]>, u16), Vec<EntryId>>;
 
 /// Per-shard routing state. Shard-local: no locks.
 pub struct Router {
-    pub shard: usize,
-    pub shards: usize,
-    /// This shard's subscriptions.
-    pub local: Sublist<SubRef>,
+    shard: usize,
+    shards: usize,
+    /// Subscriptions per connection (0 means unlimited).
+    subscriptions_max: usize,
+    /// Each connection's subscriptions by sid.
+    subs: SubsByConn,
+    /// This shard's subscriptions by subject.
+    local: Sublist<Rc<Sub>>,
     /// Other shards' interest: plain subjects once per (subject, shard), queue
     /// subscriptions once per member so queue picks are weighted by member count.
-    pub remote: Sublist<u16>,
-    remote_plain_counts: FxHashMap<(Box<[u8]>, u16), u32>,
+    remote: Sublist<u16>,
+    /// Plain remote interest: subscriptions per (subject, shard) and its one index entry.
+    remote_plain: RemotePlain,
+    /// Queue remote interest: one index entry per member, per (subject, queue, shard).
+    remote_queue: RemoteQueue,
     /// Items for each peer, sent at the end of the turn (own slot stays empty).
-    pub outgoing: Vec<Vec<RingItem>>,
-    /// Some outgoing item points into the current read buffer.
-    pub outgoing_uses_blob: bool,
-    pub barrier: Barrier,
+    outgoing: Vec<Vec<RingItem>>,
+    /// Some outgoing item points into the turn's input buffer.
+    outgoing_uses_blob: bool,
+    barrier: Barrier,
     /// Consecutive publishes to one subject in this turn, delivered together.
-    pub run: fanout::Run,
+    run: fanout::Run,
+    /// Subscriptions that reached their delivery limit during the current operation.
+    expired: Vec<Rc<Sub>>,
     rng: u64,
 }
 
 impl Router {
-    pub fn new(shard: usize, shards: usize) -> Self {
+    pub fn new(shard: usize, shards: usize, subscriptions_max: usize) -> Self {
+        assert!(shard < shards, "a shard id is below the shard count");
         Router {
             shard,
             shards,
+            subscriptions_max,
+            subs: FxHashMap::default(),
             local: Sublist::new(MATCH_CACHE_ENTRIES_MAX),
             remote: Sublist::new(MATCH_CACHE_ENTRIES_MAX),
-            remote_plain_counts: FxHashMap::default(),
+            remote_plain: FxHashMap::default(),
+            remote_queue: FxHashMap::default(),
             outgoing: (0..shards).map(|_| Vec::new()).collect(),
             outgoing_uses_blob: false,
             barrier: Barrier::new(shards, shard),
             run: fanout::Run::default(),
+            expired: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
         }
+    }
+
+    pub fn shard(&self) -> usize {
+        self.shard
     }
 
     /// Peers of this shard, in id order.
@@ -63,8 +100,13 @@ impl Router {
         (0..self.shards).filter(move |&p| p != me)
     }
 
+    /// Subscriptions on this shard.
+    pub fn local_subscriptions(&self) -> usize {
+        self.local.len()
+    }
+
     /// Queues `item` for every other shard.
-    pub fn broadcast(&mut self, item: impl Fn() -> RingItem) {
+    fn broadcast(&mut self, item: impl Fn() -> RingItem) {
         for p in 0..self.shards {
             if p != self.shard {
                 self.outgoing[p].push(item());
@@ -73,7 +115,7 @@ impl Router {
     }
 
     /// A random index below `n` (xorshift; queue-group picks only need spread).
-    pub fn pick(&mut self, n: usize) -> usize {
+    fn pick(&mut self, n: usize) -> usize {
         let mut x = self.rng;
         x ^= x << 13;
         x ^= x >> 7;
@@ -89,5 +131,11 @@ impl Router {
     /// True if any peer has items queued this turn.
     pub fn has_outgoing(&self) -> bool {
         self.outgoing.iter().any(|v| !v.is_empty())
+    }
+
+    /// Whether this turn's outgoing items point into the turn's input buffer, which must
+    /// then travel with them (see [`Router::end_turn`]).
+    pub fn turn_uses_blob(&self) -> bool {
+        self.outgoing_uses_blob
     }
 }

@@ -4,13 +4,14 @@
 
 use std::rc::Rc;
 
-use crate::conn::{Conn, MsgView, Sub};
+use crate::conn::{Conn, Sub};
 use crate::fanout;
 use crate::ring::{Forward, RingItem, Span};
-use crate::route::interest::remove_expired;
 use crate::route::Router;
+use crate::subject::pattern_matches;
+use crate::wire::MsgView;
 
-/// Where a publish's parts sit in the read buffer, for forwarding by reference.
+/// Where a publish's parts sit in the turn's input buffer, for forwarding by reference.
 #[derive(Debug, Clone, Copy)]
 pub struct PubSpans {
     pub subject: Span,
@@ -18,25 +19,40 @@ pub struct PubSpans {
     pub body: Span,
 }
 
+impl PubSpans {
+    /// The spans of `m`'s parts inside `base`, the buffer they were parsed from.
+    pub fn of(base: &[u8], m: &MsgView<'_>) -> PubSpans {
+        PubSpans {
+            subject: Span::of(base, m.subject),
+            reply: m.reply.map(|r| Span::of(base, r)),
+            body: Span::of(base, m.body),
+        }
+    }
+}
+
 /// What routing one publish did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Routed {
     /// Deliveries queued on this shard (including those of a run delivered meanwhile).
     pub local: usize,
-    /// Local subscribers the message was added to the current run for (delivered when the
-    /// run is flushed, and counted then).
-    pub batched: usize,
     /// Peer shards the message was forwarded to.
     pub forwarded: usize,
+    /// Local subscribers the message was added to the current run for.
+    pub batched: usize,
 }
 
 /// A set of shard ids (up to `SHARDS_MAX`).
 #[derive(Debug, Default, Clone, Copy)]
 struct PeerSet([u64; 4]);
 
+const _: () = assert!(
+    crate::limits::SHARDS_MAX <= 4 * 64,
+    "a PeerSet holds every shard"
+);
+
 impl PeerSet {
     fn insert(&mut self, p: usize) {
-        self.0[(p / 64) % 4] |= 1 << (p % 64);
+        self.0[p / 64] |= 1 << (p % 64);
     }
     /// Set members in increasing order, visiting only set bits.
     fn iter(self) -> impl Iterator<Item = usize> {
@@ -51,9 +67,6 @@ impl PeerSet {
             })
         })
     }
-    fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
-    }
 }
 
 /// The 503 status a no-responders request gets back (`NATS/1.0 503` header block).
@@ -61,14 +74,8 @@ const NO_RESPONDERS: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
 impl Router {
     /// Routes a publish from `origin` on this shard.
-    pub fn publish(
-        &mut self,
-        origin: &Conn,
-        m: &MsgView<'_>,
-        spans: PubSpans,
-        expired: &mut Vec<Rc<Sub>>,
-    ) -> Routed {
-        let flags = origin.flags.get();
+    pub(super) fn publish(&mut self, origin: &Conn, m: &MsgView<'_>, spans: PubSpans) -> Routed {
+        let flags = origin.flags();
         let skip = if flags.echo { None } else { Some(origin.cid) };
         let local = self.local.matches(m.subject);
         let mut routed = Routed::default();
@@ -84,7 +91,7 @@ impl Router {
         } else {
             // Whatever is in the run was published first.
             routed.local += self.run.flush();
-            routed.local += fanout::to_plain(&local.plain, m, skip, expired);
+            routed.local += fanout::to_plain(&local.plain, m, skip, &mut self.expired);
         }
         let mut peers = PeerSet::default();
         let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
@@ -112,8 +119,8 @@ impl Router {
                         picks.push((peer, group.name.clone()));
                         break;
                     }
-                    let sub = &group.members[idx].0;
-                    if Some(sub.conn.cid) != skip && fanout::deliver(sub, m, expired) {
+                    let sub = &group.members[idx];
+                    if Some(sub.cid) != skip && fanout::deliver(sub, m, &mut self.expired) {
                         routed.local += 1;
                         break;
                     }
@@ -124,55 +131,49 @@ impl Router {
                     continue;
                 }
                 let i = self.pick(group.members.len());
-                if let Some(&peer) = group.members.get(i) {
-                    peers.insert(peer as usize);
-                    picks.push((peer as usize, group.name.clone()));
-                }
+                let peer = group.members[i] as usize;
+                peers.insert(peer);
+                picks.push((peer, group.name.clone()));
             }
         } else {
             for group in &local.queues {
                 let start = self.pick(group.members.len());
-                if fanout::to_one_member(&group.members, start, m, skip, expired) {
+                if fanout::to_one_member(&group.members, start, m, skip, &mut self.expired) {
                     routed.local += 1;
                 }
             }
         }
-        if !peers.is_empty() {
-            for peer in peers.iter() {
-                let queues = picks
-                    .iter()
-                    .filter(|(p, _)| *p == peer)
-                    .map(|(_, q)| q.clone())
-                    .collect();
-                self.outgoing[peer].push(RingItem::Publish(Forward {
-                    subject: spans.subject,
-                    reply: spans.reply,
-                    header_len: m.header_len.map(|h| h as u32),
-                    body: spans.body,
-                    queues,
-                }));
-                routed.forwarded += 1;
-            }
+        for peer in peers.iter() {
+            let queues = picks
+                .iter()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, q)| q.clone())
+                .collect();
+            self.outgoing[peer].push(RingItem::Publish(Forward {
+                subject: spans.subject,
+                reply: spans.reply,
+                header_len: m.header_len.map(|h| h as u32),
+                body: spans.body,
+                queues,
+            }));
+            routed.forwarded += 1;
+        }
+        if routed.forwarded > 0 {
             self.outgoing_uses_blob = true;
-            origin.cross_dirty.set(true);
+            origin.set_cross_dirty(true);
         }
-        if routed == Routed::default() && flags.no_responders {
+        let reached = routed.local + routed.batched + routed.forwarded;
+        if reached == 0 && flags.no_responders {
             if let Some(reply) = m.reply {
-                answer_no_responders(origin, reply);
+                self.answer_no_responders(origin, reply);
             }
         }
-        remove_expired(self, expired);
         routed
     }
 
     /// Delivers a publish forwarded by a peer (its bytes in `blob`) to this shard's
     /// subscriptions.
-    pub fn deliver_forward(
-        &mut self,
-        blob: &[u8],
-        fwd: &Forward,
-        expired: &mut Vec<Rc<Sub>>,
-    ) -> ForwardOutcome {
+    pub(super) fn deliver_forward(&mut self, blob: &[u8], fwd: &Forward) -> ForwardOutcome {
         let m = MsgView {
             subject: fwd.subject.get(blob),
             reply: fwd.reply.map(|r| r.get(blob)),
@@ -189,12 +190,12 @@ impl Router {
             }
         }
         out.delivered += self.run.flush();
-        out.delivered += fanout::to_plain(&local.plain, &m, None, expired);
+        out.delivered += fanout::to_plain(&local.plain, &m, None, &mut self.expired);
         for name in &fwd.queues {
             let group = local.queues.iter().find(|q| &q.name == name);
             let taken = group.is_some_and(|g| {
                 let start = self.pick(g.members.len());
-                fanout::to_one_member(&g.members, start, &m, None, expired)
+                fanout::to_one_member(&g.members, start, &m, None, &mut self.expired)
             });
             if taken {
                 out.delivered += 1;
@@ -203,8 +204,24 @@ impl Router {
                 out.queue_misses += 1;
             }
         }
-        remove_expired(self, expired);
         out
+    }
+
+    /// Sends the 503 no-responders status to the requester's subscription on `reply`.
+    fn answer_no_responders(&mut self, origin: &Conn, reply: &[u8]) {
+        let sub: Option<Rc<Sub>> = self
+            .subs_of(origin.cid)
+            .find(|s| !s.is_removed() && pattern_matches(&s.subject, reply))
+            .cloned();
+        if let Some(sub) = sub {
+            let status = MsgView {
+                subject: reply,
+                reply: None,
+                header_len: Some(NO_RESPONDERS.len()),
+                body: NO_RESPONDERS,
+            };
+            fanout::deliver(&sub, &status, &mut self.expired);
+        }
     }
 }
 
@@ -215,62 +232,15 @@ pub struct ForwardOutcome {
     pub queue_misses: usize,
 }
 
-/// Sends the 503 no-responders status to the requester's subscription on `reply`.
-fn answer_no_responders(origin: &Conn, reply: &[u8]) {
-    let sid = origin
-        .subs
-        .borrow()
-        .values()
-        .find(|s| !s.removed.get() && pattern_matches(&s.subject, reply))
-        .map(|s| s.sid.clone());
-    if let Some(sid) = sid {
-        let status = MsgView {
-            subject: reply,
-            reply: None,
-            header_len: Some(NO_RESPONDERS.len()),
-            body: NO_RESPONDERS,
-        };
-        origin.push_msg(&status, &sid);
-    }
-}
-
-/// Whether subscription `pattern` (with `*`/`>` wildcards) matches literal `subject`.
-pub fn pattern_matches(pattern: &[u8], subject: &[u8]) -> bool {
-    let mut subj = subject.split(|&b| b == b'.');
-    for p in pattern.split(|&b| b == b'.') {
-        match (p, subj.next()) {
-            (b">", Some(_)) => return true,
-            (_, None) => return false,
-            (b"*", Some(_)) => {}
-            (p, Some(s)) if p == s => {}
-            _ => return false,
-        }
-    }
-    subj.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::pattern_matches;
-
     #[test]
     fn peer_set_iterates_members_in_order() {
         let mut set = super::PeerSet::default();
-        assert!(set.is_empty());
+        assert_eq!(set.iter().count(), 0);
         for p in [200, 3, 64, 0, 255, 63] {
             set.insert(p);
         }
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 3, 63, 64, 200, 255]);
-    }
-
-    #[test]
-    fn pattern_matching() {
-        assert!(pattern_matches(b"_INBOX.abc.*", b"_INBOX.abc.1"));
-        assert!(!pattern_matches(b"_INBOX.abc.*", b"_INBOX.abc.1.2"));
-        assert!(pattern_matches(b"a.>", b"a.b.c"));
-        assert!(!pattern_matches(b"a.>", b"a"));
-        assert!(pattern_matches(b"a.b", b"a.b"));
-        assert!(!pattern_matches(b"a.b", b"a.c"));
-        assert!(!pattern_matches(b"a.b.c", b"a.b"));
     }
 }

@@ -12,12 +12,12 @@ use glommio::sync::Gate;
 use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
-use crate::fanout::stall::Congestion;
 use crate::limits::Limits;
 use crate::metrics::ShardMetrics;
+use crate::protocol::info::{ServerInfo, NATS_COMPAT_VERSION};
 use crate::ring::{Inbound, RingCounters, RingLinks};
 use crate::route::Router;
-use crate::writer::ChunkPool;
+use crate::writer::{ChunkPool, Congestion};
 
 /// Server-wide, shared by all shards.
 #[derive(Debug)]
@@ -48,8 +48,10 @@ pub struct ShardCtx {
     pub pool: Rc<ChunkPool>,
     pub conns: RefCell<FxHashMap<u64, Rc<Conn>>>,
     pub metrics: ShardMetrics,
-    /// Subscribers that became congested this turn; publishers pause for them, boundedly.
+    /// Outboxes that became congested this turn; publishers pause for them, boundedly.
     pub congestion: Rc<Congestion>,
+    /// The server's part of the NATS `INFO` every client gets.
+    pub nats_info: Rc<ServerInfo>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub gate: Gate,
     pub stopping: Cell<bool>,
@@ -65,7 +67,8 @@ impl ShardCtx {
         let limits = global.limits.clone();
         ShardCtx {
             id,
-            router: RefCell::new(Router::new(id, global.shards)),
+            router: RefCell::new(Router::new(id, global.shards, limits.subscriptions_max)),
+            nats_info: Rc::new(nats_info(&global)),
             pool: Rc::new(ChunkPool::new(limits.pool_chunks_max)),
             limits,
             global,
@@ -81,5 +84,22 @@ impl ShardCtx {
 
     pub fn shards(&self) -> usize {
         self.global.shards
+    }
+}
+
+/// The server's part of `INFO`; `client_id` and `client_ip` are filled in per client.
+fn nats_info(g: &Global) -> ServerInfo {
+    ServerInfo {
+        server_id: g.server_id.clone(),
+        server_name: g.server_name.clone(),
+        version: NATS_COMPAT_VERSION.to_string(),
+        proto: 1,
+        go: concat!("shardcast/", env!("CARGO_PKG_VERSION")).to_string(),
+        host: g.addr.ip().to_string(),
+        port: g.addr.port(),
+        headers: true,
+        max_payload: g.limits.payload_bytes_max,
+        client_id: 0,
+        client_ip: None,
     }
 }

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use crate::conn::{CloseReason, Conn};
 use crate::metrics::add;
-use crate::protocol;
 use crate::shard::ShardCtx;
+use crate::wire::Reply;
 
 /// What one keepalive tick does to one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +46,12 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 Tick::Alive => {}
                 Tick::SendPing => {
                     conn.pings_out.set(conn.pings_out.get() + 1);
-                    conn.push_raw(protocol::errors::PING);
+                    conn.reply(Reply::Ping);
                 }
                 Tick::CloseStale => {
                     add(&ctx.metrics.stale_connections, 1);
                     tracing::debug!(shard = ctx.id, cid = conn.cid, "stale connection");
-                    conn.close(CloseReason::StaleConnection);
+                    conn.close_with(CloseReason::StaleConnection);
                 }
             }
         }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 
-use crate::conn::CloseReason;
+use crate::conn::{CloseReason, Tcp};
+use crate::front::nats::NatsSession;
+use crate::limits::ACCEPT_RETRY_DELAY;
 use crate::metrics::MetricsSnapshot;
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::{keepalive, run_loop, Global, ShardCtx};
@@ -47,6 +49,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
                     senders,
                     global.ring_counters.clone(),
                     global.limits.ring_overflow_batches_max,
+                    global.limits.connections_max,
                 );
                 (id, Some(links), Some(receivers))
             }
@@ -59,7 +62,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
         },
         None => (0, None, None),
     };
-    let listener = match TcpListener::bind(global.addr) {
+    let listener = match crate::server::listen(global.addr) {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(ShardReport::Failed(format!(
@@ -113,16 +116,22 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
 async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
     loop {
         match listener.accept().await {
-            Ok(stream) => match ctx.gate.spawn(run_loop::serve_conn(Rc::clone(ctx), stream)) {
-                Ok(task) => {
-                    task.detach();
+            Ok(stream) => {
+                let transport = Tcp::new(stream, ctx.limits.write_deadline);
+                let session =
+                    NatsSession::new(Rc::clone(&ctx.nats_info), ctx.limits.control_line_bytes_max);
+                let served = run_loop::serve_conn(Rc::clone(ctx), transport, session);
+                match ctx.gate.spawn(served) {
+                    Ok(task) => {
+                        task.detach();
+                    }
+                    Err(_) => return,
                 }
-                Err(_) => return,
-            },
+            }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(shard = ctx.id, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                glommio::timer::sleep(ACCEPT_RETRY_DELAY).await;
             }
         }
     }
@@ -135,6 +144,7 @@ async fn shutdown(ctx: &Rc<ShardCtx>) {
     for conn in conns {
         conn.close(CloseReason::ServerShutdown);
     }
+    ctx.congestion.clear();
     let bound = ctx.limits.shutdown_grace + Duration::from_secs(1);
     let closed = glommio::timer::timeout(bound, async {
         ctx.gate.close().await?;

@@ -1,11 +1,18 @@
-//! The batched writer: owns each connection's outbound bytes (`Outbound`, a chain of
-//! pooled fixed-size chunks) and writes everything pending with one vectored send per
-//! turn (`flush`). Fan-out only appends; only the writer touches the socket's send side.
+//! The writer stage: each connection's [`Outbox`] (the one gate for its outbound bytes,
+//! with its bound, its congestion state and its close reason), the pending bytes behind it
+//! ([`Outbound`], a chain of pooled chunks and shared blocks), the per-shard chunk pool,
+//! publisher pacing for congested outboxes ([`stall`]), and [`flush()`], which writes
+//! everything pending with one vectored send per turn into a [`Sink`]. Fan-out only
+//! appends; only the writer touches the transport's send side.
 
 pub mod flush;
 pub mod outbound;
+pub mod outbox;
 pub mod pool;
+pub mod stall;
 
-pub use flush::{flush, FlushError};
+pub use flush::{flush, FlushError, Sink};
 pub use outbound::Outbound;
+pub use outbox::Outbox;
 pub use pool::ChunkPool;
+pub use stall::Congestion;

@@ -1,19 +1,22 @@
 //! One connection's pending output: a chain of pooled chunks that deliveries append to,
-//! and of byte blocks shared with other connections (a run's frames, see `fanout::run`),
-//! which the writer drains from the front. Its size in bytes is what decides a slow consumer.
+//! small chunks for control replies, and byte blocks shared with other connections (a
+//! run's frames, see `fanout::run`), which the writer drains from the front. Its size in
+//! bytes is what [`super::Outbox`] bounds.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::limits::{OUTBOUND_CHUNK_BYTES, WRITE_IOVECS_MAX};
+use crate::limits::{CONTROL_CHUNK_BYTES, OUTBOUND_CHUNK_BYTES, WRITE_IOVECS_MAX};
 use crate::writer::pool::ChunkPool;
 
 /// One piece of pending output.
 #[derive(Debug)]
 pub enum Segment {
-    /// A pooled chunk that deliveries append to.
+    /// A chunk that appends go into: pooled (`OUTBOUND_CHUNK_BYTES`) for deliveries, or
+    /// small for a control reply on an idle connection.
     Chunk(Vec<u8>),
     /// Bytes shared with other connections, written without a per-connection copy.
     Shared(Bytes),
@@ -34,12 +37,8 @@ pub struct Outbound {
     chunks: VecDeque<Segment>,
     /// Bytes of `chunks[0]` already written.
     head: usize,
-    /// Bytes appended and not yet written, including a chunk lent to the writer.
+    /// Bytes appended and not yet written.
     pending: usize,
-    /// The front chunk is lent to the writer while it waits for the socket.
-    lent: bool,
-    /// `clear` ran while a chunk was lent: drop it when it comes back.
-    lent_discarded: bool,
     /// Bytes written to the socket over the connection's life (progress, for pacing).
     written_total: u64,
     pool: Rc<ChunkPool>,
@@ -51,8 +50,6 @@ impl Outbound {
             chunks: VecDeque::new(),
             head: 0,
             pending: 0,
-            lent: false,
-            lent_discarded: false,
             written_total: 0,
             pool,
         }
@@ -102,8 +99,25 @@ impl Outbound {
         self.pending += chunk.len() - before;
     }
 
+    /// Appends a small control reply encoded by `write` (at most `len_max` bytes): into
+    /// the tail chunk if it has room, else into a new small chunk, so a PONG on an idle
+    /// connection does not take a pooled `OUTBOUND_CHUNK_BYTES` chunk.
+    pub fn append_control_with(&mut self, len_max: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let fits = matches!(self.chunks.back(), Some(Segment::Chunk(last)) if last.capacity() - last.len() >= len_max);
+        if !fits {
+            let small = Vec::with_capacity(len_max.max(CONTROL_CHUNK_BYTES));
+            self.chunks.push_back(Segment::Chunk(small));
+        }
+        let Some(Segment::Chunk(chunk)) = self.chunks.back_mut() else {
+            unreachable!("the tail is a chunk: checked or pushed just above");
+        };
+        let before = chunk.len();
+        write(chunk);
+        debug_assert!(chunk.len() - before <= len_max, "a reply outgrew its bound");
+        self.pending += chunk.len() - before;
+    }
+
     fn tail_with_room(&mut self, room: usize) -> &mut Vec<u8> {
-        // The front chunk may be lent out; never append behind the writer's back into it.
         let usable = match self.chunks.back() {
             Some(Segment::Chunk(last)) => last.capacity() - last.len() >= room,
             _ => false,
@@ -111,16 +125,19 @@ impl Outbound {
         if !usable {
             self.chunks.push_back(Segment::Chunk(self.pool.take()));
         }
-        match self.chunks.back_mut() {
-            Some(Segment::Chunk(last)) => last,
-            // Unreachable: a chunk was pushed just above when the tail was not one.
-            _ => unreachable!("the tail is a chunk"),
-        }
+        let Some(Segment::Chunk(last)) = self.chunks.back_mut() else {
+            unreachable!("the tail is a chunk: checked or pushed just above");
+        };
+        last
     }
 
     /// Fills `iov` with the pending bytes from the front, up to `bytes_max` in total.
     /// Returns how many entries were filled.
-    pub fn iovecs(&self, iov: &mut [libc::iovec; WRITE_IOVECS_MAX], bytes_max: usize) -> usize {
+    pub fn io_slices<'a>(
+        &'a self,
+        iov: &mut [IoSlice<'a>; WRITE_IOVECS_MAX],
+        bytes_max: usize,
+    ) -> usize {
         let mut n = 0;
         let mut total = 0;
         for (i, chunk) in self.chunks.iter().enumerate() {
@@ -133,19 +150,26 @@ impl Outbound {
             if len == 0 {
                 continue;
             }
-            iov[n] = libc::iovec {
-                iov_base: chunk[start..].as_ptr() as *mut libc::c_void,
-                iov_len: len,
-            };
+            iov[n] = IoSlice::new(&chunk[start..start + len]);
             total += len;
             n += 1;
         }
         n
     }
 
+    /// The pending bytes of the first segment holding any (empty when nothing is pending).
+    pub fn front(&self) -> &[u8] {
+        self.chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| &c.bytes()[if i == 0 { self.head } else { 0 }..])
+            .find(|b| !b.is_empty())
+            .unwrap_or_default()
+    }
+
     /// Marks `written` bytes from the front as sent and recycles finished chunks.
     pub fn consume(&mut self, mut written: usize) {
-        debug_assert!(!self.lent, "consume while the front chunk is lent");
+        debug_assert!(written <= self.pending, "more written than was pending");
         self.written_total += written as u64;
         self.pending -= written.min(self.pending);
         while written > 0 {
@@ -179,36 +203,6 @@ impl Outbound {
         }
     }
 
-    /// Lends the front chunk and its written offset to the writer while it awaits the
-    /// socket, so appends can continue meanwhile. Returns None when nothing is pending.
-    pub fn lend_front(&mut self) -> Option<(Segment, usize)> {
-        if self.lent || self.pending == 0 {
-            return None;
-        }
-        let chunk = self.chunks.pop_front()?;
-        let head = std::mem::take(&mut self.head);
-        self.lent = true;
-        Some((chunk, head))
-    }
-
-    /// Takes back the lent chunk, `written` more bytes of it having been sent.
-    pub fn return_front(&mut self, chunk: Segment, head: usize, written: usize) {
-        self.lent = false;
-        self.written_total += written as u64;
-        if std::mem::take(&mut self.lent_discarded) {
-            self.recycle(chunk);
-            return;
-        }
-        self.pending -= written.min(self.pending);
-        let new_head = head + written;
-        if new_head >= chunk.bytes().len() {
-            self.recycle(chunk);
-        } else {
-            self.chunks.push_front(chunk);
-            self.head = new_head;
-        }
-    }
-
     /// Drops everything pending (a slow consumer's backlog), returning chunks to the pool.
     pub fn clear(&mut self) {
         while let Some(c) = self.chunks.pop_front() {
@@ -216,9 +210,6 @@ impl Outbound {
         }
         self.head = 0;
         self.pending = 0;
-        if self.lent {
-            self.lent_discarded = true;
-        }
     }
 
     /// Copies out everything pending (tests only).
@@ -247,19 +238,9 @@ mod tests {
     }
 
     fn iov_bytes(o: &Outbound, max: usize) -> Vec<u8> {
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; WRITE_IOVECS_MAX];
-        let n = o.iovecs(&mut iov, max);
-        let mut v = Vec::new();
-        for e in &iov[..n] {
-            // SAFETY: the iovecs point into `o`'s live chunks, borrowed for this call.
-            v.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(e.iov_base as *const u8, e.iov_len)
-            });
-        }
-        v
+        let mut iov = [IoSlice::new(&[]); WRITE_IOVECS_MAX];
+        let n = o.io_slices(&mut iov, max);
+        iov[..n].iter().flat_map(|s| s.iter().copied()).collect()
     }
 
     #[test]
@@ -275,34 +256,53 @@ mod tests {
         assert_eq!(iov_bytes(&o, 10), &data[..10]);
         o.consume(OUTBOUND_CHUNK_BYTES + 7);
         assert_eq!(o.to_vec(), &data[OUTBOUND_CHUNK_BYTES + 7..]);
+        assert_eq!(
+            o.front(),
+            &data[OUTBOUND_CHUNK_BYTES + 7..2 * OUTBOUND_CHUNK_BYTES]
+        );
+        assert_eq!(o.written_total(), (OUTBOUND_CHUNK_BYTES + 7) as u64);
         o.consume(o.pending_bytes());
         assert!(o.is_empty());
         assert!(o.to_vec().is_empty());
+        assert!(o.front().is_empty());
     }
 
     #[test]
-    fn lent_front_keeps_order_with_new_appends() {
-        let mut o = outbound();
-        o.append(b"hello ");
-        let (chunk, head) = o.lend_front().expect("pending");
-        assert!(o.lend_front().is_none());
-        o.append(b"world");
-        // Writer managed to send 3 bytes of the lent chunk.
-        o.return_front(chunk, head, 3);
-        assert_eq!(o.to_vec(), b"lo world");
-        assert_eq!(o.pending_bytes(), 8);
+    fn control_replies_take_a_small_chunk_then_share_the_tail() {
+        let pool = Rc::new(ChunkPool::new(8));
+        let mut o = Outbound::new(Rc::clone(&pool));
+        o.append_control_with(6, |v| v.extend_from_slice(b"PONG\r\n"));
+        assert_eq!(o.chunks.len(), 1);
+        assert!(o.chunks[0].bytes().len() <= CONTROL_CHUNK_BYTES);
+        assert!(matches!(&o.chunks[0], Segment::Chunk(c) if c.capacity() < OUTBOUND_CHUNK_BYTES));
+        // A delivery fills the small chunk's room, then spills into a pooled chunk.
+        let msg = vec![b'x'; CONTROL_CHUNK_BYTES];
+        o.append(&msg);
+        assert_eq!(o.chunks.len(), 2);
+        o.append_control_with(6, |v| v.extend_from_slice(b"PONG\r\n"));
+        assert_eq!(
+            o.chunks.len(),
+            2,
+            "a reply goes into a tail chunk with room"
+        );
+        let mut all = b"PONG\r\n".to_vec();
+        all.extend_from_slice(&msg);
+        all.extend_from_slice(b"PONG\r\n");
+        assert_eq!(o.to_vec(), all);
+        o.consume(o.pending_bytes());
+        // Only the pooled chunk goes back to the pool; the small one is freed.
+        assert_eq!(pool.idle(), 1);
     }
 
     #[test]
-    fn clear_while_lent_discards_the_lent_chunk() {
+    fn clear_drops_everything_pending() {
         let mut o = outbound();
         o.append(b"abc");
-        let (chunk, head) = o.lend_front().expect("pending");
-        o.append(b"def");
+        o.append_shared(Bytes::from_static(b"def"));
         o.clear();
-        o.return_front(chunk, head, 1);
         assert!(o.is_empty());
         assert!(o.to_vec().is_empty());
+        assert!(o.front().is_empty());
     }
 
     #[test]
@@ -319,12 +319,11 @@ mod tests {
         assert_eq!(o.to_vec(), all);
         assert_eq!(iov_bytes(&o, usize::MAX), all);
         assert_eq!(iov_bytes(&o, 10), &all[..10]);
-        // Partly written inside the first block, then lent and returned.
+        // Partly written inside the first block.
         o.consume(9);
         assert_eq!(o.to_vec(), &all[9..]);
-        let (seg, head) = o.lend_front().expect("pending");
-        assert_eq!(&seg.bytes()[head..], b"hared run>");
-        o.return_front(seg, head, 10);
+        assert_eq!(o.front(), b"hared run>");
+        o.consume(10);
         assert_eq!(o.to_vec(), b"PONG\r\n<shared run>");
         o.consume(o.pending_bytes());
         assert!(o.is_empty());

@@ -1,5 +1,5 @@
-//! Why a connection closed. One value drives the -ERR text sent (if any), the counter
-//! bumped and the log line, so the three never disagree.
+//! Why a connection closed. One value drives the error text a front-end sends (if any),
+//! the counter bumped and the log line, so the three never disagree.
 
 use crate::protocol::ProtoError;
 
@@ -27,14 +27,10 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The exact nats-server -ERR text for this reason, or None for a silent close.
-    pub fn err_text(self) -> Option<&'static str> {
-        match self {
-            CloseReason::Protocol(e) => e.err_text(),
-            CloseReason::MaxConnections => Some("maximum connections exceeded"),
-            CloseReason::StaleConnection => Some("Stale Connection"),
-            _ => None,
-        }
+    /// Whether nothing more can or should be written: a slow consumer's backlog is
+    /// dropped, and a transport that failed takes nothing.
+    pub fn drops_backlog(self) -> bool {
+        self.is_slow_consumer() || self == CloseReason::WriteError
     }
 
     pub fn is_slow_consumer(self) -> bool {
@@ -57,27 +53,5 @@ impl CloseReason {
             CloseReason::StaleConnection => "stale_connection",
             CloseReason::ServerShutdown => "server_shutdown",
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn err_texts_are_the_nats_strings() {
-        assert_eq!(
-            CloseReason::MaxConnections.err_text(),
-            Some("maximum connections exceeded")
-        );
-        assert_eq!(
-            CloseReason::StaleConnection.err_text(),
-            Some("Stale Connection")
-        );
-        assert_eq!(CloseReason::SlowConsumerPending.err_text(), None);
-        assert_eq!(
-            CloseReason::Protocol(ProtoError::PayloadTooLarge).err_text(),
-            Some("Maximum Payload Violation")
-        );
     }
 }

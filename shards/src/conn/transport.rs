@@ -1,0 +1,94 @@
+//! Transports: how a connection's bytes are framed on the network. The reader reads
+//! from one, the writer flushes into it ([`Sink`]); neither knows which it is. Plain TCP
+//! is the only one today; TLS (a rustls session around [`Tcp`]) and WebSocket (frames
+//! around each read and each flush) plug in as further implementations of [`Transport`],
+//! see `docs/architecture.md`.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::future::poll_fn;
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+
+use crate::writer::Sink;
+
+/// A connection's byte stream: read by the reader, written by the writer, shut down (both
+/// ways, ending both) when the connection closes.
+pub trait Transport: Sink {
+    /// Reads once into `dst`; 0 at end of stream.
+    fn read(&self, dst: &mut [u8]) -> impl std::future::Future<Output = io::Result<usize>>;
+
+    /// Ends both directions at once: a pending read returns, a pending write fails.
+    fn shutdown(&self);
+
+    /// The peer's address, if known.
+    fn peer(&self) -> Option<SocketAddr>;
+}
+
+/// Plain TCP through glommio (readiness from io_uring, synchronous sends).
+pub struct Tcp {
+    stream: RefCell<TcpStream>,
+    fd: RawFd,
+    peer: Option<SocketAddr>,
+}
+
+impl Tcp {
+    /// Wraps an accepted stream: no Nagle delay, writes that make no progress for
+    /// `write_deadline` fail with `TimedOut`.
+    pub fn new(stream: TcpStream, write_deadline: Duration) -> Self {
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(write_deadline));
+        let peer = stream.peer_addr().ok();
+        let fd = stream.as_raw_fd();
+        Tcp {
+            stream: RefCell::new(stream),
+            fd,
+            peer,
+        }
+    }
+}
+
+impl Sink for Tcp {
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix; sendmsg only reads through it.
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len() as _;
+        // SAFETY: the iovecs point into buffers borrowed for the duration of this call.
+        let r = unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, front: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, front)
+    }
+}
+
+impl Transport for Tcp {
+    async fn read(&self, dst: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_read(cx, dst)).await
+    }
+
+    fn shutdown(&self) {
+        // SAFETY: `fd` is this connection's open socket, owned by `stream`, which closes
+        // it only when dropped.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+}

@@ -1,0 +1,44 @@
+//! Front-ends: what the bytes of one kind of connection mean. A front-end's [`Session`]
+//! greets a new connection, turns the bytes the reader collected into the engine's
+//! operations (`route::Op`) and applies them through the router, and decides what a broken
+//! rule costs. It encodes nothing for subscribers (its [`crate::wire::Wire`] does) and
+//! routes nothing itself: a new front-end (IRC, log ingest, a leaf link) is a new module
+//! here plus a wire, and `shard::run_loop` serves it like any other.
+
+pub mod nats;
+
+use std::rc::Rc;
+
+use crate::conn::{Conn, ConnFlags};
+use crate::metrics::ShardMetrics;
+use crate::route::Router;
+use crate::wire::Wire;
+
+/// What one call of [`Session::input`] did with the bytes it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    /// Bytes at the front of the input that were parsed and applied.
+    pub consumed: usize,
+    /// Size of the operation still being received, when the front-end knows it (so the
+    /// reader makes room for it at once), else 0.
+    pub needed: usize,
+}
+
+/// One connection's protocol state on a front-end.
+pub trait Session {
+    /// The wire and options a new connection of this front-end starts with.
+    fn start(&self) -> (Wire, ConnFlags);
+
+    /// Queues what the server says first (NATS: `INFO`).
+    fn greet(&mut self, conn: &Rc<Conn>);
+
+    /// Parses every complete operation at the start of `data` and applies it through
+    /// `router`, stopping early if the connection starts closing.
+    fn input(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        data: &[u8],
+    ) -> Input;
+}

@@ -1,0 +1,147 @@
+//! The NATS client front-end: `INFO` on connect, then every client operation the parser
+//! finds turned into the engine's: PUB/HPUB → publish, SUB → subscribe, UNSUB →
+//! unsubscribe, PING → flush. CONNECT sets the connection's options (and its wire: headers
+//! or not), PONG answers a keepalive, and a protocol error closes with nats-server's
+//! `-ERR` text.
+
+use std::rc::Rc;
+
+use crate::close::CloseReason;
+use crate::conn::{Conn, ConnFlags};
+use crate::front::{Input, Session};
+use crate::metrics::{add, ShardMetrics};
+use crate::protocol::info::encode_info;
+use crate::protocol::{self, Op as NatsOp, Parsed, Parser, ServerInfo};
+use crate::route::{Op, PubSpans, Router};
+use crate::wire::{MsgView, Reply, Wire};
+
+/// A NATS client's options until its CONNECT says otherwise: those of an empty CONNECT,
+/// as in nats-server (verbose, pedantic, echo, no headers).
+pub fn defaults() -> (Wire, ConnFlags) {
+    let opts = protocol::ConnectOptions::default();
+    let wire = Wire::Nats {
+        headers: opts.headers,
+    };
+    (wire, ConnFlags::from(&opts))
+}
+
+/// One NATS client connection's protocol state.
+#[derive(Debug)]
+pub struct NatsSession {
+    parser: Parser,
+    /// The server's part of `INFO`; the client's id and address are filled in per client.
+    info: Rc<ServerInfo>,
+}
+
+impl NatsSession {
+    pub fn new(info: Rc<ServerInfo>, control_line_bytes_max: usize) -> Self {
+        let parser = Parser::new(control_line_bytes_max, info.max_payload);
+        NatsSession { parser, info }
+    }
+
+    /// Applies one parsed client operation.
+    fn apply(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        base: &[u8],
+        op: NatsOp<'_>,
+    ) {
+        let op = match op {
+            NatsOp::Connect(json) => {
+                return match protocol::connect::parse_connect(json) {
+                    Ok(opts) => {
+                        let wire = Wire::Nats {
+                            headers: opts.headers,
+                        };
+                        router.set_options(conn, ConnFlags::from(&opts), wire);
+                        if opts.verbose {
+                            conn.reply(Reply::Ok);
+                        }
+                    }
+                    Err(e) => close_for(metrics, conn, CloseReason::Protocol(e)),
+                };
+            }
+            NatsOp::Pong => return conn.pings_out.set(0),
+            NatsOp::Info | NatsOp::Ok | NatsOp::Err => return,
+            NatsOp::Pub(p) => {
+                add(&metrics.msgs_in, 1);
+                add(&metrics.bytes_in, p.body.len() as u64);
+                let msg = MsgView {
+                    subject: p.subject,
+                    reply: p.reply,
+                    header_len: p.has_headers.then_some(p.header_len),
+                    body: p.body,
+                };
+                let spans = PubSpans::of(base, &msg);
+                Op::Publish { msg, spans }
+            }
+            NatsOp::Sub(s) => Op::Subscribe {
+                sid: s.sid,
+                subject: s.subject,
+                queue: s.queue,
+            },
+            NatsOp::Unsub(u) => Op::Unsubscribe {
+                sid: u.sid,
+                max_msgs: u.max_msgs,
+            },
+            NatsOp::Ping => Op::Flush,
+        };
+        let applied = router.apply(conn, op);
+        add(&metrics.deliveries, applied.delivered as u64);
+        add(&metrics.forwards, applied.forwarded as u64);
+    }
+}
+
+impl Session for NatsSession {
+    fn start(&self) -> (Wire, ConnFlags) {
+        defaults()
+    }
+
+    fn greet(&mut self, conn: &Rc<Conn>) {
+        let info = ServerInfo {
+            client_id: conn.cid,
+            client_ip: conn.peer.map(|p| p.ip().to_string()),
+            ..(*self.info).clone()
+        };
+        let mut line = Vec::with_capacity(320);
+        encode_info(&mut line, &info);
+        conn.outbox.push_control(&line);
+    }
+
+    fn input(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        data: &[u8],
+    ) -> Input {
+        let mut consumed = 0;
+        let mut needed = 0;
+        while consumed < data.len() && !conn.is_closing() {
+            match self.parser.parse(&data[consumed..]) {
+                Ok(Parsed::Op { op, consumed: n }) => {
+                    self.apply(router, metrics, conn, data, op);
+                    consumed += n;
+                }
+                Ok(Parsed::NeedMore { needed_bytes }) => {
+                    needed = needed_bytes;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(cid = conn.cid, error = %e, "protocol error");
+                    close_for(metrics, conn, CloseReason::Protocol(e));
+                    break;
+                }
+            }
+        }
+        Input { consumed, needed }
+    }
+}
+
+/// Closes `conn` for a protocol error, with its `-ERR` (if nats-server sends one).
+fn close_for(metrics: &ShardMetrics, conn: &Conn, reason: CloseReason) {
+    add(&metrics.protocol_errors, 1);
+    conn.close_with(reason);
+}

@@ -1,0 +1,340 @@
+//! The outbox: the one gate every outbound byte of a connection goes through, deliveries,
+//! PONGs, `+OK` and errors alike. It owns the connection's pending bytes ([`Outbound`]),
+//! enforces `max_pending` on every append (a connection over it is closed as a slow
+//! consumer, whatever it was sent), tracks congestion for publisher pacing ([`Stall`]),
+//! holds why the connection is closing, and wakes the connection's writer task.
+//!
+//! Subscriptions hold an `Rc<Outbox>`, never the connection: fan-out needs nothing else,
+//! and tests drive the whole middle of the engine against in-memory outboxes.
+
+use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::Bytes;
+use futures_lite::future::poll_fn;
+
+use crate::close::CloseReason;
+use crate::limits::{Limits, DRAIN_WAITERS_MAX};
+use crate::wakers::WakerSet;
+use crate::wire::{Reply, Wire};
+use crate::writer::stall::{Congestion, Stall};
+use crate::writer::{ChunkPool, Outbound};
+
+/// One connection's outbound side.
+pub struct Outbox {
+    /// The connection this outbox belongs to (for logs and echo suppression).
+    cid: u64,
+    out: RefCell<Outbound>,
+    pending_bytes_max: usize,
+    closing: Cell<Option<CloseReason>>,
+    /// Set by appends, taken by the writer: one flush per turn however many appends.
+    flush_requested: Cell<bool>,
+    writer_waker: Cell<Option<Waker>>,
+    stall: Stall,
+    /// Publishers waiting for this outbox to drain.
+    drain_waiters: RefCell<WakerSet>,
+    /// The shard's list of outboxes congested this turn.
+    congestion: Rc<Congestion>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("cid", &self.cid)
+            .field("pending_bytes", &self.pending_bytes())
+            .field("closing", &self.closing.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    pub fn new(cid: u64, pool: Rc<ChunkPool>, limits: &Limits, congestion: Rc<Congestion>) -> Self {
+        Outbox {
+            cid,
+            out: RefCell::new(Outbound::new(pool)),
+            pending_bytes_max: limits.pending_bytes_max,
+            closing: Cell::new(None),
+            flush_requested: Cell::new(false),
+            writer_waker: Cell::new(None),
+            stall: Stall::new(
+                limits.stall_above_bytes,
+                limits.pending_bytes_max,
+                limits.stall_budget,
+            ),
+            drain_waiters: RefCell::new(WakerSet::new(DRAIN_WAITERS_MAX)),
+            congestion,
+        }
+    }
+
+    pub fn cid(&self) -> u64 {
+        self.cid
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get().is_some()
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closing.get()
+    }
+
+    /// Starts closing for `reason` (the first reason wins): drops a slow consumer's
+    /// backlog, releases publishers waiting for it, and wakes the writer, which flushes
+    /// what is left (bounded) and shuts the transport down. Any error text must have been
+    /// queued before.
+    pub fn close(&self, reason: CloseReason) {
+        if self.closing.get().is_some() {
+            return;
+        }
+        self.closing.set(Some(reason));
+        if reason.drops_backlog() {
+            self.out.borrow_mut().clear();
+        }
+        self.relieve();
+        self.flush_requested.set(true);
+        if let Some(w) = self.writer_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.out.borrow().pending_bytes()
+    }
+
+    /// Bytes written to the transport so far.
+    pub fn written_total(&self) -> u64 {
+        self.out.borrow().written_total()
+    }
+
+    /// Queues a reply to the connection's own operation, encoded by its wire. Bounded like
+    /// a delivery: past `max_pending` the connection is closed as a slow consumer.
+    pub fn push_reply(self: &Rc<Self>, wire: Wire, reply: Reply<'_>) -> bool {
+        let len_max = wire.reply_len_max(reply);
+        if len_max == 0 {
+            return !self.is_closing(); // nothing to say on this wire
+        }
+        if !self.admit(len_max) {
+            return false;
+        }
+        self.out
+            .borrow_mut()
+            .append_control_with(len_max, |v| wire.encode_reply(v, reply));
+        self.wake_writer();
+        true
+    }
+
+    /// Queues raw bytes the front-end encoded itself (a greeting such as NATS `INFO`).
+    pub fn push_control(self: &Rc<Self>, bytes: &[u8]) -> bool {
+        if !self.admit(bytes.len()) {
+            return false;
+        }
+        self.out
+            .borrow_mut()
+            .append_control_with(bytes.len(), |v| v.extend_from_slice(bytes));
+        self.wake_writer();
+        true
+    }
+
+    /// Queues one or more whole, already encoded delivery frames. Returns false (queuing
+    /// nothing) if the outbox is closing or this append made it a slow consumer.
+    pub fn push_frames(self: &Rc<Self>, frames: &[u8]) -> bool {
+        self.push_with(frames.len(), |out| out.append(frames))
+    }
+
+    /// Queues deliveries encoded once and shared with other outboxes (no copy).
+    pub fn push_shared(self: &Rc<Self>, frames: &Bytes) -> bool {
+        self.push_with(frames.len(), |out| out.append_shared(frames.clone()))
+    }
+
+    /// Appends at most `len` bytes of deliveries with `write`. Returns false (writing
+    /// nothing) if the outbox is closing or this append made it a slow consumer.
+    pub fn push_with(self: &Rc<Self>, len: usize, write: impl FnOnce(&mut Outbound)) -> bool {
+        if !self.admit(len) {
+            return false;
+        }
+        let pending = {
+            let mut out = self.out.borrow_mut();
+            write(&mut out);
+            out.pending_bytes()
+        };
+        if self.stall.note_pending(pending) {
+            self.congestion.note(Rc::clone(self));
+        }
+        self.wake_writer();
+        true
+    }
+
+    /// The bound every append passes: `len` more bytes must fit under `max_pending`.
+    fn admit(&self, len: usize) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        if self.out.borrow().pending_bytes() + len > self.pending_bytes_max {
+            self.close(CloseReason::SlowConsumerPending);
+            return false;
+        }
+        true
+    }
+
+    pub fn stall(&self) -> &Stall {
+        &self.stall
+    }
+
+    pub fn is_congested(&self) -> bool {
+        self.stall.is_congested()
+    }
+
+    /// The writer caught up (or the connection is closing): end the congestion episode
+    /// and release publishers waiting for it.
+    pub fn relieve(&self) {
+        self.stall.relieve();
+        self.drain_waiters.borrow_mut().wake_all();
+    }
+
+    /// Resolves once this outbox is no longer congested (or is closing), or at once when
+    /// too many publishers already wait for it (the pause is a courtesy, never owed).
+    pub async fn drained(&self) {
+        poll_fn(|cx| {
+            if !self.stall.is_congested()
+                || self.is_closing()
+                || !self.drain_waiters.borrow_mut().register(cx.waker())
+            {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Asks the writer to flush at its next turn (once per turn, however many appends).
+    fn wake_writer(&self) {
+        if !self.flush_requested.replace(true) {
+            if let Some(w) = self.writer_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Writer side: takes the pending flush request, or parks `waker` until one comes.
+    pub fn poll_flush_request(&self, waker: &Waker) -> bool {
+        if self.flush_requested.replace(false) {
+            return true;
+        }
+        self.writer_waker.set(Some(waker.clone()));
+        false
+    }
+
+    /// Writer side, while it waits for the transport: wake `waker` on the next append or
+    /// close as well.
+    pub fn park_writer(&self, waker: &Waker) {
+        self.writer_waker.set(Some(waker.clone()));
+    }
+
+    /// Writer side: the pending bytes, to write from.
+    pub fn outbound(&self) -> Ref<'_, Outbound> {
+        self.out.borrow()
+    }
+
+    /// Writer side: the pending bytes, to mark written.
+    pub fn outbound_mut(&self) -> RefMut<'_, Outbound> {
+        self.out.borrow_mut()
+    }
+
+    /// Everything pending, copied out (tests).
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.out.borrow().to_vec()
+    }
+
+    /// Takes everything pending as if it had been written (tests): returns the bytes.
+    #[cfg(test)]
+    pub fn take_written(&self) -> Vec<u8> {
+        let mut out = self.out.borrow_mut();
+        let bytes = out.to_vec();
+        out.consume(bytes.len());
+        drop(out);
+        self.relieve();
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn outbox(pending_max: usize) -> Rc<Outbox> {
+        let limits = Limits {
+            pending_bytes_max: pending_max,
+            payload_bytes_max: 16,
+            stall_above_bytes: 64,
+            stall_budget: Duration::from_millis(10),
+            ..Limits::default()
+        };
+        Rc::new(Outbox::new(
+            7,
+            Rc::new(ChunkPool::new(4)),
+            &limits,
+            Rc::new(Congestion::default()),
+        ))
+    }
+
+    const NATS: Wire = Wire::Nats { headers: true };
+
+    #[test]
+    fn replies_are_bounded_like_deliveries() {
+        let o = outbox(600);
+        let mut pongs = 0;
+        while o.push_reply(NATS, Reply::Flushed) {
+            pongs += 1;
+        }
+        assert_eq!(pongs, 100, "600 bytes hold 100 PONGs and no more");
+        assert_eq!(o.close_reason(), Some(CloseReason::SlowConsumerPending));
+        assert_eq!(o.pending_bytes(), 0, "a slow consumer's backlog is dropped");
+        assert!(
+            !o.push_reply(NATS, Reply::Ok),
+            "nothing is queued once closing"
+        );
+        assert!(!o.push_frames(b"MSG a 1 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn deliveries_past_max_pending_close_as_slow_consumer() {
+        let o = outbox(100);
+        assert!(o.push_frames(&[b'x'; 60]));
+        assert!(o.push_frames(&[b'x'; 40]));
+        assert!(!o.push_frames(&[b'x'; 1]));
+        assert_eq!(o.close_reason(), Some(CloseReason::SlowConsumerPending));
+    }
+
+    #[test]
+    fn a_congested_outbox_is_listed_once_per_turn() {
+        let o = outbox(1 << 20);
+        assert!(o.push_frames(&[b'x'; 64]));
+        assert!(o.congestion.is_empty());
+        assert!(o.push_frames(&[b'x'; 1]));
+        assert!(o.push_frames(&[b'x'; 100]));
+        assert!(o.is_congested());
+        assert_eq!(o.congestion.len(), 1);
+        assert_eq!(o.take_written().len(), 165);
+        assert!(!o.is_congested(), "written out: relieved");
+        o.congestion.clear();
+    }
+
+    #[test]
+    fn close_keeps_an_error_queued_before_it_but_drops_a_slow_backlog() {
+        let o = outbox(1 << 20);
+        assert!(o.push_reply(NATS, Reply::Err("Stale Connection")));
+        o.close(CloseReason::StaleConnection);
+        assert_eq!(o.to_vec(), b"-ERR 'Stale Connection'\r\n");
+        o.close(CloseReason::SlowConsumerPending);
+        assert_eq!(
+            o.close_reason(),
+            Some(CloseReason::StaleConnection),
+            "first reason wins"
+        );
+    }
+}
