@@ -75,7 +75,8 @@ pub fn parse_server_op(
     if nl > control_line_bytes_max.saturating_add(1) {
         return Err(ProtoError::ControlLineTooLong);
     }
-    let line = buf.get(..nl).unwrap_or_default();
+    // `nl` is the position of a newline found in `buf`.
+    let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let after_line = nl.saturating_add(1);
     let verb_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
@@ -142,7 +143,8 @@ fn msg<'a>(
     if buf.get(body_end..end) != Some(b"\r\n") {
         return Err(ProtoError::BadPayloadTerminator);
     }
-    let body = buf.get(body_start..body_end).unwrap_or_default();
+    // `buf` holds at least `end` bytes, checked above.
+    let body = &buf[body_start..body_end];
     let (headers, payload) = body.split_at(header_len);
     Ok(ServerParsed::Op {
         op: ServerOp::Msg(Delivery {
