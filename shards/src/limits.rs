@@ -39,6 +39,13 @@ pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connection backlog of each shard's listener (the kernel caps it at `somaxconn`).
 pub const LISTEN_BACKLOG: i32 = 1024;
 
+/// How much longer than `shutdown.grace` a stopping shard waits for its connection tasks
+/// (their last flushes are bounded by the grace itself).
+pub const SHUTDOWN_SLACK: Duration = Duration::from_secs(1);
+
+/// The locked-memory floor checked before start-up (see `preflight`).
+pub use crate::preflight::MEMLOCK_KIB_MIN;
+
 /// Initial read buffer of a connection: small, so an idle connection costs little memory;
 /// it grows on demand up to `Limits::read_buffer_bytes_max()`.
 pub const READ_BUFFER_BYTES_INITIAL: usize = 512;

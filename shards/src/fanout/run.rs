@@ -148,6 +148,11 @@ impl Run {
         ok
     }
 
+    /// Whether no run is in progress (every turn ends by delivering its run).
+    pub fn is_empty(&self) -> bool {
+        self.target.is_none()
+    }
+
     /// Delivers the run to every subscriber of its subject. Returns the deliveries queued.
     pub fn flush(&mut self) -> usize {
         let Some(target) = self.target.take() else {

@@ -5,14 +5,13 @@
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use glommio::net::TcpListener;
 
 use crate::conn::{CloseReason, Tcp};
 use crate::front::nats::NatsSession;
-use crate::limits::ACCEPT_RETRY_DELAY;
+use crate::limits::{ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
 use crate::metrics::MetricsSnapshot;
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::{keepalive, run_loop, Global, ShardCtx};
@@ -145,7 +144,7 @@ async fn shutdown(ctx: &Rc<ShardCtx>) {
         conn.close(CloseReason::ServerShutdown);
     }
     ctx.congestion.clear();
-    let bound = ctx.limits.shutdown_grace + Duration::from_secs(1);
+    let bound = ctx.limits.shutdown_grace + SHUTDOWN_SLACK;
     let closed = glommio::timer::timeout(bound, async {
         ctx.gate.close().await?;
         Ok(())
