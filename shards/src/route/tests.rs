@@ -201,6 +201,31 @@ fn a_run_keeps_each_subscribers_order_and_sid() {
 }
 
 #[test]
+fn a_large_run_is_shared_by_reference_and_retagged_for_other_sids() {
+    let mut s = Shard::new(0, 1);
+    let (a, b, c, p) = (s.conn(), s.conn(), s.conn(), s.conn());
+    s.sub(&a, "1", "big", None);
+    s.sub(&b, "1", "big", None);
+    s.sub(&c, "sid-c", "big", None);
+    let msgs: Vec<String> = (0..40).map(|i| format!("{i:0>100}")).collect();
+    let batch: Vec<(&str, Option<&str>, &str)> =
+        msgs.iter().map(|m| ("big", None, m.as_str())).collect();
+    s.publish_all(&p, &batch);
+    let want = |sid: &str| -> String {
+        msgs.iter()
+            .map(|m| format!("MSG big {sid} 100\r\n{m}\r\n"))
+            .collect()
+    };
+    assert!(
+        want("1").len() >= crate::limits::RUN_SHARE_BYTES_MIN,
+        "the run is shared"
+    );
+    assert_eq!(read(&a), want("1"));
+    assert_eq!(read(&b), want("1"));
+    assert_eq!(read(&c), want("sid-c"));
+}
+
+#[test]
 fn verbose_acks_precede_the_publishers_own_delivery_and_refusals_are_reported() {
     let mut s = Shard::new(0, 1);
     let c = s.conn();
