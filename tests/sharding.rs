@@ -8,9 +8,8 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
-use std::time::{Duration, Instant};
 
-use common::{client, Raw, Server};
+use common::{client, client_and_cid, Raw, Server, CONNECT_JSON};
 
 #[test]
 fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
@@ -113,33 +112,35 @@ fn a_sub_is_visible_on_every_shard_once_its_pong_arrives() {
 
 #[test]
 fn interest_of_a_closed_connection_is_withdrawn_everywhere() {
-    let s = Server::start(4);
+    let s = Server::start_logging(4, "shardcast=info,shards=debug");
     let mut p = client(&s);
+    let mut gone = Vec::new();
     for _ in 0..10 {
-        let mut gone = client(&s);
-        gone.send(b"SUB leave.q q 1\r\n");
-        gone.flush();
-        drop(gone);
+        let (mut c, cid) = client_and_cid(&s, CONNECT_JSON);
+        c.send(b"SUB leave.q q 1\r\n");
+        c.flush();
+        drop(c);
+        gone.push(cid);
     }
     let mut stay = client(&s);
     stay.send(b"SUB leave.q q 1\r\n");
     stay.flush();
-    // Closed members' interest disappears: once it has, all messages reach the survivor.
-    let deadline = Instant::now() + common::WAIT;
-    loop {
-        for i in 0..20 {
-            p.send(format!("PUB leave.q 2\r\n{i:02}\r\n").as_bytes());
-        }
-        p.flush();
-        if stay.drain().len() == 20 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "closed members still receive queue messages"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    // A closing connection's shard sends the withdrawal to every peer's ring before it
+    // logs "client closed"; a peer applies what waits in its rings before it routes
+    // the next input it reads. So once the lines are logged, the publisher's messages
+    // can only reach the survivor.
+    for cid in gone {
+        s.wait_for_client_log("client closed", cid);
     }
+    for i in 0..20 {
+        p.send(format!("PUB leave.q 2\r\n{i:02}\r\n").as_bytes());
+    }
+    p.flush();
+    assert_eq!(
+        stay.drain().len(),
+        20,
+        "closed members still received queue messages"
+    );
 }
 
 #[test]
@@ -280,7 +281,7 @@ fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
         2,
         "[limits]\nwrite_deadline = \"300ms\"\nstall_budget = \"0ms\"\n",
     );
-    let mut stalled = client(&s);
+    let (mut stalled, cid) = client_and_cid(&s, CONNECT_JSON);
     stalled.send(b"SUB dl 1\r\n");
     stalled.flush();
     let mut p = client(&s);
@@ -292,20 +293,27 @@ fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
         p.send(b"\r\n");
     }
     p.flush();
+    // Nothing is read meanwhile, so the server's write to `stalled` makes no progress:
+    // the deadline must fire and say so in the log, naming this client and the reason.
+    let line = s.wait_for_client_log("slow consumer closed", cid);
+    assert!(line.contains("slow_consumer_write_deadline"), "{line}");
+    // And the connection is really closed: what the kernel buffered drains, then EOF.
     let mut sink = Vec::new();
     stalled
         .stream
         .set_read_timeout(Some(common::WAIT))
         .expect("timeout");
-    // Give the deadline time to fire while nothing is read, then drain to EOF.
-    std::thread::sleep(Duration::from_millis(800));
     let got = stalled.stream.read_to_end(&mut sink);
     assert!(
         got.is_ok(),
         "closed by the server, not a read timeout: {got:?}"
     );
-    let log = s.terminate().1.join("\n");
-    assert!(log.contains("slow_consumer_write_deadline"), "{log}");
+    assert!(
+        sink.len() < 1024 * payload.len(),
+        "the stalled subscriber did not get everything"
+    );
+    // The publisher is unaffected.
+    p.flush();
 }
 
 #[test]
@@ -347,25 +355,13 @@ fn too_little_locked_memory_is_reported_with_the_fix_not_a_panic() {
 }
 
 /// The shard that took client `cid`, from the server's debug log ("client connected").
-fn shard_of(server: &Server, seen: &mut Vec<String>, cid: u64) -> usize {
-    let deadline = Instant::now() + common::WAIT;
-    loop {
-        seen.extend(server.log_lines());
-        let needle = format!("cid={cid} ");
-        if let Some(line) = seen
-            .iter()
-            .find(|l| l.contains("client connected") && l.contains(&needle))
-        {
-            let shard = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("shard="))
-                .and_then(|v| v.parse().ok())
-                .expect("shard= in the log line");
-            return shard;
-        }
-        assert!(Instant::now() < deadline, "no log line for cid {cid}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn shard_of(server: &Server, cid: u64) -> usize {
+    server
+        .wait_for_client_log("client connected", cid)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("shard="))
+        .and_then(|v| v.parse().ok())
+        .expect("shard= in the log line")
 }
 
 #[test]
@@ -375,24 +371,13 @@ fn a_subscription_another_shard_has_applied_is_seen_by_the_next_publish_here() {
     // shard, publishes right after: its shard must apply the waiting interest before it
     // routes B's publish, even without a PING from A (async-nats' flush sends none).
     let s = Server::start_logging(2, "shardcast=info,shards=debug");
-    let mut seen = Vec::new();
     let (mut a, info) = Raw::connect_info(s.addr);
-    let shard_a = shard_of(
-        &s,
-        &mut seen,
-        info["client_id"].as_u64().expect("client_id"),
-    );
+    let shard_a = shard_of(&s, info["client_id"].as_u64().expect("client_id"));
     a.send(b"CONNECT {\"verbose\":false}\r\nSUB echo.> 1\r\nPING\r\n");
     a.expect(b"PONG\r\n");
     let mut b = (0..32)
         .map(|_| Raw::connect_info(s.addr))
-        .find(|(_, info)| {
-            shard_of(
-                &s,
-                &mut seen,
-                info["client_id"].as_u64().expect("client_id"),
-            ) != shard_a
-        })
+        .find(|(_, info)| shard_of(&s, info["client_id"].as_u64().expect("client_id")) != shard_a)
         .map(|(b, _)| b)
         .expect("one of 32 connections on the other shard");
     b.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
