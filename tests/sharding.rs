@@ -13,8 +13,24 @@ use common::{client, client_and_cid, Raw, Server, CONNECT_JSON};
 
 #[test]
 fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
-    let s = Server::start(4);
-    let mut members = common::subscribed(&s, 12, |i| format!("SUB work q {i}\r\n"));
+    let s = Server::start_logging(4, "shardcast=info,shards=debug");
+    // Members with the shard that took each; the kernel spreads connections over the
+    // shards, so a few more members spread them if the first twelve did not.
+    let mut members: Vec<(Raw, usize)> = Vec::new();
+    let spread = |members: &[(Raw, usize)]| -> usize {
+        members
+            .iter()
+            .map(|(_, shard)| shard)
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    while members.len() < 12 || (spread(&members) < 2 && members.len() < 64) {
+        let (mut m, cid) = client_and_cid(&s, CONNECT_JSON);
+        m.send(format!("SUB work q {}\r\n", members.len()).as_bytes());
+        m.flush();
+        members.push((m, shard_of(&s, cid)));
+    }
+    assert!(spread(&members) >= 2, "64 members all landed on one shard");
     let mut watcher = client(&s);
     watcher.send(b"SUB work 99\r\n");
     watcher.flush();
@@ -25,9 +41,13 @@ fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     p.flush();
     let mut seen = Vec::new();
     let mut members_used = 0;
-    for m in &mut members {
+    let mut shards_used = HashSet::new();
+    for (m, shard) in &mut members {
         let got = m.drain();
-        members_used += usize::from(!got.is_empty());
+        if !got.is_empty() {
+            members_used += 1;
+            shards_used.insert(*shard);
+        }
         seen.extend(
             got.into_iter()
                 .map(|(_, _, _, b)| String::from_utf8(b).expect("utf8")),
@@ -41,6 +61,13 @@ fn queue_group_members_on_all_shards_get_each_message_exactly_once() {
     );
     assert_eq!(unique.len(), 400, "no duplicates");
     assert!(members_used > 1, "deliveries spread over members");
+    // Members are picked at random over the whole group: with members on two shards
+    // or more, 400 messages reach more than one shard (with one member of twelve on
+    // another shard, all 400 miss it with odds (11/12)^400 < 1e-15).
+    assert!(
+        shards_used.len() >= 2,
+        "deliveries went to members on {shards_used:?} only"
+    );
     assert_eq!(
         watcher.drain().len(),
         400,
