@@ -427,8 +427,9 @@ fn malformed_arguments_close_silently() {
     }
 }
 
-/// A conversation script and the exact reply, on subjects unique to `tag` (connections
-/// from earlier rounds may still be closing, and would otherwise share the queue group).
+/// A conversation script and the exact reply, on subjects unique to `tag`, so that many
+/// connections can run it at once. Tags of the same number of digits give scripts of
+/// the same length.
 fn fragment_script(tag: usize) -> (Vec<u8>, Vec<u8>) {
     let script = format!(
         "SUB f{tag}.* q 1\r\nSUB f{tag}.> 2\r\nPUB f{tag}.x r 3\r\nabc\r\nHPUB f{tag}.y 12 14\r\nNATS/1.0\r\n\r\nhi\r\nUNSUB 2\r\nPUB f{tag}.z 2\r\n\r\n\r\nPING\r\n"
@@ -440,38 +441,86 @@ fn fragment_script(tag: usize) -> (Vec<u8>, Vec<u8>) {
     (script.into_bytes(), want.into_bytes())
 }
 
+/// A client running `fragment_script(tag)`, with its script and the reply it expects.
+struct Fragmented {
+    conn: Raw,
+    script: Vec<u8>,
+    want: Vec<u8>,
+}
+
+fn fragmented(s: &Server, tag: usize) -> Fragmented {
+    let (script, want) = fragment_script(tag);
+    Fragmented {
+        conn: client(s),
+        script,
+        want,
+    }
+}
+
 #[test]
 fn a_stream_split_at_every_byte_gives_the_same_conversation() {
-    let s = Server::start(2);
-    // One byte per write.
-    let (script, want) = fragment_script(1000);
-    let mut c = client(&s);
-    for b in &script {
-        c.send(std::slice::from_ref(b));
+    // How the splits are made without sleeps: one shard, so every connection is read by
+    // the same event loop, which reads each socket as its data arrives. Fragments sent
+    // before `sync` sends a PING arrived before that PING; so when `sync` has its PONG,
+    // the loop has read (and parsed as far as it could) every one of them, and what is
+    // written next reaches it in a read of its own: the split is real. Were that ever
+    // not so, a split would go unexercised, not fail: every reply is checked byte for
+    // byte either way.
+    let s = Server::start(1);
+    let mut sync = client(&s);
+
+    // One byte per read.
+    let mut c = fragmented(&s, 1000);
+    for b in &c.script {
+        c.conn.send(std::slice::from_ref(b));
+        sync.flush();
     }
-    c.expect(&want);
-    // Every split point into two writes, then random splits, with pauses so the server
-    // sees the fragments separately.
+    c.conn.expect(&c.want);
+
+    // Every split point into two reads, one connection per split point.
+    let len = c.script.len();
+    let mut clients: Vec<Fragmented> = (1..len).map(|i| fragmented(&s, 2000 + i)).collect();
+    for (i, c) in (1..len).zip(&mut clients) {
+        assert_eq!(c.script.len(), len, "scripts of the same length");
+        c.conn.send(&c.script[..i]);
+    }
+    sync.flush();
+    for (i, c) in (1..len).zip(&mut clients) {
+        c.conn.send(&c.script[i..]);
+    }
+    for c in &mut clients {
+        c.conn.expect(&c.want);
+    }
+
+    // Random splits into reads of 1 to 12 bytes: in each step every client sends its
+    // next piece, then `sync` round-trips.
     let mut rng = XorShift(0x5eed);
-    for round in 0..60 {
-        let (script, want) = fragment_script(round);
-        let mut c = client(&s);
-        if round < script.len().min(40) {
-            c.send(&script[..round]);
-            std::thread::sleep(Duration::from_millis(1));
-            c.send(&script[round..]);
-        } else {
-            let mut i = 0;
-            while i < script.len() {
-                let end = (i + 1 + rng.below(12) as usize).min(script.len());
-                c.send(&script[i..end]);
-                if round % 4 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                i = end;
+    let mut clients: Vec<(Fragmented, Vec<usize>)> = (0..40)
+        .map(|k| {
+            let c = fragmented(&s, 3000 + k);
+            let mut cuts = vec![0];
+            while cuts[cuts.len() - 1] < c.script.len() {
+                let next = cuts[cuts.len() - 1] + 1 + rng.below(12) as usize;
+                cuts.push(next.min(c.script.len()));
+            }
+            (c, cuts)
+        })
+        .collect();
+    for step in 0.. {
+        let mut sent = false;
+        for (c, cuts) in &mut clients {
+            if let [from, to] = cuts.get(step..step + 2).unwrap_or_default() {
+                c.conn.send(&c.script[*from..*to]);
+                sent = true;
             }
         }
-        c.expect(&want);
+        if !sent {
+            break;
+        }
+        sync.flush();
+    }
+    for (c, _) in &mut clients {
+        c.conn.expect(&c.want);
     }
 }
 
