@@ -1,13 +1,15 @@
 //! Cross-shard behaviour with real servers of 2–4 shards and many connections (the kernel
 //! spreads connections over shards): queue groups deliver exactly once server-wide,
 //! per-publisher order holds across shards, a SUB is visible everywhere after its PONG,
-//! a stalled subscriber is cut off without hurting a healthy one, and SIGTERM shuts down
-//! cleanly.
+//! a stalled subscriber (or a client that never reads its PONGs) is cut off without
+//! hurting a healthy one, and SIGTERM shuts down cleanly.
 
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+
+use socket2::{Domain, Socket, Type};
 
 use common::{client, client_and_cid, Raw, Server, CONNECT_JSON};
 
@@ -341,6 +343,64 @@ fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
     );
     // The publisher is unaffected.
     p.flush();
+}
+
+#[test]
+fn a_client_that_pipelines_pings_and_never_reads_is_cut_off_at_max_pending() {
+    // PONGs are output like any other and count against max_pending; the deadline is
+    // far off, so only the pending bound can end this client.
+    let s = Server::start_with(
+        2,
+        "[limits]\nmax_pending = \"64KiB\"\nmax_payload = \"1KiB\"\nwrite_deadline = \"60s\"\n",
+    );
+    let mut other = client(&s);
+    // A small receive buffer, set before connecting so that the window starts small:
+    // the PONGs pile up in the server, not in this socket. A small send buffer keeps
+    // what the kernel holds for us from counting much in `sent`.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
+    socket.connect(&s.addr.into()).expect("connect");
+    let mut pinger = Raw::from_stream(socket.into());
+    let cid = pinger.read_info()["client_id"].as_u64().expect("client_id");
+    pinger.send(b"CONNECT {\"verbose\":false}\r\n");
+    // A write blocked for WAIT would mean the server stopped reading but kept the client.
+    pinger
+        .stream
+        .set_write_timeout(Some(common::WAIT))
+        .expect("write timeout");
+    const SENT_MAX: usize = 64 << 20;
+    let batch = b"PING\r\n".repeat(64 * 1024 / 6);
+    let mut sent = 0;
+    let mut failed = None;
+    while sent < SENT_MAX {
+        match pinger.stream.write_all(&batch) {
+            Ok(()) => sent += batch.len(),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // The server closed it: the writes end with a reset (or a broken pipe), not a
+    // timeout, and long before the bound.
+    let failed = failed.unwrap_or_else(|| panic!("{sent} bytes of PINGs and still open"));
+    assert!(
+        matches!(
+            failed.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        ),
+        "the write failed with {failed:?} after {sent} bytes"
+    );
+    assert!(sent <= SENT_MAX / 4, "closed only after {sent} bytes");
+    // As a slow consumer, for max_pending.
+    let line = s.wait_for_client_log("slow consumer closed", cid);
+    assert!(
+        line.contains("reason=\"slow_consumer_max_pending\""),
+        "{line}"
+    );
+    // Another client on the same server is unaffected.
+    other.flush();
 }
 
 #[test]
