@@ -125,10 +125,13 @@ impl Server {
             _dir: None,
         };
         let listening = server.try_wait_for_log(|l| l.contains("shardcast listening"));
-        let Some(line) = listening else {
-            let log = server.seen.take().join("\n");
-            drop(server);
-            panic!("server did not start; its log:\n{log}");
+        let line = match listening {
+            Ok(line) => line,
+            Err(why) => {
+                let log = server.seen.take().join("\n");
+                drop(server);
+                panic!("server did not start ({why}); its log:\n{log}");
+            }
         };
         server.addr = line
             .split_whitespace()
@@ -207,9 +210,9 @@ impl Server {
     /// Waits (up to `WAIT`) for a log line that satisfies `pred`, among those printed
     /// so far or the next ones, and returns it. For events that only the log shows.
     pub fn wait_for_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        self.try_wait_for_log(pred).unwrap_or_else(|| {
+        self.try_wait_for_log(pred).unwrap_or_else(|why| {
             panic!(
-                "no log line {what} within {WAIT:?}; the log:\n{}",
+                "no log line {what}: {why}; the log:\n{}",
                 self.seen.borrow().join("\n")
             )
         })
@@ -223,20 +226,24 @@ impl Server {
         })
     }
 
-    /// `wait_for_log`, returning `None` at the deadline or when the process has exited.
-    fn try_wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+    /// `wait_for_log`, saying why there is no such line: the deadline passed or the
+    /// process exited.
+    fn try_wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Result<String, String> {
         let mut seen = self.seen.borrow_mut();
         if let Some(line) = seen.iter().find(|l| pred(l.as_str())) {
-            return Some(line.clone());
+            return Ok(line.clone());
         }
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.log.recv_timeout(left).ok()?;
+            let line = self.log.recv_timeout(left).map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => format!("none within {WAIT:?}"),
+                mpsc::RecvTimeoutError::Disconnected => "the server exited".to_string(),
+            })?;
             let hit = pred(&line);
             seen.push(line);
             if hit {
-                return seen.last().cloned();
+                return Ok(seen.last().cloned().expect("just pushed"));
             }
         }
     }
