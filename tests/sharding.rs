@@ -2,7 +2,7 @@
 //! spreads connections over shards): queue groups deliver exactly once server-wide,
 //! per-publisher order holds across shards, a SUB is visible everywhere after its PONG,
 //! a stalled subscriber (or a client that never reads its PONGs) is cut off without
-//! hurting a healthy one, and SIGTERM shuts down cleanly.
+//! hurting a healthy one. (Start, signals and restart: `lifecycle.rs`.)
 
 mod common;
 
@@ -244,23 +244,6 @@ fn a_stalled_subscriber_is_cut_off_and_a_healthy_one_gets_everything() {
 }
 
 #[test]
-fn sigterm_flushes_closes_clients_and_exits_zero() {
-    let s = Server::start(2);
-    let mut sub = client(&s);
-    sub.send(b"SUB bye 1\r\n");
-    sub.flush();
-    let mut p = client(&s);
-    p.send(b"PUB bye 2\r\nok\r\n");
-    p.flush();
-    let (status, log) = s.terminate();
-    assert!(status.success(), "exit status {status:?}");
-    sub.expect(b"MSG bye 1 2\r\nok\r\n");
-    sub.expect_closed();
-    let log = log.join("\n");
-    assert!(log.contains("shardcast stopped"), "{log}");
-}
-
-#[test]
 fn more_shards_than_cpus_runs_with_a_warning() {
     let s = Server::start(6);
     let mut c = client(&s);
@@ -271,19 +254,6 @@ fn more_shards_than_cpus_runs_with_a_warning() {
         let log = s.terminate().1.join("\n");
         assert!(log.contains("more shards than CPUs"), "{log}");
     }
-}
-
-#[test]
-fn a_port_already_in_use_is_refused_with_a_clear_message() {
-    let s = Server::start(2);
-    let port = s.addr.port().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .args(["serve", "-a", "127.0.0.1", "-p", &port, "--shards", "1"])
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use"), "{err}");
 }
 
 #[test]
