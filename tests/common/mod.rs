@@ -368,16 +368,6 @@ impl Raw {
         );
     }
 
-    /// Expects nothing to arrive for `d` (the connection stays open and quiet).
-    pub fn expect_silence(&mut self, d: Duration) {
-        let got = self.fill(self.pending.len() + 1, Instant::now() + d);
-        assert!(
-            !got,
-            "expected silence, got {:?}",
-            String::from_utf8_lossy(&self.pending)
-        );
-    }
-
     /// PING → PONG round trip: everything sent before is in effect server-wide.
     pub fn flush(&mut self) {
         self.send(b"PING\r\n");
