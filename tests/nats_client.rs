@@ -15,6 +15,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectOptions, HeaderMap, Message, RequestErrorKind, Subscriber};
@@ -241,25 +242,69 @@ async fn queue_group_members_share_600_messages_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_after_3_delivers_3_then_ends() {
+    // async-nats counts deliveries too and drops what comes past the limit, so the
+    // subscription alone cannot show a server that ignores the limit. The client's
+    // statistics count every MSG that arrives on the connection: they must show 3 too.
     let server = Server::start(2);
     let subscriber = connect(&server).await;
     let publisher = connect(&server).await;
     let mut sub = subscribe(&subscriber, "limited").await;
     sub.unsubscribe_after(3).await.expect("unsubscribe_after");
-    flush(&subscriber).await;
-    ready(&publisher, &subscriber).await;
+    // The only other subject `subscriber` receives on: it marks points in the
+    // publisher's stream.
+    let marker_subject = subscriber.new_inbox();
+    let mut marker = subscribe(&subscriber, &marker_subject).await;
+    let mut markers = 0u64;
+    // Probes until one arrives: then the SUB, UNSUB and SUB above are in effect for
+    // the publisher (as in `ready`, whose probes would land on other subjects).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        publisher
+            .publish(marker_subject.clone(), "probe".into())
+            .await
+            .expect("publish probe");
+        flush(&publisher).await;
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(20), marker.next()).await {
+            markers += 1;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriptions never became visible within {WAIT:?}"
+        );
+    }
 
     publish_numbered(&publisher, "limited", 10).await;
+    publisher
+        .publish(marker_subject.clone(), "end".into())
+        .await
+        .expect("publish end");
+    flush(&publisher).await;
 
-    // async-nats also counts deliveries itself and ends the stream at the limit.
+    // One publisher's messages reach a connection in the order published: when "end"
+    // arrives, every MSG for "limited" the server sent has arrived and been counted.
+    loop {
+        let m = next(&mut marker, "end marker").await;
+        markers += 1;
+        if m.payload == "end" {
+            break;
+        }
+    }
+    let in_messages = subscriber.statistics().in_messages.load(Ordering::Relaxed);
+    assert_eq!(
+        in_messages - markers,
+        3,
+        "MSGs for \"limited\" that arrived on the connection"
+    );
     let got = next_n(&mut sub, 3, "limited").await;
     assert_eq!(payloads(&got), ["0", "1", "2"]);
-    match tokio::time::timeout(QUIET, sub.next()).await {
-        Ok(None) | Err(_) => {}
+    match tokio::time::timeout(WAIT, sub.next()).await {
+        Ok(None) => {}
         Ok(Some(m)) => panic!(
             "a 4th message arrived: {:?}",
             String::from_utf8_lossy(&m.payload)
         ),
+        Err(_) => panic!("the subscription did not end after 3 messages"),
     }
 }
 
@@ -307,14 +352,13 @@ async fn request_reply_50_requests_in_sequence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_without_responders_fails_fast_with_no_responders() {
+async fn request_without_responders_fails_with_no_responders_not_a_timeout() {
     let server = Server::start(2);
     let client = connect(&server).await;
-    let started = Instant::now();
+    // async-nats' own request timeout (10 s) would end it with a timeout error instead.
     let result = tokio::time::timeout(WAIT, client.request("nobody.here", "anyone?".into()))
         .await
         .expect("request did not finish within 10 s");
-    let took = started.elapsed();
     match result {
         Err(e) => assert_eq!(e.kind(), RequestErrorKind::NoResponders, "error: {e}"),
         Ok(m) => panic!(
@@ -323,10 +367,6 @@ async fn request_without_responders_fails_fast_with_no_responders() {
             String::from_utf8_lossy(&m.payload)
         ),
     }
-    assert!(
-        took < Duration::from_secs(2),
-        "no-responders took {took:?} (default request timeout is 10 s)"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +454,6 @@ async fn fan_out_200_messages_to_100_connections_on_2_shards() {
             })
         })
         .collect();
-    let started = Instant::now();
 
     publish_numbered(&publisher, "fan", 200).await;
 
@@ -423,12 +462,6 @@ async fn fan_out_200_messages_to_100_connections_on_2_shards() {
             std::panic::resume_unwind(e.into_panic());
         }
     }
-    // Each receiver also waited QUIET after its 200th message.
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "fan-out took {:?}",
-        started.elapsed()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

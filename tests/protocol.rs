@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{client, client_with, Raw, Server, XorShift};
+use common::{client, client_and_cid, client_with, Raw, Server, XorShift, CONNECT_JSON};
 
 #[test]
 fn info_has_the_fields_clients_rely_on() {
@@ -226,9 +224,10 @@ fn unsub_max_counts_deliveries_from_other_shards() {
         p.send(b"PUB cnt 1\r\nx\r\n");
         p.flush();
     }
-    sub.expect(b"MSG cnt 9 1\r\nx\r\nMSG cnt 9 1\r\nx\r\nMSG cnt 9 1\r\nx\r\n");
-    sub.flush();
-    sub.expect_silence(Duration::from_millis(200));
+    // Every publisher's PONG came after its message was in effect on every shard, and
+    // `sub`'s PONG comes after anything queued for it: a fourth MSG would precede it.
+    sub.send(b"PING\r\n");
+    sub.expect(b"MSG cnt 9 1\r\nx\r\nMSG cnt 9 1\r\nx\r\nMSG cnt 9 1\r\nx\r\nPONG\r\n");
 }
 
 #[test]
@@ -248,10 +247,10 @@ fn echo_false_suppresses_own_messages_only() {
     me.flush();
     other.send(b"SUB e 2\r\n");
     other.flush();
-    me.send(b"PUB e 2\r\nhi\r\n");
-    me.flush();
+    // Its own copy, had it been delivered, would be queued for `me` before the PONG.
+    me.send(b"PUB e 2\r\nhi\r\nPING\r\n");
+    me.expect(b"PONG\r\n");
     other.expect(b"MSG e 2 2\r\nhi\r\n");
-    me.expect_silence(Duration::from_millis(200));
     // `other` has echo on: it gets its own message, and so does `me`.
     other.send(b"PUB e 2\r\nyo\r\nPING\r\n");
     other.expect(b"MSG e 2 2\r\nyo\r\nPONG\r\n");
@@ -374,24 +373,24 @@ fn max_subscriptions_is_enforced_per_connection_and_stays_open() {
 
 #[test]
 fn max_connections_sends_info_then_err_and_closes() {
-    let s = Server::start_with(2, "[limits]\nmax_connections = 2\n");
-    let _a = client(&s);
+    let s = Server::start_with_logging(
+        2,
+        "[limits]\nmax_connections = 2\n",
+        "shardcast=info,shards=debug",
+    );
+    let (a, cid_a) = client_and_cid(&s, CONNECT_JSON);
     let _b = client(&s);
-    let (mut c, _info) = Raw::connect_info(s.addr);
+    let (mut c, info) = Raw::connect_info(s.addr);
     c.expect(b"-ERR 'maximum connections exceeded'\r\n");
     c.expect_closed();
-    drop(_a);
-    // A slot frees up once a client leaves.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let (mut d, _) = Raw::connect_info(s.addr);
-        d.send(b"PING\r\n");
-        if d.line() == "PONG" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    drop(a);
+    // A slot frees up once a client leaves. The server gives the slot back before it
+    // logs "client closed" (and EOF on `c` may come before that): wait for the lines of
+    // both `c` and `a`, then a new client must be served.
+    let cid_c = info["client_id"].as_u64().expect("client_id");
+    s.wait_for_client_log("client closed", cid_c);
+    s.wait_for_client_log("client closed", cid_a);
+    client(&s).flush();
 }
 
 #[test]
@@ -427,8 +426,9 @@ fn malformed_arguments_close_silently() {
     }
 }
 
-/// A conversation script and the exact reply, on subjects unique to `tag` (connections
-/// from earlier rounds may still be closing, and would otherwise share the queue group).
+/// A conversation script and the exact reply, on subjects unique to `tag`, so that many
+/// connections can run it at once. Tags of the same number of digits give scripts of
+/// the same length.
 fn fragment_script(tag: usize) -> (Vec<u8>, Vec<u8>) {
     let script = format!(
         "SUB f{tag}.* q 1\r\nSUB f{tag}.> 2\r\nPUB f{tag}.x r 3\r\nabc\r\nHPUB f{tag}.y 12 14\r\nNATS/1.0\r\n\r\nhi\r\nUNSUB 2\r\nPUB f{tag}.z 2\r\n\r\n\r\nPING\r\n"
@@ -440,38 +440,86 @@ fn fragment_script(tag: usize) -> (Vec<u8>, Vec<u8>) {
     (script.into_bytes(), want.into_bytes())
 }
 
+/// A client running `fragment_script(tag)`, with its script and the reply it expects.
+struct Fragmented {
+    conn: Raw,
+    script: Vec<u8>,
+    want: Vec<u8>,
+}
+
+fn fragmented(s: &Server, tag: usize) -> Fragmented {
+    let (script, want) = fragment_script(tag);
+    Fragmented {
+        conn: client(s),
+        script,
+        want,
+    }
+}
+
 #[test]
 fn a_stream_split_at_every_byte_gives_the_same_conversation() {
-    let s = Server::start(2);
-    // One byte per write.
-    let (script, want) = fragment_script(1000);
-    let mut c = client(&s);
-    for b in &script {
-        c.send(std::slice::from_ref(b));
+    // How the splits are made without sleeps: one shard, so every connection is read by
+    // the same event loop, which reads each socket as its data arrives. Fragments sent
+    // before `sync` sends a PING arrived before that PING; so when `sync` has its PONG,
+    // the loop has read (and parsed as far as it could) every one of them, and what is
+    // written next reaches it in a read of its own: the split is real. Were that ever
+    // not so, a split would go unexercised, not fail: every reply is checked byte for
+    // byte either way.
+    let s = Server::start(1);
+    let mut sync = client(&s);
+
+    // One byte per read.
+    let mut c = fragmented(&s, 1000);
+    for b in &c.script {
+        c.conn.send(std::slice::from_ref(b));
+        sync.flush();
     }
-    c.expect(&want);
-    // Every split point into two writes, then random splits, with pauses so the server
-    // sees the fragments separately.
+    c.conn.expect(&c.want);
+
+    // Every split point into two reads, one connection per split point.
+    let len = c.script.len();
+    let mut clients: Vec<Fragmented> = (1..len).map(|i| fragmented(&s, 2000 + i)).collect();
+    for (i, c) in (1..len).zip(&mut clients) {
+        assert_eq!(c.script.len(), len, "scripts of the same length");
+        c.conn.send(&c.script[..i]);
+    }
+    sync.flush();
+    for (i, c) in (1..len).zip(&mut clients) {
+        c.conn.send(&c.script[i..]);
+    }
+    for c in &mut clients {
+        c.conn.expect(&c.want);
+    }
+
+    // Random splits into reads of 1 to 12 bytes: in each step every client sends its
+    // next piece, then `sync` round-trips.
     let mut rng = XorShift(0x5eed);
-    for round in 0..60 {
-        let (script, want) = fragment_script(round);
-        let mut c = client(&s);
-        if round < script.len().min(40) {
-            c.send(&script[..round]);
-            std::thread::sleep(Duration::from_millis(1));
-            c.send(&script[round..]);
-        } else {
-            let mut i = 0;
-            while i < script.len() {
-                let end = (i + 1 + rng.below(12) as usize).min(script.len());
-                c.send(&script[i..end]);
-                if round % 4 == 0 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                i = end;
+    let mut clients: Vec<(Fragmented, Vec<usize>)> = (0..40)
+        .map(|k| {
+            let c = fragmented(&s, 3000 + k);
+            let mut cuts = vec![0];
+            while cuts[cuts.len() - 1] < c.script.len() {
+                let next = cuts[cuts.len() - 1] + 1 + rng.below(12) as usize;
+                cuts.push(next.min(c.script.len()));
+            }
+            (c, cuts)
+        })
+        .collect();
+    for step in 0.. {
+        let mut sent = false;
+        for (c, cuts) in &mut clients {
+            if let [from, to] = cuts.get(step..step + 2).unwrap_or_default() {
+                c.conn.send(&c.script[*from..*to]);
+                sent = true;
             }
         }
-        c.expect(&want);
+        if !sent {
+            break;
+        }
+        sync.flush();
+    }
+    for (c, _) in &mut clients {
+        c.conn.expect(&c.want);
     }
 }
 

@@ -2,10 +2,12 @@
 //! to it over real TCP. `Raw` sends bytes and expects exact bytes back.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long any expectation waits before failing.
@@ -15,9 +17,13 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct Server {
     pub addr: SocketAddr,
     child: Option<Child>,
+    /// Lines from the stderr reader thread, in order.
     log: mpsc::Receiver<String>,
-    /// Lines printed before the listening line (start-up warnings).
-    startup_log: Vec<String>,
+    /// The stderr reader thread: it ends when the process exits and its stderr closes.
+    reader: Option<JoinHandle<()>>,
+    /// Every line taken from `log` so far, from the first (start-up warnings, then the
+    /// listening line) on.
+    seen: RefCell<Vec<String>>,
     _dir: Option<TempDir>,
 }
 
@@ -49,10 +55,29 @@ impl Server {
 
     /// Same, with extra TOML configuration.
     pub fn start_with(shards: usize, toml: &str) -> Server {
+        Server::start_full(shards, toml, "info", 0)
+    }
+
+    /// `start`, logging at `level` (e.g. "debug" to see which shard took each client).
+    pub fn start_logging(shards: usize, level: &str) -> Server {
+        Server::start_full(shards, "", level, 0)
+    }
+
+    /// `start_with`, logging at `level`.
+    pub fn start_with_logging(shards: usize, toml: &str, level: &str) -> Server {
+        Server::start_full(shards, toml, level, 0)
+    }
+
+    /// `start` on a fixed `port`.
+    pub fn start_on_port(shards: usize, port: u16) -> Server {
+        Server::start_full(shards, "", "info", port)
+    }
+
+    fn start_full(shards: usize, toml: &str, level: &str, port: u16) -> Server {
         let dir = TempDir::new("cfg");
         let path = dir.0.join("shardcast.toml");
         std::fs::write(&path, toml).expect("write config");
-        let shards = shards.to_string();
+        let (shards, port) = (shards.to_string(), port.to_string());
         let args = [
             "serve",
             "-c",
@@ -60,24 +85,17 @@ impl Server {
             "-a",
             "127.0.0.1",
             "-p",
-            "0",
+            &port,
             "--shards",
             &shards,
         ];
-        let mut s = Server::spawn(&args);
+        let mut s = Server::spawn_logging(&args, level);
         s._dir = Some(dir);
         s
     }
 
     pub fn spawn(args: &[&str]) -> Server {
         Server::spawn_logging(args, "info")
-    }
-
-    /// `start`, logging at `level` (e.g. "debug" to see which shard took each client).
-    pub fn start_logging(shards: usize, level: &str) -> Server {
-        let shards = shards.to_string();
-        let args = ["serve", "-a", "127.0.0.1", "-p", "0", "--shards", &shards];
-        Server::spawn_logging(&args, level)
     }
 
     pub fn spawn_logging(args: &[&str], level: &str) -> Server {
@@ -91,43 +109,37 @@ impl Server {
             .expect("spawn shardcast");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
                 }
             }
         });
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if line.contains("shardcast listening") {
-                        let addr = line
-                            .split_whitespace()
-                            .find_map(|w| w.strip_prefix("addr="))
-                            .expect("addr= in the listening line")
-                            .parse()
-                            .expect("socket address");
-                        return Server {
-                            addr,
-                            child: Some(child),
-                            log: rx,
-                            startup_log: seen,
-                            _dir: None,
-                        };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("server did not start; its log:\n{}", seen.join("\n"));
-                }
+        let mut server = Server {
+            addr: ([127, 0, 0, 1], 0).into(),
+            child: Some(child),
+            log: rx,
+            reader: Some(reader),
+            seen: RefCell::new(Vec::new()),
+            _dir: None,
+        };
+        let listening = server.try_wait_for_log(|l| l.contains("shardcast listening"));
+        let line = match listening {
+            Ok(line) => line,
+            Err(why) => {
+                let log = server.seen.take().join("\n");
+                drop(server);
+                panic!("server did not start ({why}); its log:\n{log}");
             }
-        }
+        };
+        server.addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("addr= in the listening line")
+            .parse()
+            .expect("socket address");
+        server
     }
 
     pub fn connect(&self) -> Raw {
@@ -138,34 +150,102 @@ impl Server {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// Sends SIGTERM and waits for the exit status and the rest of the log.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    /// Sends `signal` (e.g. `libc::SIGUSR2`) to the server process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: kill(2) on the PID of the child we spawned and still own (not yet
+        // reaped, so the PID cannot have been reused).
+        let rc = unsafe { libc::kill(pid as i32, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+    }
+
+    /// Sends SIGTERM and waits for the exit status and the whole log.
+    pub fn terminate(self) -> (ExitStatus, Vec<String>) {
+        self.signal(libc::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone; returns its log.
+    pub fn kill(self) -> (ExitStatus, Vec<String>) {
+        self.signal(libc::SIGKILL);
+        self.wait_exit()
+    }
+
+    /// Waits (up to `WAIT`) for the process to exit; returns its status and every line
+    /// it logged. The reader thread sees end-of-file on stderr only once the process has
+    /// exited (nothing else holds the pipe), so the log channel's end is the exit: no
+    /// polling, and joining the reader guarantees every last line is in.
+    pub fn wait_exit(mut self) -> (ExitStatus, Vec<String>) {
         let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on the PID of the child we spawned and still own.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => self.seen.get_mut().push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "server did not exit within {WAIT:?}; its log:\n{}",
+                        self.seen.get_mut().join("\n")
+                    );
+                }
+            }
+        }
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader thread");
+        }
+        let status = child.wait().expect("wait");
+        (status, std::mem::take(self.seen.get_mut()))
+    }
+
+    /// Every log line printed so far, from the first on.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.log.try_iter());
+        seen.clone()
+    }
+
+    /// Waits (up to `WAIT`) for a log line that satisfies `pred`, among those printed
+    /// so far or the next ones, and returns it. For events that only the log shows.
+    pub fn wait_for_log(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.try_wait_for_log(pred).unwrap_or_else(|why| {
+            panic!(
+                "no log line {what}: {why}; the log:\n{}",
+                self.seen.borrow().join("\n")
+            )
+        })
+    }
+
+    /// Waits for the line that logs `message` for client `cid` (debug level for most).
+    pub fn wait_for_client_log(&self, message: &str, cid: u64) -> String {
+        let field = format!(" cid={cid} ");
+        self.wait_for_log(&format!("{message:?} for cid {cid}"), |l| {
+            l.contains(message) && l.contains(&field)
+        })
+    }
+
+    /// `wait_for_log`, saying why there is no such line: the deadline passed or the
+    /// process exited.
+    fn try_wait_for_log(&self, pred: impl Fn(&str) -> bool) -> Result<String, String> {
+        let mut seen = self.seen.borrow_mut();
+        if let Some(line) = seen.iter().find(|l| pred(l.as_str())) {
+            return Ok(line.clone());
         }
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                // The stderr reader thread may still hold the last lines: give it a moment.
-                std::thread::sleep(Duration::from_millis(50));
-                let mut lines = std::mem::take(&mut self.startup_log);
-                lines.extend(self.log.try_iter());
-                return (status, lines);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.log.recv_timeout(left).map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => format!("none within {WAIT:?}"),
+                mpsc::RecvTimeoutError::Disconnected => "the server exited".to_string(),
+            })?;
+            let hit = pred(&line);
+            seen.push(line);
+            if hit {
+                return Ok(seen.last().cloned().expect("just pushed"));
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("server did not exit within {WAIT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Log lines printed so far (after the listening line).
-    pub fn log_lines(&self) -> Vec<String> {
-        self.log.try_iter().collect()
     }
 }
 
@@ -186,7 +266,11 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Raw::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Wraps a stream connected some other way (e.g. with socket options set first).
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).expect("nodelay");
         Raw {
             stream,
@@ -284,16 +368,6 @@ impl Raw {
         );
     }
 
-    /// Expects nothing to arrive for `d` (the connection stays open and quiet).
-    pub fn expect_silence(&mut self, d: Duration) {
-        let got = self.fill(self.pending.len() + 1, Instant::now() + d);
-        assert!(
-            !got,
-            "expected silence, got {:?}",
-            String::from_utf8_lossy(&self.pending)
-        );
-    }
-
     /// PING → PONG round trip: everything sent before is in effect server-wide.
     pub fn flush(&mut self) {
         self.send(b"PING\r\n");
@@ -345,19 +419,26 @@ impl Raw {
 /// A delivered message: (subject, sid, reply, payload).
 pub type Msg = (String, String, Option<String>, Vec<u8>);
 
-/// A connection that has sent CONNECT (verbose off, headers on) and got its PONG.
+/// What `client` sends in its CONNECT: verbose off, headers on.
+pub const CONNECT_JSON: &str = r#"{"verbose":false,"pedantic":false,"headers":true}"#;
+
+/// A connection that has sent CONNECT (`CONNECT_JSON`) and got its PONG.
 pub fn client(server: &Server) -> Raw {
-    client_with(
-        server,
-        r#"{"verbose":false,"pedantic":false,"headers":true}"#,
-    )
+    client_with(server, CONNECT_JSON)
 }
 
 pub fn client_with(server: &Server, connect_json: &str) -> Raw {
-    let (mut c, _) = Raw::connect_info(server.addr);
+    client_and_cid(server, connect_json).0
+}
+
+/// `client_with`, also returning the client id the server announced in INFO (the `cid`
+/// of the server's log lines about this client).
+pub fn client_and_cid(server: &Server, connect_json: &str) -> (Raw, u64) {
+    let (mut c, info) = Raw::connect_info(server.addr);
+    let cid = info["client_id"].as_u64().expect("client_id in INFO");
     c.send(format!("CONNECT {connect_json}\r\n").as_bytes());
     c.flush();
-    c
+    (c, cid)
 }
 
 /// `n` clients, client `i` having sent `sub_line(i)` (e.g. a SUB) and got its PONG.
@@ -410,6 +491,8 @@ impl NatsServer {
             .spawn()
             .expect("nats-server must be installed (apt-get install nats-server; .ci/run does it)");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Its output is discarded, so a connection accepted is the only sign it is up:
+        // poll for that, bounded by WAIT.
         let deadline = Instant::now() + WAIT;
         while std::net::TcpStream::connect(addr).is_err() {
             assert!(

@@ -1,0 +1,205 @@
+//! The server process as an operator handles it: SIGTERM flushes and exits 0, SIGUSR2
+//! (lame duck on nats-server) is logged and ignored, a restart on the same port works at
+//! once after SIGTERM or SIGKILL although the old connections still hold the port, and a
+//! port another live process listens on is refused with a clear message.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+
+use socket2::{Domain, Socket, Type};
+
+use common::{client, subscribed, Raw, Server, WAIT};
+
+#[test]
+fn sigterm_flushes_closes_clients_and_exits_zero() {
+    let s = Server::start(2);
+    let mut sub = client(&s);
+    sub.send(b"SUB bye 1\r\n");
+    sub.flush();
+    let mut p = client(&s);
+    p.send(b"PUB bye 2\r\nok\r\n");
+    p.flush();
+    let (status, log) = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    sub.expect(b"MSG bye 1 2\r\nok\r\n");
+    sub.expect_closed();
+    let log = log.join("\n");
+    assert!(log.contains("shardcast stopped"), "{log}");
+}
+
+#[test]
+fn sigusr2_is_logged_and_ignored() {
+    let s = Server::start(2);
+    let mut sub = client(&s);
+    sub.send(b"SUB usr2 1\r\n");
+    sub.flush();
+    s.signal(libc::SIGUSR2);
+    // The line shows the signal was handled (its default action would end the process).
+    let line = s.wait_for_log("about SIGUSR2", |l| l.contains("SIGUSR2"));
+    assert!(
+        line.contains("lame duck") && line.contains("not supported") && line.contains("ignored"),
+        "{line}"
+    );
+    // Still serving: the existing connection, and a new one that gets INFO.
+    sub.flush();
+    let (mut p, info) = Raw::connect_info(s.addr);
+    assert!(info["server_id"].is_string(), "{info}");
+    p.send(b"CONNECT {\"verbose\":false}\r\nPUB usr2 2\r\nok\r\nPING\r\n");
+    p.expect(b"PONG\r\n");
+    sub.expect(b"MSG usr2 1 2\r\nok\r\n");
+    let (status, log) = s.terminate();
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+    let log = log.join("\n");
+    assert!(log.contains("shardcast stopped"), "{log}");
+}
+
+#[test]
+fn a_restart_after_sigterm_serves_on_the_same_port_at_once() {
+    restart_on_the_same_port(Server::terminate, |status| status.success());
+}
+
+#[test]
+fn a_restart_after_sigkill_serves_on_the_same_port_at_once() {
+    restart_on_the_same_port(Server::kill, |status| {
+        status.signal() == Some(libc::SIGKILL)
+    });
+}
+
+/// Starts on a fixed port with clients connected, stops the server with `stop`, lets the
+/// clients close, and starts again on the same port straight away.
+fn restart_on_the_same_port(
+    stop: fn(Server) -> (ExitStatus, Vec<String>),
+    stopped_as_expected: fn(ExitStatus) -> bool,
+) {
+    let port = free_fixed_port();
+    let s = Server::start_on_port(2, port);
+    let mut clients = subscribed(&s, 8, |i| format!("SUB r.{i} {i}\r\n"));
+    let mut p = client(&s);
+    p.send(b"PUB r.0 2\r\nhi\r\n");
+    p.flush();
+    clients[0].expect(b"MSG r.0 0 2\r\nhi\r\n");
+    clients.push(p);
+    let (status, log) = stop(s);
+    assert!(
+        stopped_as_expected(status),
+        "exit status {status:?}; log:\n{}",
+        log.join("\n")
+    );
+    // The server's ends close first; once the clients close theirs, those linger in
+    // TIME_WAIT on the port, as after any restart of a server with clients.
+    for c in &mut clients {
+        c.expect_closed();
+    }
+    drop(clients);
+    assert!(
+        lingering_on(port) > 0,
+        "the old connections should still hold port {port}"
+    );
+    let s = Server::start_on_port(2, port);
+    assert_eq!(s.addr.port(), port);
+    let mut subs = subscribed(&s, 2, |i| format!("SUB again {i}\r\n"));
+    let mut p = client(&s);
+    p.send(b"PUB again 2\r\nok\r\nPING\r\n");
+    p.expect(b"PONG\r\n");
+    for (i, c) in subs.iter_mut().enumerate() {
+        c.expect(format!("MSG again {i} 2\r\nok\r\n").as_bytes());
+    }
+}
+
+#[test]
+fn a_port_a_plain_listener_holds_is_refused_with_a_clear_message() {
+    let port = free_fixed_port();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let err = refused(port);
+    assert!(err.contains("already in use"), "{err}");
+    drop(holder);
+}
+
+#[test]
+fn a_port_a_live_shardcast_holds_is_refused_with_a_clear_message() {
+    let port = free_fixed_port();
+    let s = Server::start_on_port(2, port);
+    let err = refused(port);
+    assert!(err.contains("already in use"), "{err}");
+    // The live one is unaffected.
+    client(&s).flush();
+}
+
+/// Runs `shardcast serve` on `port` (2 shards), which must exit with status 1 without
+/// ever listening; returns its stderr.
+fn refused(port: u16) -> String {
+    let port = port.to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args(["serve", "-a", "127.0.0.1", "-p", &port, "--shards", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shardcast");
+    // Its stderr ends when it exits: wait for that (bounded), not for the exit itself,
+    // so that a server that starts after all fails here instead of hanging the test.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let Ok(err) = rx.recv_timeout(WAIT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("shardcast on the taken port {port} did not exit within {WAIT:?}");
+    };
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{err}");
+    assert!(!err.contains("shardcast listening"), "{err}");
+    err
+}
+
+/// A port free right now, below the kernel's ephemeral range: nothing is given such a
+/// port without asking for it by number, so a parallel test's connections or port-0
+/// servers cannot take it between here and the test's own binds. Free means a bind
+/// without SO_REUSEADDR succeeds, so not even a closing connection holds it.
+fn free_fixed_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000u16, ephemeral_low.saturating_sub(10_000).max(1));
+    let base = (std::process::id() as u16).wrapping_mul(97);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + base.wrapping_add(n.wrapping_mul(13)) % span;
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        if socket.bind(&addr.into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found below {ephemeral_low}");
+}
+
+/// Sockets other than listeners whose local port is `port` (connections closing:
+/// FIN_WAIT, TIME_WAIT, …), from /proc/net/tcp.
+fn lingering_on(port: u16) -> usize {
+    const LISTEN: &str = "0A";
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && fields.get(3) != Some(&LISTEN)
+        })
+        .count()
+}
