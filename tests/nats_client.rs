@@ -21,13 +21,12 @@ use std::time::{Duration, Instant};
 use async_nats::{Client, ConnectOptions, HeaderMap, Message, RequestErrorKind, Subscriber};
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
+use futures::FutureExt;
 
 use common::Server;
 
 /// How long any expectation waits before failing.
 const WAIT: Duration = Duration::from_secs(10);
-/// How long "nothing more arrives" is watched for.
-const QUIET: Duration = Duration::from_millis(300);
 
 async fn connect(server: &Server) -> Client {
     connect_with(server, ConnectOptions::new()).await
@@ -117,9 +116,21 @@ async fn next_n<S: Stream<Item = Message> + Unpin>(
     }
 }
 
-/// Nothing arrives for `QUIET` (a subscription that has ended counts as quiet).
-async fn expect_quiet<S: Stream<Item = Message> + Unpin>(sub: &mut S, what: &str) {
-    if let Ok(Some(m)) = tokio::time::timeout(QUIET, sub.next()).await {
+/// Nothing more is waiting on `sub`: `publisher` gets a probe through to every client in
+/// `subscribers` (see [`ready`]) after what it published before, and a server delivers one
+/// publisher's messages to each connection in order, so anything that publisher sent
+/// earlier to those clients has been handed to their subscriptions by then. (A
+/// subscription that has ended counts as quiet.)
+async fn expect_quiet<S: Stream<Item = Message> + Unpin>(
+    publisher: &Client,
+    subscribers: &[&Client],
+    sub: &mut S,
+    what: &str,
+) {
+    for client in subscribers {
+        ready(publisher, client).await;
+    }
+    if let Some(Some(m)) = sub.next().now_or_never() {
         panic!(
             "{what}: expected nothing, got {} {:?}",
             m.subject,
@@ -162,7 +173,7 @@ async fn pub_sub_delivers_100_messages_in_order() {
     assert_eq!(payloads(&got), numbered(100));
     assert!(got.iter().all(|m| m.subject.as_str() == "orders.new"));
     assert!(got.iter().all(|m| m.reply.is_none() && m.headers.is_none()));
-    expect_quiet(&mut sub, "after 100").await;
+    expect_quiet(&publisher, &[&subscriber], &mut sub, "after 100").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,8 +202,8 @@ async fn wildcards_star_matches_one_token_and_gt_matches_the_rest() {
     let got = next_n(&mut rest, 3, "foo.>").await;
     assert_eq!(subjects(&got), ["foo.bar", "foo.bar.baz", "foo.end"]);
     assert_eq!(payloads(&got), ["foo.bar", "foo.bar.baz", "foo.end"]);
-    expect_quiet(&mut star, "foo.*").await;
-    expect_quiet(&mut rest, "foo.>").await;
+    expect_quiet(&publisher, &[&subscriber], &mut star, "foo.*").await;
+    expect_quiet(&publisher, &[], &mut rest, "foo.>").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +233,13 @@ async fn queue_group_members_share_600_messages_exactly_once() {
     // The plain subscriber sees every message, in order.
     let got = next_n(&mut plain, 600, "plain subscriber").await;
     assert_eq!(payloads(&got), numbered(600));
-    expect_quiet(&mut plain, "plain subscriber after 600").await;
+    expect_quiet(
+        &publisher,
+        &[&watcher],
+        &mut plain,
+        "plain subscriber after 600",
+    )
+    .await;
 
     // The group as a whole sees every message exactly once.
     let mut group = stream::select_all(member_subs);
@@ -237,7 +254,8 @@ async fn queue_group_members_share_600_messages_exactly_once() {
     let want: BTreeSet<String> = numbered(600).into_iter().collect();
     assert_eq!(seen, want);
     assert!(got.iter().all(|m| m.subject.as_str() == "work"));
-    expect_quiet(&mut group, "queue group after 600").await;
+    let clients: Vec<&Client> = members.iter().collect();
+    expect_quiet(&publisher, &clients, &mut group, "queue group after 600").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,9 +434,10 @@ async fn no_echo_client_does_not_get_its_own_messages() {
 
     let m = next(&mut other, "normal client").await;
     assert_eq!(m.payload, "from-quiet");
-    expect_quiet(&mut own, "no-echo client, own message").await;
 
-    // It still receives what others publish on the same subject.
+    // It still receives what others publish on the same subject. This also shows its own
+    // message did not come back: a local echo would have been queued for it before
+    // `normal` even received the message, so it would arrive first.
     normal
         .publish("echo.t", "from-normal".into())
         .await
@@ -428,7 +447,7 @@ async fn no_echo_client_does_not_get_its_own_messages() {
     assert_eq!(m.payload, "from-normal");
     let m = next(&mut other, "normal client, own message (echo on)").await;
     assert_eq!(m.payload, "from-normal");
-    expect_quiet(&mut own, "no-echo client").await;
+    expect_quiet(&normal, &[&quiet], &mut own, "no-echo client").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,16 +469,20 @@ async fn fan_out_200_messages_to_100_connections_on_2_shards() {
             tokio::spawn(async move {
                 let got = next_n(&mut sub, 200, &format!("subscriber {i}")).await;
                 assert_eq!(payloads(&got), numbered(200), "subscriber {i}");
-                expect_quiet(&mut sub, &format!("subscriber {i} after 200")).await;
+                sub
             })
         })
         .collect();
 
     publish_numbered(&publisher, "fan", 200).await;
 
-    for r in receivers {
-        if let Err(e) = r.await {
-            std::panic::resume_unwind(e.into_panic());
+    for (i, (r, client)) in receivers.into_iter().zip(&clients).enumerate() {
+        match r.await {
+            Ok(mut sub) => {
+                let what = format!("subscriber {i} after 200");
+                expect_quiet(&publisher, &[client], &mut sub, &what).await;
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
 }
@@ -486,5 +509,5 @@ async fn payload_of_1_000_000_bytes_arrives_intact() {
     let m = next(&mut sub, "big").await;
     assert_eq!(m.payload.len(), 1_000_000);
     assert!(m.payload == body, "payload differs from what was sent");
-    expect_quiet(&mut sub, "after the big one").await;
+    expect_quiet(&publisher, &[&subscriber], &mut sub, "after the big one").await;
 }
