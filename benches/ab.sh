@@ -10,6 +10,10 @@
 #                           fanout-sN-bM means 1 publisher, N subscribers, M-byte messages
 #   --reps N                repetitions (default 5); the two builds alternate: OLD NEW OLD NEW …
 #   --md FILE               also write the table to FILE (markdown)
+#   --shards N              run both servers with --shards N (default: one per CPU). With
+#                           one subscriber, which shard it lands on (the publisher's or not)
+#                           changes the cost per delivery from run to run; --shards 1 removes
+#                           that and compares the per-message path alone
 #
 # Each run starts a fresh server on a free loopback port, drives it with NEW_BINARY's
 # `shardcast bench` (the same generator for both), reads the server's CPU time from /proc
@@ -20,16 +24,19 @@ set -euo pipefail
 
 REPS=5
 MD=
+SHARDS=()
 while (($#)); do
     case $1 in
         --reps) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--reps needs a positive integer" >&2; exit 1; }
             REPS=$2; shift 2 ;;
         --md) [[ -n ${2:-} ]] || { echo "--md needs a file" >&2; exit 1; }; MD=$2; shift 2 ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --shards) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--shards needs a positive integer" >&2; exit 1; }
+            SHARDS=(--shards "$2"); shift 2 ;;
+        -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
 done
-(($# >= 2)) || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
+(($# >= 2)) || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 OLD=$1 NEW=$2
 shift 2
 ENTRIES=("$@")
@@ -59,7 +66,7 @@ run_one() { # label binary entry
     local label=$1 bin=$2 entry=$3 port log spid out
     port=$(free_port)
     log=$(mktemp)
-    "$bin" serve -a 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    "$bin" serve -a 127.0.0.1 -p "$port" "${SHARDS[@]}" >"$log" 2>&1 &
     spid=$!
     for _ in $(seq 1 200); do
         grep -q "shardcast listening" "$log" && break
@@ -90,13 +97,14 @@ for rep in $(seq 1 "$REPS"); do
     done
 done
 
-python3 - "$RESULTS" "$OLD" "$NEW" "$REPS" "$MD" <<'EOF'
+python3 - "$RESULTS" "$OLD" "$NEW" "$REPS" "$MD" "${SHARDS[1]:-}" <<'EOF'
 import json, statistics, sys
-path, old, new, reps, md = sys.argv[1:6]
+path, old, new, reps, md, shards = sys.argv[1:7]
+shards = f", --shards {shards}" if shards else ""
 rows = [json.loads(l) for l in open(path)]
 def fmt(v, unit):
     return f"{v:.3f}" if unit == "us" else f"{v/1e6:.2f} M"
-out = [f"Old: `{old}`; new: `{new}`; {reps} alternating reps per entry; median (min–max).", "",
+out = [f"Old: `{old}`; new: `{new}`; {reps} alternating reps per entry{shards}; median (min–max).", "",
        "| entry | metric | old | new | new/old |", "|---|---|---|---|---|"]
 for entry in dict.fromkeys(r["entry"] for r in rows):
     for key, name, unit in (("cpu_us", "server CPU µs per delivery", "us"), ("rate", "deliveries/s", "rate")):
