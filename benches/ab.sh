@@ -7,7 +7,9 @@
 #                           built before the change, and the one built after)
 #   ENTRY                   matrix entries of benches/compare.sh to run (default: the fan-out
 #                           entries the cost bar is about: fanout-s100-b128 fanout-s1000-b128);
-#                           fanout-sN-bM means 1 publisher, N subscribers, M-byte messages
+#                           fanout-sN-bM means 1 publisher, N subscribers, M-byte messages;
+#                           stalled-N means 50 subscribers and N more that never read, 512 B
+#                           (deliveries/s is then the 50 healthy subscribers' rate)
 #   --reps N                repetitions (default 5); the two builds alternate: OLD NEW OLD NEW …
 #   --md FILE               also write the table to FILE (markdown)
 #   --shards N              run both servers with --shards N (default: one per CPU). With
@@ -32,11 +34,11 @@ while (($#)); do
         --md) [[ -n ${2:-} ]] || { echo "--md needs a file" >&2; exit 1; }; MD=$2; shift 2 ;;
         --shards) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--shards needs a positive integer" >&2; exit 1; }
             SHARDS=(--shards "$2"); shift 2 ;;
-        -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
 done
-(($# >= 2)) || { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
+(($# >= 2)) || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 OLD=$1 NEW=$2
 shift 2
 ENTRIES=("$@")
@@ -52,8 +54,10 @@ entry_args() {
         msgs=$((4000000 / subs))
         ((msgs >= 4000)) || msgs=4000
         echo "pubsub --pubs 1 --subs $subs --size $size --msgs $msgs --threads 2"
+    elif [[ $1 =~ ^stalled-([0-9]+)$ ]]; then
+        echo "pubsub --subs 50 --msgs 150000 --size 512 --stalled ${BASH_REMATCH[1]}"
     else
-        echo "unknown entry $1 (expected fanout-sN-bM)" >&2
+        echo "unknown entry $1 (expected fanout-sN-bM or stalled-N)" >&2
         exit 1
     fi
 }
