@@ -1,12 +1,15 @@
 //! The command line: `shardcast serve` runs the server, `shardcast config` prints the
-//! embedded default configuration, `shardcast bench` runs the load generator. Flag names are part of the interface.
+//! embedded default configuration, `shardcast bench` runs the load generator,
+//! `shardcast signal` signals a running server. Flag names are part of the interface;
+//! the logging and process flags are nats-server's (`-l`, `-D`, `-V`, `-T`, `-P`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use shards::limits::SHARDS_MAX;
 
-use crate::config::{Config, ConfigError, Shards};
+use crate::config::{Config, ConfigError, LogFormat, Shards};
+use crate::signal::SignalArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,9 +30,12 @@ pub enum Command {
     Config,
     /// Load-generate against any NATS-protocol server and report rates, latency and loss.
     Bench(Box<crate::bench::BenchArgs>),
+    /// Send a signal to a running server: stop, quit, term, reopen (the log file),
+    /// reload (the configuration), ldm (lame duck mode).
+    Signal(SignalArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML); see `shardcast config` for every option.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
@@ -43,6 +49,31 @@ pub struct ServeArgs {
     /// Number of shards, or "auto" (overrides `shards`).
     #[arg(long = "shards", value_name = "N|auto", value_parser = parse_shards)]
     pub shards: Option<Shards>,
+    /// Log to FILE instead of standard error; SIGUSR1 reopens it (overrides `log.file`).
+    #[arg(short = 'l', long = "log", value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Debug logging (sets `log.level` to "debug").
+    #[arg(short = 'D', long = "debug")]
+    pub debug: bool,
+    /// Protocol trace: log every client operation and every reply (sets `log.trace`).
+    #[arg(short = 'V', long = "trace")]
+    pub trace: bool,
+    /// Timestamp log lines; `-T=false` leaves them out (overrides `log.time`).
+    #[arg(
+        short = 'T',
+        long = "logtime",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub logtime: Option<bool>,
+    /// Log line format (overrides `log.format`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Write the process id to FILE (overrides `pid_file`).
+    #[arg(short = 'P', long = "pid", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -73,6 +104,24 @@ impl ServeArgs {
         if let Some(shards) = self.shards {
             cfg.shards = shards;
         }
+        if let Some(file) = &self.log_file {
+            cfg.log.file = file.display().to_string();
+        }
+        if self.debug {
+            cfg.log.level = "debug".into();
+        }
+        if self.trace {
+            cfg.log.trace = true;
+        }
+        if let Some(time) = self.logtime {
+            cfg.log.time = time;
+        }
+        if let Some(format) = self.log_format {
+            cfg.log.format = format;
+        }
+        if let Some(pid) = &self.pid_file {
+            cfg.pid_file = pid.display().to_string();
+        }
         Ok(cfg)
     }
 }
@@ -101,6 +150,38 @@ mod tests {
         assert_eq!(cfg.host, "127.0.0.1");
         assert_eq!(cfg.port, 0);
         assert_eq!(cfg.shards, Shards::Count(2));
+    }
+
+    #[test]
+    fn nats_server_logging_flags_combine_and_override_the_file() {
+        let cli = Cli::try_parse_from([
+            "shardcast",
+            "serve",
+            "-DV",
+            "-T=false",
+            "-l",
+            "/tmp/x.log",
+            "--log-format",
+            "json",
+            "-P",
+            "/tmp/x.pid",
+        ])
+        .expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        let cfg = args.resolve().expect("defaults");
+        assert_eq!(cfg.log.level, "debug");
+        assert!(cfg.log.trace);
+        assert!(!cfg.log.time);
+        assert_eq!(cfg.log.file, "/tmp/x.log");
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert_eq!(cfg.pid_file, "/tmp/x.pid");
+        let cli = Cli::try_parse_from(["shardcast", "serve", "-T"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(args.logtime, Some(true));
     }
 
     #[test]

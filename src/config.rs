@@ -42,6 +42,8 @@ pub struct Config {
     pub server_name: Option<String>,
     /// How long an idle shard polls before parking its thread.
     pub spin_before_park: Dur,
+    /// File the server writes its process id to ("" = none).
+    pub pid_file: String,
     pub limits: LimitsSection,
     pub keepalive: KeepaliveSection,
     pub batch: BatchSection,
@@ -128,6 +130,26 @@ pub struct ShutdownSection {
 pub struct LogSection {
     /// A tracing filter: "info", "debug", "shards=debug,info"… RUST_LOG overrides it.
     pub level: String,
+    /// Log file ("" = standard error); reopened on SIGUSR1.
+    pub file: String,
+    /// Timestamp every line.
+    pub time: bool,
+    /// Line format.
+    pub format: LogFormat,
+    /// Protocol trace: every client operation and server reply, at TRACE level.
+    pub trace: bool,
+    /// Payload bytes shown per traced message.
+    pub trace_payload_max: ByteSize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -138,6 +160,7 @@ impl Default for Config {
             shards: Shards::Auto,
             server_name: None,
             spin_before_park: Dur(Limits::default().spin_before_park),
+            pid_file: String::new(),
             limits: LimitsSection::default(),
             keepalive: KeepaliveSection::default(),
             batch: BatchSection::default(),
@@ -207,6 +230,11 @@ impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             level: "info".into(),
+            file: String::new(),
+            time: true,
+            format: LogFormat::Text,
+            trace: false,
+            trace_payload_max: ByteSize(64),
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod preflight;
 pub mod server;
 pub mod shard;
+pub mod trace;
 pub mod wakers;
 
 pub use limits::Limits;

@@ -168,6 +168,119 @@ pub enum LimitsError {
 }
 
 impl Limits {
+    /// Every limit on which `self` and `other` differ, by its configuration name, and
+    /// whether it can change while the server runs (a reload) or only at a restart.
+    fn differences(&self, other: &Limits) -> Vec<(&'static str, bool)> {
+        let (a, b) = (self, other);
+        let all = [
+            (
+                "limits.max_control_line",
+                true,
+                a.control_line_bytes_max != b.control_line_bytes_max,
+            ),
+            (
+                "limits.max_payload",
+                true,
+                a.payload_bytes_max != b.payload_bytes_max,
+            ),
+            (
+                "limits.max_pending",
+                true,
+                a.pending_bytes_max != b.pending_bytes_max,
+            ),
+            (
+                "limits.write_deadline",
+                true,
+                a.write_deadline != b.write_deadline,
+            ),
+            (
+                "limits.max_connections",
+                true,
+                a.connections_max != b.connections_max,
+            ),
+            (
+                "limits.max_subscriptions",
+                true,
+                a.subscriptions_max != b.subscriptions_max,
+            ),
+            (
+                "limits.stall_above",
+                true,
+                a.stall_above_bytes != b.stall_above_bytes,
+            ),
+            (
+                "limits.stall_budget",
+                true,
+                a.stall_budget != b.stall_budget,
+            ),
+            (
+                "keepalive.ping_interval",
+                true,
+                a.ping_interval != b.ping_interval,
+            ),
+            (
+                "keepalive.max_pings_out",
+                true,
+                a.pings_out_max != b.pings_out_max,
+            ),
+            (
+                "batch.max_bytes",
+                true,
+                a.write_bytes_max != b.write_bytes_max,
+            ),
+            ("batch.flush_delay_us", true, a.flush_delay != b.flush_delay),
+            ("shutdown.grace", true, a.shutdown_grace != b.shutdown_grace),
+            ("ring.slots", false, a.ring_slots != b.ring_slots),
+            (
+                "ring.overflow_batches_max",
+                false,
+                a.ring_overflow_batches_max != b.ring_overflow_batches_max,
+            ),
+            (
+                "ring.pool_chunks_max",
+                false,
+                a.pool_chunks_max != b.pool_chunks_max,
+            ),
+            (
+                "spin_before_park",
+                false,
+                a.spin_before_park != b.spin_before_park,
+            ),
+        ];
+        all.into_iter()
+            .filter(|&(_, _, differs)| differs)
+            .map(|(name, live, _)| (name, live))
+            .collect()
+    }
+
+    /// The limits that differ in `new` and can change while the server runs.
+    pub fn live_changes(&self, new: &Limits) -> Vec<&'static str> {
+        self.differences(new)
+            .into_iter()
+            .filter_map(|(name, live)| live.then_some(name))
+            .collect()
+    }
+
+    /// The limits that differ in `new` but take effect only at a restart (the rings, the
+    /// chunk pool and the executors are built once).
+    pub fn fixed_changes(&self, new: &Limits) -> Vec<&'static str> {
+        self.differences(new)
+            .into_iter()
+            .filter_map(|(name, live)| (!live).then_some(name))
+            .collect()
+    }
+
+    /// `new`, but with this value of every limit that cannot change while running.
+    pub fn with_live_from(&self, new: &Limits) -> Limits {
+        Limits {
+            ring_slots: self.ring_slots,
+            ring_overflow_batches_max: self.ring_overflow_batches_max,
+            pool_chunks_max: self.pool_chunks_max,
+            spin_before_park: self.spin_before_park,
+            ..new.clone()
+        }
+    }
+
     /// Largest read buffer a connection may need: one whole PUB with its control line.
     pub fn read_buffer_bytes_max(&self) -> usize {
         self.control_line_bytes_max + self.payload_bytes_max + 2
@@ -260,6 +373,27 @@ mod tests {
                 pending: 1024
             })
         );
+    }
+
+    #[test]
+    fn reload_changes_are_split_into_live_and_fixed() {
+        let running = Limits::default();
+        let new = Limits {
+            pending_bytes_max: 1 << 20,
+            ping_interval: Duration::from_secs(5),
+            ring_slots: 64,
+            ..Limits::default()
+        };
+        assert_eq!(
+            running.live_changes(&new),
+            ["limits.max_pending", "keepalive.ping_interval"]
+        );
+        assert_eq!(running.fixed_changes(&new), ["ring.slots"]);
+        let merged = running.with_live_from(&new);
+        assert_eq!(merged.ring_slots, running.ring_slots);
+        assert_eq!(merged.pending_bytes_max, 1 << 20);
+        assert!(running.fixed_changes(&merged).is_empty());
+        assert!(running.live_changes(&running).is_empty());
     }
 
     #[test]

@@ -12,10 +12,10 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
-use crate::limits::{Limits, LimitsError, LISTEN_BACKLOG, SHARDS_MAX, SHARD_START_TIMEOUT};
+use crate::limits::{Limits, LimitsError, SHARDS_MAX, SHARD_START_TIMEOUT};
 use crate::metrics::MetricsSnapshot;
 use crate::preflight::{self, PreflightError};
-use crate::shard::runtime::{self, ShardReport, ShardStart};
+use crate::shard::runtime::{self, Control, ShardReport, ShardStart};
 use crate::shard::Global;
 
 /// How many shards to run.
@@ -84,7 +84,7 @@ pub enum ServerError {
 pub struct ServerHandle {
     addr: SocketAddr,
     shards: usize,
-    stop: flume::Sender<()>,
+    controller: Controller,
     handles: PoolThreadHandles<Option<MetricsSnapshot>>,
 }
 
@@ -98,12 +98,10 @@ impl ServerHandle {
         self.shards
     }
 
-    /// A handle that asks every shard to stop; usable from another thread (signals).
-    pub fn stopper(&self) -> Stopper {
-        Stopper {
-            tx: self.stop.clone(),
-            shards: self.shards,
-        }
+    /// A handle that stops the shards or reloads their limits; usable from another
+    /// thread (signals).
+    pub fn controller(&self) -> Controller {
+        self.controller.clone()
     }
 
     /// Waits for every shard to finish and returns the merged metrics.
@@ -123,19 +121,52 @@ impl ServerHandle {
     }
 }
 
-/// Stops a server: every shard stops accepting, flushes and closes its clients.
+/// Tells a running server's shards what to do: stop, or put new limits in force.
 #[derive(Clone)]
-pub struct Stopper {
-    tx: flume::Sender<()>,
-    shards: usize,
+pub struct Controller {
+    /// One channel per shard, by shard id.
+    shards: Arc<Vec<flume::Sender<Control>>>,
+    /// The limits in force.
+    limits: Arc<std::sync::Mutex<Limits>>,
 }
 
-impl Stopper {
+/// What a reload of the limits did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsReload {
+    /// Limits that changed and are now in force (configuration names).
+    pub applied: Vec<&'static str>,
+    /// Limits that changed but only take effect at a restart; their running values stay.
+    pub refused: Vec<&'static str>,
+}
+
+impl Controller {
+    /// Every shard stops accepting, flushes and closes its clients.
     pub fn stop(&self) {
-        // One token per shard; each shard takes exactly one.
-        for _ in 0..self.shards {
-            let _ = self.tx.send(());
+        for shard in self.shards.iter() {
+            let _ = shard.send(Control::Stop);
         }
+    }
+
+    /// Puts `new` in force on every shard, except the limits that cannot change while
+    /// the server runs (they keep their running values and are reported as refused).
+    /// Invalid limits change nothing.
+    pub fn reload(&self, new: &Limits) -> Result<LimitsReload, LimitsError> {
+        new.validate()?;
+        let mut running = self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let refused = running.fixed_changes(new);
+        let merged = running.with_live_from(new);
+        merged.validate()?;
+        let applied = running.live_changes(&merged);
+        if !applied.is_empty() {
+            for shard in self.shards.iter() {
+                let _ = shard.send(Control::Reload(Box::new(merged.clone())));
+            }
+            *running = merged;
+        }
+        Ok(LimitsReload { applied, refused })
     }
 }
 
@@ -176,12 +207,12 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = flume::unbounded();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| flume::unbounded()).unzip();
     let start = ShardStart {
         global,
         mesh: (shards > 1).then(|| MeshBuilder::full(shards, cfg.limits.ring_slots)),
         ready: ready_tx,
-        stop: stop_rx,
+        controls: Arc::new(receivers),
     };
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
@@ -196,7 +227,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     Ok(ServerHandle {
         addr,
         shards,
-        stop: stop_tx,
+        controller: Controller {
+            shards: Arc::new(senders),
+            limits: Arc::new(std::sync::Mutex::new(cfg.limits.clone())),
+        },
         handles,
     })
 }
@@ -254,21 +288,6 @@ fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
     socket.set_reuse_port(true).map_err(bind_err)?;
     socket.bind(&addr.into()).map_err(bind_err)?;
     Ok(socket)
-}
-
-/// One shard's listener on the shared port: SO_REUSEPORT (every shard listens, the
-/// kernel spreads connections) and SO_REUSEADDR (a restart binds over the previous
-/// server's closing connections), with a backlog of [`LISTEN_BACKLOG`].
-pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<glommio::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    // SAFETY: the descriptor is a bound, listening TCP socket we own and hand over.
-    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// CPUs this process may run on (affinity mask and cgroup cpuset), read before any

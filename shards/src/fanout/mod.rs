@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use crate::conn::Sub;
 use crate::limits::ENCODED_KEEP_BYTES_MAX;
+use crate::trace;
 use crate::wire::{MsgView, Wire};
 
 pub use run::Run;
@@ -94,6 +95,7 @@ pub fn to_plain(
             };
             if pushed {
                 delivered += 1;
+                traced(sub, m);
                 counted(sub, expired);
             }
         }
@@ -123,8 +125,19 @@ pub fn deliver(sub: &Rc<Sub>, m: &MsgView<'_>, expired: &mut Vec<Rc<Sub>>) -> bo
     if !sub.is_live() || !push_msg(sub, m) {
         return false;
     }
+    traced(sub, m);
     counted(sub, expired);
     true
+}
+
+/// Traces a delivery when the protocol trace is on.
+#[inline]
+fn traced(sub: &Sub, m: &MsgView<'_>) {
+    if trace::enabled() {
+        let mut head = Vec::new();
+        let framed = sub.wire().encode_head(&mut head, m, &sub.sid);
+        trace::outgoing(sub.cid, &head, Some(framed.body));
+    }
 }
 
 /// Encodes `m` for `sub` straight into its outbox: the head in place, the body copied

@@ -83,7 +83,8 @@ impl Run {
         m: &MsgView<'_>,
         skip_cid: Option<u64>,
     ) -> Added {
-        if m.header_len.is_some() {
+        if m.header_len.is_some() || crate::trace::enabled() {
+            // Traced deliveries are logged one by one.
             return Added::No;
         }
         let wire = match &self.target {

@@ -13,6 +13,7 @@ use crate::metrics::{add, ShardMetrics};
 use crate::protocol::info::encode_info;
 use crate::protocol::{self, Op as NatsOp, Parsed, Parser, ServerInfo};
 use crate::route::{Op, PubSpans, Router};
+use crate::trace;
 use crate::wire::{MsgView, Reply, Wire};
 
 /// A NATS client's options until its CONNECT says otherwise: those of an empty CONNECT,
@@ -122,6 +123,9 @@ impl Session for NatsSession {
         while consumed < data.len() && !conn.is_closing() {
             match self.parser.parse(&data[consumed..]) {
                 Ok(Parsed::Op { op, consumed: n }) => {
+                    if trace::enabled() {
+                        trace_op(conn.cid, &data[consumed..consumed + n], &op);
+                    }
                     self.apply(router, metrics, conn, data, op);
                     consumed += n;
                 }
@@ -140,8 +144,61 @@ impl Session for NatsSession {
     }
 }
 
+/// Traces one client operation: its control line (after any empty lines the parser
+/// skipped) and, for PUB/HPUB, its payload.
+fn trace_op(cid: u64, raw: &[u8], op: &NatsOp<'_>) {
+    let start = raw
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(raw.len());
+    let payload = match op {
+        NatsOp::Pub(p) => Some(p.body),
+        _ => None,
+    };
+    if let NatsOp::Connect(json) = op {
+        // As nats-server does: credentials never reach the log.
+        let line = format!("CONNECT {}", redacted(json));
+        return trace::incoming(cid, line.as_bytes(), None);
+    }
+    trace::incoming(cid, trace::first_line(&raw[start..]), payload);
+}
+
+/// CONNECT's JSON with the values of its secret fields replaced.
+fn redacted(json: &[u8]) -> String {
+    const SECRETS: [&str; 4] = ["pass", "auth_token", "sig", "jwt"];
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            for key in SECRETS {
+                if let Some(v) = fields.get_mut(key) {
+                    *v = serde_json::Value::String("[REDACTED]".into());
+                }
+            }
+            serde_json::Value::Object(fields).to_string()
+        }
+        // Not an object: it will be refused; show nothing of it.
+        _ => "(malformed)".into(),
+    }
+}
+
 /// Closes `conn` for a protocol error, with its `-ERR` (if nats-server sends one).
 fn close_for(metrics: &ShardMetrics, conn: &Conn, reason: CloseReason) {
     add(&metrics.protocol_errors, 1);
     conn.close_with(reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn secrets_are_redacted_from_the_trace() {
+        let shown =
+            redacted(br#"{"user":"u","pass":"hunter2","auth_token":"t0k","verbose":false}"#);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("t0k"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#""user":"u""#), "{shown}");
+        assert_eq!(redacted(b"[1,2]"), "(malformed)");
+    }
 }

@@ -94,6 +94,11 @@ impl Router {
         self.shard
     }
 
+    /// A reload changed `max_subscriptions` (0: unlimited); checked at every SUB.
+    pub fn set_subscriptions_max(&mut self, max: usize) {
+        self.subscriptions_max = max;
+    }
+
     /// Peers of this shard, in id order.
     pub fn peers(&self) -> impl Iterator<Item = usize> + '_ {
         let me = self.shard;

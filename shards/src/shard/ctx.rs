@@ -39,7 +39,8 @@ pub struct Global {
 pub struct ShardCtx {
     pub id: usize,
     pub global: std::sync::Arc<Global>,
-    pub limits: Limits,
+    /// The limits in force; replaced as a whole by a reload (see [`ShardCtx::reload`]).
+    limits: RefCell<Limits>,
     pub router: RefCell<Router>,
     /// None when the server runs a single shard.
     pub links: Option<RingLinks>,
@@ -50,8 +51,8 @@ pub struct ShardCtx {
     pub metrics: ShardMetrics,
     /// Outboxes that became congested this turn; publishers pause for them, boundedly.
     pub congestion: Rc<Congestion>,
-    /// The server's part of the NATS `INFO` every client gets.
-    pub nats_info: Rc<ServerInfo>,
+    /// The server's part of the NATS `INFO` every new client gets.
+    nats_info: RefCell<Rc<ServerInfo>>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub gate: Gate,
     pub stopping: Cell<bool>,
@@ -68,9 +69,9 @@ impl ShardCtx {
         ShardCtx {
             id,
             router: RefCell::new(Router::new(id, global.shards, limits.subscriptions_max)),
-            nats_info: Rc::new(nats_info(&global)),
+            nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
             pool: Rc::new(ChunkPool::new(limits.pool_chunks_max)),
-            limits,
+            limits: RefCell::new(limits),
             global,
             links,
             inbound,
@@ -85,10 +86,35 @@ impl ShardCtx {
     pub fn shards(&self) -> usize {
         self.global.shards
     }
+
+    /// The limits in force now (read them, do not hold the borrow across an await).
+    pub fn limits(&self) -> std::cell::Ref<'_, Limits> {
+        self.limits.borrow()
+    }
+
+    /// The NATS `INFO` template for a new client.
+    pub fn nats_info(&self) -> Rc<ServerInfo> {
+        Rc::clone(&self.nats_info.borrow())
+    }
+
+    /// Puts new limits in force (a configuration reload, checked by the server first).
+    /// Subscription, connection and keepalive limits apply at once; every open outbox
+    /// takes the new `max_pending` and pacing thresholds; the rest (line and payload
+    /// sizes, write deadline, batching) apply to connections accepted from now on.
+    pub fn reload(&self, limits: Limits) {
+        self.router
+            .borrow_mut()
+            .set_subscriptions_max(limits.subscriptions_max);
+        *self.nats_info.borrow_mut() = Rc::new(nats_info(&self.global, &limits));
+        for conn in self.conns.borrow().values() {
+            conn.outbox.set_limits(&limits);
+        }
+        *self.limits.borrow_mut() = limits;
+    }
 }
 
 /// The server's part of `INFO`; `client_id` and `client_ip` are filled in per client.
-fn nats_info(g: &Global) -> ServerInfo {
+fn nats_info(g: &Global, limits: &Limits) -> ServerInfo {
     ServerInfo {
         server_id: g.server_id.clone(),
         server_name: g.server_name.clone(),
@@ -98,7 +124,7 @@ fn nats_info(g: &Global) -> ServerInfo {
         host: g.addr.ip().to_string(),
         port: g.addr.port(),
         headers: true,
-        max_payload: g.limits.payload_bytes_max,
+        max_payload: limits.payload_bytes_max,
         client_id: 0,
         client_ip: None,
     }

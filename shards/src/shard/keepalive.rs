@@ -32,7 +32,8 @@ pub fn tick(active_since_last: bool, pings_out: u32, pings_out_max: u32) -> Tick
 /// Runs the shard's keepalive timer until the shard stops.
 pub async fn run(ctx: Rc<ShardCtx>) {
     loop {
-        glommio::timer::sleep(ctx.limits.ping_interval).await;
+        let interval = ctx.limits().ping_interval;
+        glommio::timer::sleep(interval).await;
         if ctx.stopping.get() {
             return;
         }
@@ -41,7 +42,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             match tick(
                 conn.active.replace(false),
                 conn.pings_out.get(),
-                ctx.limits.pings_out_max,
+                ctx.limits().pings_out_max,
             ) {
                 Tick::Alive => {}
                 Tick::SendPing => {

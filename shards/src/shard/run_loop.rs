@@ -30,10 +30,11 @@ pub async fn serve_conn<T: Transport + 'static>(
         .next_cid
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let transport = Rc::new(transport);
+    let limits = ctx.limits().clone();
     let outbox = Rc::new(Outbox::new(
         cid,
         Rc::clone(&ctx.pool),
-        &ctx.limits,
+        &limits,
         Rc::clone(&ctx.congestion),
     ));
     let (wire, flags) = session.start();
@@ -50,12 +51,12 @@ pub async fn serve_conn<T: Transport + 'static>(
         Rc::clone(&conn.outbox),
         Rc::clone(&transport),
         WriterParams {
-            write_bytes_max: ctx.limits.write_bytes_max,
-            flush_delay: ctx.limits.flush_delay,
-            shutdown_grace: ctx.limits.shutdown_grace,
+            write_bytes_max: limits.write_bytes_max,
+            flush_delay: limits.flush_delay,
+            shutdown_grace: limits.shutdown_grace,
         },
     ));
-    if open > ctx.limits.connections_max {
+    if open > limits.connections_max {
         add(&ctx.metrics.conns_rejected, 1);
         conn.close_with(CloseReason::MaxConnections);
     } else {

@@ -7,13 +7,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
-use glommio::net::TcpListener;
 
 use crate::conn::{CloseReason, Tcp};
 use crate::front::nats::NatsSession;
-use crate::limits::{ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
+use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
 use crate::metrics::MetricsSnapshot;
 use crate::ring::{Inbound, RingLinks, RingMsg};
+use crate::shard::listener::Listener;
 use crate::shard::{keepalive, run_loop, Global, ShardCtx};
 
 /// What a shard tells the main thread once it has started (or failed to).
@@ -23,13 +23,23 @@ pub enum ShardReport {
     Failed(String),
 }
 
+/// What the main thread tells a running shard.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop accepting, flush and close every client, return the metrics.
+    Stop,
+    /// Put these limits in force (already validated against the running ones).
+    Reload(Box<Limits>),
+}
+
 /// Everything a shard needs to start; cloned into every executor.
 #[derive(Clone)]
 pub struct ShardStart {
     pub global: Arc<Global>,
     pub mesh: Option<MeshBuilder<RingMsg, Full>>,
     pub ready: mpsc::Sender<ShardReport>,
-    pub stop: flume::Receiver<()>,
+    /// One control channel per shard, indexed by shard id.
+    pub controls: Arc<Vec<flume::Receiver<Control>>>,
 }
 
 /// The root future of one shard executor.
@@ -38,7 +48,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
         global,
         mesh,
         ready,
-        stop,
+        controls,
     } = start;
     let (id, links, receivers) = match mesh {
         Some(mesh) => match mesh.join().await {
@@ -61,7 +71,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
         },
         None => (0, None, None),
     };
-    let listener = match crate::server::listen(global.addr) {
+    let listener = match Listener::bind(global.addr) {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(ShardReport::Failed(format!(
@@ -84,10 +94,11 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let _ = ready.send(ShardReport::Ready(id));
 
     let accept = accept_loop(&ctx, &listener);
-    let stopped = async {
-        let _ = stop.recv_async().await;
+    let Some(control) = controls.get(id) else {
+        unreachable!("the server makes one control channel per shard");
     };
-    futures_lite::future::or(accept, stopped).await;
+    futures_lite::future::or(accept, obey(&ctx, control)).await;
+    listener.stop();
     drop(listener);
     shutdown(&ctx).await;
     Some(ctx.metrics.snapshot())
@@ -112,13 +123,21 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
 }
 
-async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener) {
+/// Applies what the main thread sends until it says stop (or is gone).
+async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
+    while let Ok(Control::Reload(limits)) = control.recv_async().await {
+        ctx.reload(*limits);
+        tracing::debug!(shard = ctx.id, "limits reloaded");
+    }
+}
+
+async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &Listener) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                let transport = Tcp::new(stream, ctx.limits.write_deadline);
-                let session =
-                    NatsSession::new(Rc::clone(&ctx.nats_info), ctx.limits.control_line_bytes_max);
+                let transport = Tcp::new(stream, ctx.limits().write_deadline);
+                let control_line_max = ctx.limits().control_line_bytes_max;
+                let session = NatsSession::new(ctx.nats_info(), control_line_max);
                 let served = run_loop::serve_conn(Rc::clone(ctx), transport, session);
                 match ctx.gate.spawn(served) {
                     Ok(task) => {
@@ -144,7 +163,7 @@ async fn shutdown(ctx: &Rc<ShardCtx>) {
         conn.close(CloseReason::ServerShutdown);
     }
     ctx.congestion.clear();
-    let bound = ctx.limits.shutdown_grace + SHUTDOWN_SLACK;
+    let bound = ctx.limits().shutdown_grace + SHUTDOWN_SLACK;
     let closed = glommio::timer::timeout(bound, async {
         ctx.gate.close().await?;
         Ok(())

@@ -16,6 +16,7 @@ use futures_lite::future::poll_fn;
 
 use crate::close::CloseReason;
 use crate::limits::{Limits, DRAIN_WAITERS_MAX};
+use crate::trace;
 use crate::wakers::WakerSet;
 use crate::wire::{Reply, Wire};
 use crate::writer::stall::{Congestion, Stall};
@@ -26,7 +27,7 @@ pub struct Outbox {
     /// The connection this outbox belongs to (for logs and echo suppression).
     cid: u64,
     out: RefCell<Outbound>,
-    pending_bytes_max: usize,
+    pending_bytes_max: Cell<usize>,
     closing: Cell<Option<CloseReason>>,
     /// Set by appends, taken by the writer: one flush per turn however many appends.
     flush_requested: Cell<bool>,
@@ -53,7 +54,7 @@ impl Outbox {
         Outbox {
             cid,
             out: RefCell::new(Outbound::new(pool)),
-            pending_bytes_max: limits.pending_bytes_max,
+            pending_bytes_max: Cell::new(limits.pending_bytes_max),
             closing: Cell::new(None),
             flush_requested: Cell::new(false),
             writer_waker: Cell::new(None),
@@ -121,6 +122,11 @@ impl Outbox {
         self.out
             .borrow_mut()
             .append_control_with(len_max, |v| wire.encode_reply(v, reply));
+        if trace::enabled() {
+            let mut text = Vec::with_capacity(len_max);
+            wire.encode_reply(&mut text, reply);
+            trace::outgoing(self.cid, &text, None);
+        }
         self.wake_writer();
         true
     }
@@ -133,6 +139,9 @@ impl Outbox {
         self.out
             .borrow_mut()
             .append_control_with(bytes.len(), |v| v.extend_from_slice(bytes));
+        if trace::enabled() {
+            trace::outgoing(self.cid, trace::first_line(bytes), None);
+        }
         self.wake_writer();
         true
     }
@@ -171,11 +180,22 @@ impl Outbox {
         if self.is_closing() {
             return false;
         }
-        if self.out.borrow().pending_bytes() + len > self.pending_bytes_max {
+        if self.out.borrow().pending_bytes() + len > self.pending_bytes_max.get() {
             self.close(CloseReason::SlowConsumerPending);
             return false;
         }
         true
+    }
+
+    /// Takes reloaded limits: the pending bound and the pacing thresholds. Bytes already
+    /// queued stay; the next append is checked against the new bound.
+    pub fn set_limits(&self, limits: &Limits) {
+        self.pending_bytes_max.set(limits.pending_bytes_max);
+        self.stall.set_limits(
+            limits.stall_above_bytes,
+            limits.pending_bytes_max,
+            limits.stall_budget,
+        );
     }
 
     pub fn stall(&self) -> &Stall {

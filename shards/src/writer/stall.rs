@@ -22,9 +22,9 @@ use crate::writer::Outbox;
 pub struct Stall {
     /// Pending bytes above which the outbox is congested (`stall_above`, at most 75% of
     /// `max_pending` so a congested subscriber always has room left).
-    above_bytes: usize,
+    above_bytes: Cell<usize>,
     /// Pause time per episode; zero disables pausing.
-    budget: Duration,
+    budget: Cell<Duration>,
     congested: Cell<bool>,
     /// Listed in the shard's [`Congestion`] list, waiting for the turn that fed it to pause.
     listed: Cell<bool>,
@@ -34,6 +34,12 @@ pub struct Stall {
     mark: Cell<u64>,
     /// When the current pause began and the bytes written then.
     began: Cell<Option<(Instant, u64)>>,
+}
+
+/// The pending bytes above which an outbox is congested: `stall_above`, but at most 75%
+/// of `max_pending`, so a congested subscriber always has room left.
+fn watermark(stall_above_bytes: usize, pending_bytes_max: usize) -> usize {
+    stall_above_bytes.min(pending_bytes_max / 4 * 3)
 }
 
 /// What the turn that fed a congested outbox should do about it.
@@ -48,14 +54,22 @@ pub enum Plan {
 impl Stall {
     pub fn new(stall_above_bytes: usize, pending_bytes_max: usize, budget: Duration) -> Self {
         Stall {
-            above_bytes: stall_above_bytes.min(pending_bytes_max / 4 * 3),
-            budget,
+            above_bytes: Cell::new(watermark(stall_above_bytes, pending_bytes_max)),
+            budget: Cell::new(budget),
             congested: Cell::new(false),
             listed: Cell::new(false),
             left: Cell::new(budget),
             mark: Cell::new(0),
             began: Cell::new(None),
         }
+    }
+
+    /// Takes reloaded thresholds; an episode under way keeps the budget it has left.
+    pub fn set_limits(&self, stall_above_bytes: usize, pending_bytes_max: usize, budget: Duration) {
+        self.above_bytes
+            .set(watermark(stall_above_bytes, pending_bytes_max));
+        self.budget.set(budget);
+        self.left.set(self.left.get().min(budget));
     }
 
     pub fn is_congested(&self) -> bool {
@@ -65,7 +79,7 @@ impl Stall {
     /// After an append that left `pending` bytes waiting: returns true when the outbox has
     /// just become due for listing (congested, and not listed since the last pause).
     pub fn note_pending(&self, pending: usize) -> bool {
-        if pending <= self.above_bytes || self.budget.is_zero() {
+        if pending <= self.above_bytes.get() || self.budget.get().is_zero() {
             return false;
         }
         self.congested.set(true);
@@ -76,7 +90,7 @@ impl Stall {
     pub fn relieve(&self) -> bool {
         let was = self.congested.replace(false);
         if was {
-            self.left.set(self.budget);
+            self.left.set(self.budget.get());
         }
         was
     }
@@ -89,7 +103,7 @@ impl Stall {
         }
         if written != self.mark.get() {
             // It wrote something since the last pause: still reading, if slowly.
-            self.left.set(self.budget);
+            self.left.set(self.budget.get());
         }
         let left = self.left.get();
         if left.is_zero() {
