@@ -16,6 +16,7 @@ NEEDS=(
   # command     package          needed by
   "cc           build-essential  glommio's build script compiles its vendored liburing"
   "nats-server  nats-server      tests/bench.rs measures Debian's nats-server with the generator"
+  "systemd-analyze systemd      tests/operations.rs verifies packaging/shardcast.service"
 )
 
 cd "$(dirname "$0")/.."

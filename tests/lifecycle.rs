@@ -8,12 +8,9 @@ mod common;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 
-use socket2::{Domain, Socket, Type};
-
-use common::{client, subscribed, Raw, Server, WAIT};
+use common::{client, free_fixed_port, subscribed, Raw, Server, WAIT};
 
 #[test]
 fn sigterm_flushes_closes_clients_and_exits_zero() {
@@ -159,30 +156,6 @@ fn refused(port: u16) -> String {
     assert_eq!(status.code(), Some(1), "exit status; stderr:\n{err}");
     assert!(!err.contains("shardcast listening"), "{err}");
     err
-}
-
-/// A port free right now, below the kernel's ephemeral range: nothing is given such a
-/// port without asking for it by number, so a parallel test's connections or port-0
-/// servers cannot take it between here and the test's own binds. Free means a bind
-/// without SO_REUSEADDR succeeds, so not even a closing connection holds it.
-fn free_fixed_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    let (low, span) = (10_000u16, ephemeral_low.saturating_sub(10_000).max(1));
-    let base = (std::process::id() as u16).wrapping_mul(97);
-    for _ in 0..1000 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = low + base.wrapping_add(n.wrapping_mul(13)) % span;
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        if socket.bind(&addr.into()).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port found below {ephemeral_low}");
 }
 
 /// Sockets other than listeners whose local port is `port` (connections closing:

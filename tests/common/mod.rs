@@ -431,6 +431,14 @@ pub fn client_with(server: &Server, connect_json: &str) -> Raw {
     client_and_cid(server, connect_json).0
 }
 
+/// `client`, for a server this harness did not start (its address only).
+pub fn client_at(addr: SocketAddr) -> Raw {
+    let (mut c, _) = Raw::connect_info(addr);
+    c.send(format!("CONNECT {CONNECT_JSON}\r\n").as_bytes());
+    c.flush();
+    c
+}
+
 /// `client_with`, also returning the client id the server announced in INFO (the `cid`
 /// of the server's log lines about this client).
 pub fn client_and_cid(server: &Server, connect_json: &str) -> (Raw, u64) {
@@ -514,4 +522,29 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port free right now, below the kernel's ephemeral range: nothing is given such a
+/// port without asking for it by number, so a parallel test's connections or port-0
+/// servers cannot take it between here and the test's own binds. Free means a bind
+/// without SO_REUSEADDR succeeds, so not even a closing connection holds it.
+pub fn free_fixed_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000u16, ephemeral_low.saturating_sub(10_000).max(1));
+    let base = (std::process::id() as u16).wrapping_mul(97);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = low + base.wrapping_add(n.wrapping_mul(13)) % span;
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        if socket.bind(&addr.into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found below {ephemeral_low}");
 }
