@@ -165,11 +165,15 @@ fn start_restart_rounds(shards: usize, round: Round, rounds: usize) {
             continue;
         }
         match (round, connected) {
-            (Round::SigtermWithClient, Ok(client)) => {
+            (Round::SigtermWithClient, Ok(mut client)) => {
                 signal(&child, libc::SIGTERM);
                 let status = wait_exit(&mut child);
                 assert!(status.success(), "round {r}: {status}");
-                drop(client);
+                // The connected client sees its connection closed cleanly, not reset.
+                let mut rest = Vec::new();
+                if let Err(e) = client.read_to_end(&mut rest) {
+                    failures.push(format!("round {r}: the connected client: {e}"));
+                }
             }
             (_, connected) => {
                 if let Err(e) = &connected {
