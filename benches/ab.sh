@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ab.sh: two shardcast builds side by side in one run, for a change on the hot path.
 #
-#   benches/ab.sh [--reps N] [--md FILE] OLD_BINARY NEW_BINARY [ENTRY ...]
+#   benches/ab.sh [--reps N] [--md FILE] [--shards N] [--old-config F] [--new-config F] OLD_BINARY NEW_BINARY [ENTRY ...]
 #
 #   OLD_BINARY, NEW_BINARY  two `shardcast` executables (e.g. a copy of target/release/shardcast
 #                           built before the change, and the one built after)
@@ -12,6 +12,9 @@
 #                           (deliveries/s is then the 50 healthy subscribers' rate)
 #   --reps N                repetitions (default 5); the two builds alternate: OLD NEW OLD NEW …
 #   --md FILE               also write the table to FILE (markdown)
+#   --old-config FILE, --new-config FILE
+#                           run that build with `-c FILE` (the same binary twice with two
+#                           configurations compares a setting: e.g. monitoring.latency off/on)
 #   --shards N              run both servers with --shards N (default: one per CPU). With
 #                           one subscriber, which shard it lands on (the publisher's or not)
 #                           changes the cost per delivery from run to run; --shards 1 removes
@@ -27,6 +30,8 @@ set -euo pipefail
 REPS=5
 MD=
 SHARDS=()
+OLD_CFG=()
+NEW_CFG=()
 while (($#)); do
     case $1 in
         --reps) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--reps needs a positive integer" >&2; exit 1; }
@@ -34,11 +39,15 @@ while (($#)); do
         --md) [[ -n ${2:-} ]] || { echo "--md needs a file" >&2; exit 1; }; MD=$2; shift 2 ;;
         --shards) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "--shards needs a positive integer" >&2; exit 1; }
             SHARDS=(--shards "$2"); shift 2 ;;
-        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --old-config) [[ -f ${2:-} ]] || { echo "--old-config needs a file" >&2; exit 1; }
+            OLD_CFG=(-c "$2"); shift 2 ;;
+        --new-config) [[ -f ${2:-} ]] || { echo "--new-config needs a file" >&2; exit 1; }
+            NEW_CFG=(-c "$2"); shift 2 ;;
+        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) break ;;
     esac
 done
-(($# >= 2)) || { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
+(($# >= 2)) || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 1; }
 OLD=$1 NEW=$2
 shift 2
 ENTRIES=("$@")
@@ -66,11 +75,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 RESULTS=$(mktemp)
 trap 'rm -f "$RESULTS"' EXIT
-run_one() { # label binary entry
+run_one() { # label binary entry [config args]
     local label=$1 bin=$2 entry=$3 port log spid out
+    local cfg=("${@:4}")
     port=$(free_port)
     log=$(mktemp)
-    "$bin" serve -a 127.0.0.1 -p "$port" "${SHARDS[@]}" >"$log" 2>&1 &
+    "$bin" serve "${cfg[@]}" -a 127.0.0.1 -p "$port" "${SHARDS[@]}" >"$log" 2>&1 &
     spid=$!
     for _ in $(seq 1 200); do
         grep -q "shardcast listening" "$log" && break
@@ -96,8 +106,8 @@ EOF
 for rep in $(seq 1 "$REPS"); do
     for entry in "${ENTRIES[@]}"; do
         echo "rep $rep/$REPS $entry" >&2
-        run_one old "$OLD" "$entry"
-        run_one new "$NEW" "$entry"
+        run_one old "$OLD" "$entry" "${OLD_CFG[@]}"
+        run_one new "$NEW" "$entry" "${NEW_CFG[@]}"
     done
 done
 

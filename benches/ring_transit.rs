@@ -40,6 +40,7 @@ fn batch(blob: &Bytes, items: usize) -> RingMsg {
     Box::new(RingBatch {
         blob: blob.clone(),
         items,
+        parsed_at: Instant::now(),
         sent_at: Instant::now(),
     })
 }
@@ -48,6 +49,7 @@ fn control(item: RingItem) -> RingMsg {
     Box::new(RingBatch {
         blob: Bytes::new(),
         items: vec![item],
+        parsed_at: Instant::now(),
         sent_at: Instant::now(),
     })
 }

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Write the process id to FILE (overrides `pid_file`).
     #[arg(short = 'P', long = "pid", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+    /// Serve HTTP monitoring (/varz, /connz, /metrics, the dashboard…) on PORT; 0 picks a
+    /// free one (overrides `monitoring.port`).
+    #[arg(short = 'm', long = "http_port", value_name = "PORT")]
+    pub http_port: Option<u16>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -121,6 +125,9 @@ impl ServeArgs {
         }
         if let Some(pid) = &self.pid_file {
             cfg.pid_file = pid.display().to_string();
+        }
+        if let Some(port) = self.http_port {
+            cfg.monitoring.port = Some(port);
         }
         Ok(cfg)
     }

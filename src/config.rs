@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shards::limits::SHARDS_MAX;
+use shards::metrics::MetricsConfig;
 use shards::server::{ServerConfig, ShardCount};
 use shards::Limits;
 
@@ -50,6 +51,23 @@ pub struct Config {
     pub ring: RingSection,
     pub shutdown: ShutdownSection,
     pub log: LogSection,
+    pub monitoring: MonitoringSection,
+}
+
+/// The HTTP monitoring endpoint and what the shards measure for it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSection {
+    /// HTTP port for /varz, /connz, /metrics, the dashboard…; unset = off, 0 = a free one.
+    pub port: Option<u16>,
+    /// Address the monitoring port listens on ("" = the same as `host`).
+    pub host: String,
+    /// Time every delivery: end-to-end latency, queue wait, write sizes.
+    pub latency: bool,
+    /// Busiest subjects each shard reports in /channelz (0 = none tracked).
+    pub top_subjects: usize,
+    /// Each shard logs a one-line summary this often ("0s" = never).
+    pub stats_log_interval: Dur,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +185,20 @@ impl Default for Config {
             ring: RingSection::default(),
             shutdown: ShutdownSection::default(),
             log: LogSection::default(),
+            monitoring: MonitoringSection::default(),
+        }
+    }
+}
+
+impl Default for MonitoringSection {
+    fn default() -> Self {
+        let m = MetricsConfig::default();
+        MonitoringSection {
+            port: None,
+            host: String::new(),
+            latency: m.latency,
+            top_subjects: m.top_subjects,
+            stats_log_interval: Dur(m.stats_log_interval),
         }
     }
 }
@@ -356,6 +388,11 @@ impl Config {
                 pool_chunks_max: self.ring.pool_chunks_max,
                 shutdown_grace: self.shutdown.grace.0,
                 spin_before_park: self.spin_before_park.0,
+            },
+            metrics: MetricsConfig {
+                latency: self.monitoring.latency,
+                top_subjects: self.monitoring.top_subjects,
+                stats_log_interval: self.monitoring.stats_log_interval.0,
             },
         }
     }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod monitor;
 pub mod reload;
 pub mod serve;
 pub mod signal;

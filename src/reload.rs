@@ -75,6 +75,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("pid_file", old.pid_file != new.pid_file),
         ("log.time", old.log.time != new.log.time),
         ("log.format", old.log.format != new.log.format),
+        ("monitoring", old.monitoring != new.monitoring),
     ];
     checks
         .into_iter()
@@ -110,6 +111,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.log.format = old.log.format;
     new.spin_before_park = old.spin_before_park;
     new.ring = old.ring.clone();
+    new.monitoring = old.monitoring.clone();
     new
 }
 

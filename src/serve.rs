@@ -11,6 +11,7 @@ use signal_hook::iterator::Signals;
 
 use crate::cli::ServeArgs;
 use crate::logging::Logger;
+use crate::monitor::{Monitor, MonitorError};
 use crate::reload;
 
 /// Runs the server until a stop signal; the process exit code.
@@ -39,6 +40,15 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
 
     // Installed before the shards start, so no signal finds its default action meanwhile.
     let signals = Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP]);
+    // Monitoring listens first, so it reports "starting" while the shards start.
+    let monitor = match start_monitor(&cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("shardcast: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match shards::server::start(cfg.server_config()) {
         Ok(s) => s,
         Err(e) => {
@@ -47,6 +57,10 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(m) = &monitor {
+        m.ready(server.controller());
+    }
+    let monitor = std::sync::Arc::new(monitor);
     let pid_file = match PidFile::create(&cfg.pid_file) {
         Ok(p) => p,
         Err(e) => {
@@ -69,6 +83,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     match signals {
         Ok(mut signals) => {
             let args = args.clone();
+            let monitor = std::sync::Arc::clone(&monitor);
             std::thread::spawn(move || {
                 let mut running = cfg;
                 for sig in signals.forever() {
@@ -84,6 +99,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
                         SIGHUP => {
                             notify_systemd(&[sd_notify::NotifyState::Reloading]);
                             reload::reload(&args, &mut running, &logger, &controller);
+                            if let Some(m) = monitor.as_ref() {
+                                m.reloaded();
+                            }
                             notify_systemd(&[sd_notify::NotifyState::Ready]);
                         }
                         _ => {
@@ -92,6 +110,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
                                 "stopping: closing listeners, flushing clients"
                             );
                             notify_systemd(&[sd_notify::NotifyState::Stopping]);
+                            if let Some(m) = monitor.as_ref() {
+                                m.draining();
+                            }
                             controller.stop();
                             break;
                         }
@@ -114,7 +135,32 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     drop(pid_file);
+    if let Ok(Some(m)) = std::sync::Arc::try_unwrap(monitor) {
+        m.stop();
+    }
     code
+}
+
+/// Starts the monitoring port when configured, and logs where it listens.
+fn start_monitor(cfg: &crate::config::Config) -> Result<Option<Monitor>, MonitorError> {
+    let Some(port) = cfg.monitoring.port else {
+        return Ok(None);
+    };
+    let host = if cfg.monitoring.host.is_empty() {
+        cfg.host.as_str()
+    } else {
+        cfg.monitoring.host.as_str()
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| MonitorError::Bind {
+            addr: format!("{host}:{port}"),
+            source: std::io::Error::other("cannot resolve the address"),
+        })?;
+    let monitor = Monitor::start(addr)?;
+    tracing::info!(addr = %monitor.local_addr(), "monitoring listening");
+    Ok(Some(monitor))
 }
 
 /// Tells systemd (when it started us with `Type=notify`) what the server is doing.
@@ -161,22 +207,29 @@ impl Drop for PidFile {
 
 /// The shutdown line: every counter, summed over the shards.
 fn log_totals(m: &shards::metrics::MetricsSnapshot) {
-    let h = &m.ring_transit_us;
+    use shards::metrics::Counter::*;
+    let c = &m.counters;
+    let (ring, e2e) = (&m.ring_transit_us, &m.latency_us);
     tracing::info!(
-        msgs_in = m.msgs_in,
-        bytes_in = m.bytes_in,
-        deliveries = m.deliveries,
-        forwards = m.forwards,
-        ring_batches_out = m.ring_batches_out,
-        ring_batches_in = m.ring_batches_in,
-        queue_misses = m.queue_misses,
-        conns_accepted = m.conns_accepted,
-        conns_rejected = m.conns_rejected,
-        slow_consumers = m.slow_consumers,
-        stale_connections = m.stale_connections,
-        protocol_errors = m.protocol_errors,
-        ring_transit_us_p50 = h.value_at_quantile(0.5),
-        ring_transit_us_p99 = h.value_at_quantile(0.99),
+        in_msgs = c.get(MsgsIn),
+        in_bytes = c.get(BytesIn),
+        out_msgs = c.get(MsgsOut),
+        out_bytes = c.get(BytesOut),
+        forwards = c.get(Forwards),
+        ring_batches_out = c.get(RingBatchesOut),
+        ring_batches_in = c.get(RingBatchesIn),
+        ring_full = c.get(RingFull),
+        writes = c.get(Writes),
+        queue_misses = c.get(QueueMisses),
+        connections_accepted = c.get(ConnsAccepted),
+        connections_rejected = c.get(ConnsRejected),
+        slow_consumers = c.get(SlowConsumers),
+        stale_connections = c.get(StaleConnections),
+        protocol_errors = c.get(ProtocolErrors),
+        latency_us_p50 = e2e.value_at_quantile(0.5),
+        latency_us_p99 = e2e.value_at_quantile(0.99),
+        ring_transit_us_p50 = ring.value_at_quantile(0.5),
+        ring_transit_us_p99 = ring.value_at_quantile(0.99),
         "shardcast stopped"
     );
 }

@@ -36,6 +36,20 @@ pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// How long start-up waits for every shard to report ready.
 pub const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Deliveries not yet written are timed in at most this many groups per outbox (one per
+/// turn that appended to it); past it, new ones join the newest group.
+pub const LATENCY_MARKS_MAX: usize = 64;
+
+/// How often each shard ends a metrics interval: the "last interval" latency percentiles
+/// and CPU busy fraction of `/shardz` cover this long.
+pub const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Subscription rows one shard puts in a snapshot (`/subsz?subs=1`), at most.
+pub const SNAPSHOT_SUBS_MAX: usize = 100_000;
+
+/// How long the monitoring thread waits for a shard's snapshot.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Connection backlog of each shard's listener (the kernel caps it at `somaxconn`).
 pub const LISTEN_BACKLOG: i32 = 1024;
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
-use crate::limits::{Limits, LimitsError, SHARDS_MAX, SHARD_START_TIMEOUT};
-use crate::metrics::MetricsSnapshot;
+use crate::limits::{Limits, LimitsError, SHARDS_MAX, SHARD_START_TIMEOUT, SNAPSHOT_TIMEOUT};
+use crate::metrics::{MetricsConfig, MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::preflight::{self, PreflightError};
 use crate::shard::runtime::{self, Control, ShardReport, ShardStart};
 use crate::shard::Global;
@@ -35,6 +35,7 @@ pub struct ServerConfig {
     /// Defaults to the server id.
     pub server_name: Option<String>,
     pub limits: Limits,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +46,7 @@ impl Default for ServerConfig {
             shards: ShardCount::Auto,
             server_name: None,
             limits: Limits::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -121,13 +123,34 @@ impl ServerHandle {
     }
 }
 
-/// Tells a running server's shards what to do: stop, or put new limits in force.
+/// Tells a running server's shards what to do: stop, put new limits in force, or report.
 #[derive(Clone)]
 pub struct Controller {
     /// One channel per shard, by shard id.
     shards: Arc<Vec<flume::Sender<Control>>>,
     /// The limits in force.
     limits: Arc<std::sync::Mutex<Limits>>,
+    global: Arc<Global>,
+}
+
+/// A shard did not answer a snapshot request in time (stopping, or stuck).
+#[derive(Debug, thiserror::Error)]
+#[error("shard {shard} did not answer within {timeout:?}")]
+pub struct SnapshotError {
+    pub shard: usize,
+    pub timeout: Duration,
+}
+
+/// What the server is, for monitoring: identity, address, start time, limits in force.
+#[derive(Debug, Clone)]
+pub struct ServerSummary {
+    pub server_id: String,
+    pub server_name: String,
+    pub addr: SocketAddr,
+    pub shards: usize,
+    pub started: std::time::SystemTime,
+    pub limits: Limits,
+    pub metrics: MetricsConfig,
 }
 
 /// What a reload of the limits did.
@@ -140,6 +163,49 @@ pub struct LimitsReload {
 }
 
 impl Controller {
+    /// Asks every shard for a snapshot; waits (up to `SNAPSHOT_TIMEOUT` in all) for the
+    /// answers, in shard order. Blocking: call it from a thread of its own.
+    pub fn snapshot(&self, request: SnapshotRequest) -> Result<Vec<ShardSnapshot>, SnapshotError> {
+        let deadline = std::time::Instant::now() + SNAPSHOT_TIMEOUT;
+        let replies: Vec<_> = self
+            .shards
+            .iter()
+            .map(|shard| {
+                let (tx, rx) = flume::bounded(1);
+                let _ = shard.send(Control::Snapshot(request, tx));
+                rx
+            })
+            .collect();
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(shard, rx)| {
+                rx.recv_deadline(deadline).map_err(|_| SnapshotError {
+                    shard,
+                    timeout: SNAPSHOT_TIMEOUT,
+                })
+            })
+            .collect()
+    }
+
+    /// Identity, address, start time and the limits in force.
+    pub fn summary(&self) -> ServerSummary {
+        let g = &self.global;
+        ServerSummary {
+            server_id: g.server_id.clone(),
+            server_name: g.server_name.clone(),
+            addr: g.addr,
+            shards: g.shards,
+            started: g.started,
+            limits: self
+                .limits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            metrics: g.metrics.clone(),
+        }
+    }
+
     /// Every shard stops accepting, flushes and closes its clients.
     pub fn stop(&self) {
         for shard in self.shards.iter() {
@@ -197,6 +263,8 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let server_id = make_server_id(addr);
     let global = Arc::new(Global {
         limits: cfg.limits.clone(),
+        metrics: cfg.metrics.clone(),
+        started: std::time::SystemTime::now(),
         server_name: cfg.server_name.clone().unwrap_or_else(|| server_id.clone()),
         server_id,
         addr,
@@ -209,7 +277,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| flume::unbounded()).unzip();
     let start = ShardStart {
-        global,
+        global: Arc::clone(&global),
         mesh: (shards > 1).then(|| MeshBuilder::full(shards, cfg.limits.ring_slots)),
         ready: ready_tx,
         controls: Arc::new(receivers),
@@ -230,6 +298,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         controller: Controller {
             shards: Arc::new(senders),
             limits: Arc::new(std::sync::Mutex::new(cfg.limits.clone())),
+            global: Arc::clone(&global),
         },
         handles,
     })

@@ -9,5 +9,5 @@ pub mod transport;
 pub mod writer_task;
 
 pub use crate::close::CloseReason;
-pub use state::{Conn, ConnFlags, Sub};
+pub use state::{ClientInfo, Conn, ConnFlags, Sub};
 pub use transport::{Tcp, Transport};

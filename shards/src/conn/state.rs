@@ -4,9 +4,10 @@
 //! to the connection's tasks, and the subscriptions to the router, so routing and fan-out
 //! run in tests without either.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::close::CloseReason;
 use crate::protocol::ConnectOptions;
@@ -161,6 +162,26 @@ pub struct Conn {
     flushes_held: Cell<u32>,
     /// Something this connection did crossed to other shards since its last flush.
     cross_dirty: Cell<bool>,
+    /// When it connected (wall clock, for `/connz`).
+    pub started: SystemTime,
+    /// When it was last read from.
+    last_activity: Cell<Instant>,
+    /// When the keepalive PING now unanswered was sent, and the last round trip measured.
+    ping_sent: Cell<Option<Instant>>,
+    rtt: Cell<Option<Duration>>,
+    /// Messages and payload bytes it published.
+    in_msgs: Cell<u64>,
+    in_bytes: Cell<u64>,
+    /// What it said about itself (NATS CONNECT name, lang, version).
+    client: RefCell<ClientInfo>,
+}
+
+/// What a client says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub name: Option<String>,
+    pub lang: Option<String>,
+    pub version: Option<String>,
 }
 
 impl Conn {
@@ -181,7 +202,63 @@ impl Conn {
             pings_out: Cell::new(0),
             flushes_held: Cell::new(0),
             cross_dirty: Cell::new(false),
+            started: SystemTime::now(),
+            last_activity: Cell::new(Instant::now()),
+            ping_sent: Cell::new(None),
+            rtt: Cell::new(None),
+            in_msgs: Cell::new(0),
+            in_bytes: Cell::new(0),
+            client: RefCell::new(ClientInfo::default()),
         }
+    }
+
+    /// It sent something at `at` (a read).
+    pub fn touched(&self, at: Instant) {
+        self.last_activity.set(at);
+        self.active.set(true);
+    }
+
+    pub fn last_activity(&self) -> Instant {
+        self.last_activity.get()
+    }
+
+    /// It published `msgs` messages of `bytes` payload bytes.
+    pub fn published(&self, msgs: u64, bytes: u64) {
+        self.in_msgs.set(self.in_msgs.get() + msgs);
+        self.in_bytes.set(self.in_bytes.get() + bytes);
+    }
+
+    /// Messages and payload bytes it published.
+    pub fn in_totals(&self) -> (u64, u64) {
+        (self.in_msgs.get(), self.in_bytes.get())
+    }
+
+    /// A keepalive PING goes out now (the first unanswered one is timed).
+    pub fn ping_sent(&self, at: Instant) {
+        if self.ping_sent.get().is_none() {
+            self.ping_sent.set(Some(at));
+        }
+    }
+
+    /// It answered the server's PINGs (a PONG) at `at`.
+    pub fn pong_received(&self, at: Instant) {
+        self.pings_out.set(0);
+        if let Some(sent) = self.ping_sent.take() {
+            self.rtt.set(Some(at.saturating_duration_since(sent)));
+        }
+    }
+
+    /// The round trip of the last keepalive PING it answered.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt.get()
+    }
+
+    pub fn set_client_info(&self, info: ClientInfo) {
+        *self.client.borrow_mut() = info;
+    }
+
+    pub fn client_info(&self) -> ClientInfo {
+        self.client.borrow().clone()
     }
 
     pub fn wire(&self) -> Wire {

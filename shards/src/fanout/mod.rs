@@ -17,6 +17,7 @@ use crate::conn::Sub;
 use crate::limits::ENCODED_KEEP_BYTES_MAX;
 use crate::trace;
 use crate::wire::{MsgView, Wire};
+use crate::writer::Delivered;
 
 pub use run::Run;
 
@@ -90,7 +91,9 @@ pub fn to_plain(
                 encoded = true;
             }
             let pushed = match enc.frame_for(wire, &sub.sid) {
-                Some(frame) => sub.outbox.push_frames(frame),
+                Some(frame) => sub
+                    .outbox
+                    .push_frames(frame, Delivered::one(wire.delivered_len(m))),
                 None => push_msg(sub, m),
             };
             if pushed {
@@ -145,8 +148,9 @@ fn traced(sub: &Sub, m: &MsgView<'_>) {
 fn push_msg(sub: &Sub, m: &MsgView<'_>) -> bool {
     let wire = sub.wire();
     let head_max = wire.head_len_max(m, &sub.sid);
+    let delivered = Delivered::one(wire.delivered_len(m));
     sub.outbox
-        .push_with(wire.frame_len_max(m, &sub.sid), |out| {
+        .push_with(wire.frame_len_max(m, &sub.sid), delivered, |out| {
             let mut framed = None;
             out.append_with(head_max, |v| {
                 framed = Some(wire.encode_head(v, m, &sub.sid))

@@ -20,8 +20,10 @@ use rustc_hash::FxHashSet;
 
 use crate::conn::Sub;
 use crate::limits::{RUN_BYTES_MAX, RUN_SHARE_BYTES_MIN};
+use crate::metrics::SubjectTable;
 use crate::subject::Match;
 use crate::wire::{MsgView, Wire};
+use crate::writer::Delivered;
 
 /// The current run of one shard.
 #[derive(Debug, Default)]
@@ -36,6 +38,10 @@ pub struct Run {
     frames: Vec<u8>,
     /// Per message: where its frame starts and where its sid starts in `frames`.
     marks: Vec<(usize, usize)>,
+    /// Payload bytes of the run's messages.
+    payload_bytes: u64,
+    /// The subject of the run under way (reused buffer), for per-subject counts.
+    subject: Vec<u8>,
     /// The last subject match found not eligible.
     ineligible: Option<Rc<Match<Rc<Sub>>>>,
     /// Scratch set for the eligibility check.
@@ -63,15 +69,16 @@ impl Run {
         target: &Rc<Match<Rc<Sub>>>,
         m: &MsgView<'_>,
         skip_cid: Option<u64>,
+        subjects: &mut SubjectTable,
     ) -> (bool, usize) {
         let mut delivered = 0;
         let mut added = self.join(target, m, skip_cid);
         if added == Added::OtherRun {
-            delivered += self.flush();
+            delivered += self.flush(subjects);
             added = self.join(target, m, skip_cid);
         }
         if added == Added::Yes && self.frames.len() >= RUN_BYTES_MAX {
-            delivered += self.flush();
+            delivered += self.flush(subjects);
         }
         (added == Added::Yes, delivered)
     }
@@ -113,12 +120,16 @@ impl Run {
                 // A shared run's buffer went with it: take one big enough for the next run.
                 self.frames.reserve(RUN_BYTES_MAX + m.body.len() + 256);
                 self.marks.clear();
+                self.payload_bytes = 0;
+                self.subject.clear();
+                self.subject.extend_from_slice(m.subject);
                 wire
             }
         };
         let start = self.frames.len();
         let sid_at = wire.encode(&mut self.frames, m, &self.sid);
         self.marks.push((start, sid_at.start));
+        self.payload_bytes += m.body.len() as u64;
         Added::Yes
     }
 
@@ -155,7 +166,7 @@ impl Run {
     }
 
     /// Delivers the run to every subscriber of its subject. Returns the deliveries queued.
-    pub fn flush(&mut self) -> usize {
+    pub fn flush(&mut self, subjects: &mut SubjectTable) -> usize {
         let Some(target) = self.target.take() else {
             return 0;
         };
@@ -165,18 +176,22 @@ impl Run {
             .then(|| Bytes::from(std::mem::take(&mut self.frames)));
         let frames: &[u8] = shared.as_deref().unwrap_or(&self.frames);
         let mut delivered = 0;
+        let each = Delivered {
+            msgs: msgs as u64,
+            payload_bytes: self.payload_bytes,
+        };
         for sub in &target.plain {
             if Some(sub.cid) == self.skip_cid || !sub.is_live() {
                 continue;
             }
             let pushed = if *sub.sid == *self.sid {
                 match &shared {
-                    Some(b) => sub.outbox.push_shared(b),
-                    None => sub.outbox.push_frames(frames),
+                    Some(b) => sub.outbox.push_shared(b, each),
+                    None => sub.outbox.push_frames(frames, each),
                 }
             } else {
                 let len = frames.len() - msgs * self.sid.len() + msgs * sub.sid.len();
-                sub.outbox.push_with(len, |out| {
+                sub.outbox.push_with(len, each, |out| {
                     // The same frames with this subscriber's sid in place of the run's.
                     for (i, &(start, sid_at)) in self.marks.iter().enumerate() {
                         let end = self.marks.get(i + 1).map_or(frames.len(), |m| m.0);
@@ -198,6 +213,13 @@ impl Run {
         }
         self.frames.clear();
         self.marks.clear();
+        let reached = delivered.checked_div(msgs).unwrap_or(0) as u64;
+        subjects.delivered(
+            &self.subject,
+            delivered as u64,
+            reached * self.payload_bytes,
+            target.plain.len() as u64,
+        );
         delivered
     }
 }

@@ -7,9 +7,10 @@
 use std::rc::Rc;
 
 use crate::close::CloseReason;
+use crate::conn::ClientInfo;
 use crate::conn::{Conn, ConnFlags};
 use crate::front::{Input, Session};
-use crate::metrics::{add, ShardMetrics};
+use crate::metrics::{Counter, ShardMetrics};
 use crate::protocol::info::encode_info;
 use crate::protocol::{self, Op as NatsOp, Parsed, Parser, ServerInfo};
 use crate::route::{Op, PubSpans, Router};
@@ -57,6 +58,11 @@ impl NatsSession {
                             headers: opts.headers,
                         };
                         router.set_options(conn, ConnFlags::from(&opts), wire);
+                        conn.set_client_info(ClientInfo {
+                            name: opts.name,
+                            lang: opts.lang,
+                            version: opts.version,
+                        });
                         if opts.verbose {
                             conn.reply(Reply::Ok);
                         }
@@ -64,11 +70,12 @@ impl NatsSession {
                     Err(e) => close_for(metrics, conn, CloseReason::Protocol(e)),
                 };
             }
-            NatsOp::Pong => return conn.pings_out.set(0),
+            NatsOp::Pong => return conn.pong_received(std::time::Instant::now()),
             NatsOp::Info | NatsOp::Ok | NatsOp::Err => return,
             NatsOp::Pub(p) => {
-                add(&metrics.msgs_in, 1);
-                add(&metrics.bytes_in, p.body.len() as u64);
+                metrics.add(Counter::MsgsIn, 1);
+                metrics.add(Counter::BytesIn, p.body.len() as u64);
+                conn.published(1, p.body.len() as u64);
                 let msg = MsgView {
                     subject: p.subject,
                     reply: p.reply,
@@ -90,8 +97,7 @@ impl NatsSession {
             NatsOp::Ping => Op::Flush,
         };
         let applied = router.apply(conn, op);
-        add(&metrics.deliveries, applied.delivered as u64);
-        add(&metrics.forwards, applied.forwarded as u64);
+        metrics.add(Counter::Forwards, applied.forwarded as u64);
     }
 }
 
@@ -182,7 +188,7 @@ fn redacted(json: &[u8]) -> String {
 
 /// Closes `conn` for a protocol error, with its `-ERR` (if nats-server sends one).
 fn close_for(metrics: &ShardMetrics, conn: &Conn, reason: CloseReason) {
-    add(&metrics.protocol_errors, 1);
+    metrics.add(Counter::ProtocolErrors, 1);
     conn.close_with(reason);
 }
 

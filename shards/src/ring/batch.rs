@@ -71,6 +71,9 @@ pub struct RingBatch {
     /// Bytes that `Publish` spans point into (a frozen part of a read buffer).
     pub blob: Bytes,
     pub items: Vec<RingItem>,
+    /// When the sending shard started the turn that parsed these publishes (the start of
+    /// their end-to-end latency).
+    pub parsed_at: Instant,
     pub sent_at: Instant,
 }
 

@@ -56,23 +56,24 @@ impl RingLinks {
         }
     }
 
-    /// Queues `msg` for `peer` without waiting, preserving order.
-    pub fn send(&self, peer: usize, msg: RingMsg) {
+    /// Queues `msg` for `peer` without waiting, preserving order. Returns true when the
+    /// ring was full (or others already waited) and the batch joined the overflow queue.
+    pub fn send(&self, peer: usize, msg: RingMsg) -> bool {
         let Some(overflow) = self.overflow.get(peer) else {
-            return;
+            return false;
         };
         let mut overflow = overflow.borrow_mut();
         if overflow.is_empty() && !self.busy[peer].get() {
             match self.senders.try_send_to(peer, msg) {
                 Ok(()) => {
                     self.counters.note_sent(self.me, peer);
-                    return;
+                    return false;
                 }
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
                     overflow.push_back(msg)
                 }
                 // The peer is gone (shutting down): nothing will read this batch.
-                Err(_) => return,
+                Err(_) => return false,
             }
         } else {
             overflow.push_back(msg);
@@ -81,6 +82,7 @@ impl RingLinks {
         if let Some(w) = self.forwarder_wakers[peer].take() {
             w.wake();
         }
+        true
     }
 
     /// True while every overflow queue is under its bound.

@@ -98,7 +98,7 @@ impl Router {
         let mut flushed = 0;
         if !matches!(op, Op::Publish { .. }) {
             // Publishes batched so far are delivered before anything else takes effect.
-            flushed = self.run.flush();
+            flushed = self.run.flush(&mut self.subjects);
         }
         let mut applied = match op {
             Op::Publish { msg, spans } => self.apply_publish(conn, &msg, spans),
@@ -173,11 +173,11 @@ impl Router {
         for item in &batch.items {
             match item {
                 RingItem::InterestAdd { subject, queue } => {
-                    out.delivered += self.run.flush();
+                    out.delivered += self.run.flush(&mut self.subjects);
                     self.add_remote(from, subject, queue.as_deref());
                 }
                 RingItem::InterestRemove { subject, queue } => {
-                    out.delivered += self.run.flush();
+                    out.delivered += self.run.flush(&mut self.subjects);
                     self.remove_remote(from, subject, queue.as_deref());
                 }
                 RingItem::Publish(fwd) => {
@@ -189,7 +189,7 @@ impl Router {
                 RingItem::BarrierAck(epoch) => self.barrier.ack(from, *epoch, &mut released),
             }
         }
-        out.delivered += self.run.flush();
+        out.delivered += self.run.flush(&mut self.subjects);
         self.remove_expired();
         for (conn, flushes) in released {
             conn.release_flushes(flushes);
@@ -206,10 +206,11 @@ impl Router {
     pub fn end_turn(
         &mut self,
         blob: Option<Bytes>,
+        parsed_at: Instant,
         mut send: impl FnMut(usize, Box<RingBatch>),
     ) -> TurnEnd {
         let mut end = TurnEnd {
-            delivered: self.run.flush(),
+            delivered: self.run.flush(&mut self.subjects),
             batches: 0,
         };
         if let Some(epoch) = self.barrier.take_request() {
@@ -235,6 +236,7 @@ impl Router {
                 Box::new(RingBatch {
                     blob: blob.clone(),
                     items,
+                    parsed_at,
                     sent_at: now,
                 }),
             );

@@ -82,6 +82,7 @@ impl Router {
             .local
             .insert(&sub.subject, sub.queue.as_deref(), Rc::clone(sub));
         sub.set_entry(Some(entry));
+        self.inserts += 1;
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestAdd {
                 subject: sub.subject.clone(),
@@ -101,6 +102,7 @@ impl Router {
         sub.set_entry(None);
         let found = self.local.remove(&sub.subject, sub.queue.as_deref(), entry);
         debug_assert!(found.is_some(), "an indexed subscription is in the index");
+        self.removes += 1;
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestRemove {
                 subject: sub.subject.clone(),

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod barrier;
 pub mod interest;
 pub mod publish;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use rustc_hash::FxHashMap;
 use crate::conn::Sub;
 use crate::fanout;
 use crate::limits::MATCH_CACHE_ENTRIES_MAX;
+use crate::metrics::SubjectTable;
 use crate::ring::RingItem;
 use crate::subject::{EntryId, Sublist};
 
@@ -67,10 +69,17 @@ pub struct Router {
     /// Subscriptions that reached their delivery limit during the current operation.
     expired: Vec<Rc<Sub>>,
     rng: u64,
+    /// The busiest subjects here.
+    subjects: SubjectTable,
+    /// Subscriptions added and removed, and the largest and total match sizes (`/subsz`).
+    inserts: u64,
+    removes: u64,
+    fanout_max: u64,
+    fanout_total: u64,
 }
 
 impl Router {
-    pub fn new(shard: usize, shards: usize, subscriptions_max: usize) -> Self {
+    pub fn new(shard: usize, shards: usize, subscriptions_max: usize, top_subjects: usize) -> Self {
         assert!(shard < shards, "a shard id is below the shard count");
         Router {
             shard,
@@ -87,6 +96,11 @@ impl Router {
             run: fanout::Run::default(),
             expired: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (shard as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            subjects: SubjectTable::new(top_subjects),
+            inserts: 0,
+            removes: 0,
+            fanout_max: 0,
+            fanout_total: 0,
         }
     }
 

@@ -78,20 +78,26 @@ impl Router {
         let flags = origin.flags();
         let skip = if flags.echo { None } else { Some(origin.cid) };
         let local = self.local.matches(m.subject);
+        let reach = self.note_match(&local);
+        let len = m.body.len() as u64;
+        self.subjects.published(m.subject, 1, len, reach);
         let mut routed = Routed::default();
         // Verbose publishers get +OK per PUB, which must not overtake their own deliveries.
         let (batched, delivered) = if flags.verbose {
             (false, 0)
         } else {
-            self.run.add(&local, m, skip)
+            self.run.add(&local, m, skip, &mut self.subjects)
         };
         routed.local += delivered;
         if batched {
             routed.batched = local.plain.len();
         } else {
             // Whatever is in the run was published first.
-            routed.local += self.run.flush();
-            routed.local += fanout::to_plain(&local.plain, m, skip, &mut self.expired);
+            routed.local += self.run.flush(&mut self.subjects);
+            let n = fanout::to_plain(&local.plain, m, skip, &mut self.expired);
+            self.subjects
+                .delivered(m.subject, n as u64, n as u64 * len, reach);
+            routed.local += n;
         }
         let mut peers = PeerSet::default();
         let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
@@ -121,6 +127,7 @@ impl Router {
                     }
                     let sub = &group.members[idx];
                     if Some(sub.cid) != skip && fanout::deliver(sub, m, &mut self.expired) {
+                        self.subjects.delivered(m.subject, 1, len, reach);
                         routed.local += 1;
                         break;
                     }
@@ -139,6 +146,7 @@ impl Router {
             for group in &local.queues {
                 let start = self.pick(group.members.len());
                 if fanout::to_one_member(&group.members, start, m, skip, &mut self.expired) {
+                    self.subjects.delivered(m.subject, 1, len, reach);
                     routed.local += 1;
                 }
             }
@@ -181,16 +189,21 @@ impl Router {
             body: fwd.body.get(blob),
         };
         let local = self.local.matches(m.subject);
+        let reach = self.note_match(&local);
+        let len = m.body.len() as u64;
         let mut out = ForwardOutcome::default();
         if fwd.queues.is_empty() {
-            let (batched, delivered) = self.run.add(&local, &m, None);
+            let (batched, delivered) = self.run.add(&local, &m, None, &mut self.subjects);
             out.delivered += delivered;
             if batched {
                 return out;
             }
         }
-        out.delivered += self.run.flush();
-        out.delivered += fanout::to_plain(&local.plain, &m, None, &mut self.expired);
+        out.delivered += self.run.flush(&mut self.subjects);
+        let n = fanout::to_plain(&local.plain, &m, None, &mut self.expired);
+        self.subjects
+            .delivered(m.subject, n as u64, n as u64 * len, reach);
+        out.delivered += n;
         for name in &fwd.queues {
             let group = local.queues.iter().find(|q| &q.name == name);
             let taken = group.is_some_and(|g| {
@@ -198,6 +211,7 @@ impl Router {
                 fanout::to_one_member(&g.members, start, &m, None, &mut self.expired)
             });
             if taken {
+                self.subjects.delivered(m.subject, 1, len, reach);
                 out.delivered += 1;
             } else {
                 // The member left between the pick and now; at-most-once, but counted.
@@ -205,6 +219,16 @@ impl Router {
             }
         }
         out
+    }
+
+    /// Counts one match for `/subsz` and returns how many subscriptions it reached here.
+    fn note_match(&mut self, local: &crate::subject::Match<Rc<Sub>>) -> u64 {
+        let reach = (local.plain.len()
+            + local.queues.iter().map(|q| q.members.len()).sum::<usize>())
+            as u64;
+        self.fanout_max = self.fanout_max.max(reach);
+        self.fanout_total += reach;
+        reach
     }
 
     /// Sends the 503 no-responders status to the requester's subscription on `reply`.

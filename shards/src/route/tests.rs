@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::close::CloseReason;
 use crate::conn::Conn;
 use crate::limits::Limits;
+use crate::metrics::ShardMetrics;
 use crate::ring::RingBatch;
 use crate::route::{Op, Outcome, PubSpans, Router};
 use crate::wire::{MsgView, Refusal, Wire};
@@ -22,6 +23,7 @@ struct Shard {
     limits: Limits,
     pool: Rc<ChunkPool>,
     congestion: Rc<Congestion>,
+    metrics: Rc<ShardMetrics>,
     next_cid: u64,
 }
 
@@ -32,7 +34,8 @@ impl Shard {
 
     fn with_limits(id: usize, shards: usize, limits: Limits) -> Shard {
         Shard {
-            router: Router::new(id, shards, limits.subscriptions_max),
+            router: Router::new(id, shards, limits.subscriptions_max, 50),
+            metrics: Rc::new(ShardMetrics::new(true)),
             limits,
             pool: Rc::new(ChunkPool::new(8)),
             congestion: Rc::new(Congestion::default()),
@@ -48,6 +51,7 @@ impl Shard {
             Rc::clone(&self.pool),
             &self.limits,
             Rc::clone(&self.congestion),
+            Rc::clone(&self.metrics),
         );
         let flags = crate::conn::ConnFlags::default();
         Rc::new(Conn::new(cid, None, Rc::new(outbox), NATS, flags))
@@ -124,8 +128,9 @@ impl Shard {
             None
         };
         let mut sent = Vec::new();
+        let now = std::time::Instant::now();
         self.router
-            .end_turn(blob, |peer, batch| sent.push((peer, batch)));
+            .end_turn(blob, now, |peer, batch| sent.push((peer, batch)));
         sent
     }
 }

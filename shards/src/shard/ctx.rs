@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
 use crate::limits::Limits;
-use crate::metrics::ShardMetrics;
+use crate::metrics::{MetricsConfig, ShardMetrics};
 use crate::protocol::info::{ServerInfo, NATS_COMPAT_VERSION};
 use crate::ring::{Inbound, RingCounters, RingLinks};
 use crate::route::Router;
@@ -23,6 +23,9 @@ use crate::writer::{ChunkPool, Congestion};
 #[derive(Debug)]
 pub struct Global {
     pub limits: Limits,
+    pub metrics: MetricsConfig,
+    /// When the server started.
+    pub started: std::time::SystemTime,
     pub server_id: String,
     pub server_name: String,
     /// The address every shard listens on (the real port when 0 was asked for).
@@ -48,7 +51,7 @@ pub struct ShardCtx {
     pub inbound: Vec<Rc<Inbound>>,
     pub pool: Rc<ChunkPool>,
     pub conns: RefCell<FxHashMap<u64, Rc<Conn>>>,
-    pub metrics: ShardMetrics,
+    pub metrics: Rc<ShardMetrics>,
     /// Outboxes that became congested this turn; publishers pause for them, boundedly.
     pub congestion: Rc<Congestion>,
     /// The server's part of the NATS `INFO` every new client gets.
@@ -66,9 +69,16 @@ impl ShardCtx {
         inbound: Vec<Rc<Inbound>>,
     ) -> Self {
         let limits = global.limits.clone();
+        let metrics = Rc::new(ShardMetrics::new(global.metrics.latency));
+        let top_subjects = global.metrics.top_subjects;
         ShardCtx {
             id,
-            router: RefCell::new(Router::new(id, global.shards, limits.subscriptions_max)),
+            router: RefCell::new(Router::new(
+                id,
+                global.shards,
+                limits.subscriptions_max,
+                top_subjects,
+            )),
             nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
             pool: Rc::new(ChunkPool::new(limits.pool_chunks_max)),
             limits: RefCell::new(limits),
@@ -76,7 +86,7 @@ impl ShardCtx {
             links,
             inbound,
             conns: RefCell::new(FxHashMap::default()),
-            metrics: ShardMetrics::default(),
+            metrics,
             congestion: Rc::new(Congestion::default()),
             gate: Gate::new(),
             stopping: Cell::new(false),

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::conn::{CloseReason, Conn};
-use crate::metrics::add;
+use crate::metrics::Counter;
 use crate::shard::ShardCtx;
 use crate::wire::Reply;
 
@@ -47,10 +47,11 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 Tick::Alive => {}
                 Tick::SendPing => {
                     conn.pings_out.set(conn.pings_out.get() + 1);
+                    conn.ping_sent(std::time::Instant::now());
                     conn.reply(Reply::Ping);
                 }
                 Tick::CloseStale => {
-                    add(&ctx.metrics.stale_connections, 1);
+                    ctx.metrics.add(Counter::StaleConnections, 1);
                     tracing::debug!(shard = ctx.id, cid = conn.cid, "stale connection");
                     conn.close_with(CloseReason::StaleConnection);
                 }

@@ -8,5 +8,6 @@ pub mod keepalive;
 pub mod listener;
 pub mod run_loop;
 pub mod runtime;
+pub mod stats;
 
 pub use ctx::{Global, ShardCtx};

@@ -5,6 +5,7 @@
 //! batch → apply its items in order → end the turn. Nothing else calls the stages.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -13,7 +14,7 @@ use crate::conn::reader::ReadBuf;
 use crate::conn::writer_task::{self, WriterParams};
 use crate::conn::{Conn, Transport};
 use crate::front::Session;
-use crate::metrics::add;
+use crate::metrics::Counter;
 use crate::ring::{Inbound, RingBatch};
 use crate::route::Router;
 use crate::shard::ShardCtx;
@@ -36,6 +37,7 @@ pub async fn serve_conn<T: Transport + 'static>(
         Rc::clone(&ctx.pool),
         &limits,
         Rc::clone(&ctx.congestion),
+        Rc::clone(&ctx.metrics),
     ));
     let (wire, flags) = session.start();
     let conn = Rc::new(Conn::new(cid, transport.peer(), outbox, wire, flags));
@@ -57,10 +59,10 @@ pub async fn serve_conn<T: Transport + 'static>(
         },
     ));
     if open > limits.connections_max {
-        add(&ctx.metrics.conns_rejected, 1);
+        ctx.metrics.add(Counter::ConnsRejected, 1);
         conn.close_with(CloseReason::MaxConnections);
     } else {
-        add(&ctx.metrics.conns_accepted, 1);
+        ctx.metrics.add(Counter::ConnsAccepted, 1);
         tracing::debug!(shard = ctx.id, cid, peer = ?conn.peer, "client connected");
         read_loop(&ctx, &conn, &*transport, &mut session).await;
     }
@@ -90,7 +92,7 @@ fn log_closed(ctx: &ShardCtx, conn: &Conn) {
         .unwrap_or(CloseReason::ClientClosed);
     let (shard, cid, peer, reason_name) = (ctx.id, conn.cid, conn.peer, reason.name());
     if reason.is_slow_consumer() {
-        add(&ctx.metrics.slow_consumers, 1);
+        ctx.metrics.add(Counter::SlowConsumers, 1);
         tracing::warn!(
             shard,
             cid,
@@ -120,7 +122,8 @@ async fn read_loop(
         if conn.is_closing() {
             return;
         }
-        conn.active.set(true);
+        let now = Instant::now();
+        conn.touched(now);
         // What other shards sent before this input arrived takes effect first (their
         // interest changes above all), as it would on a single-threaded server.
         apply_waiting_batches(ctx).await;
@@ -129,7 +132,7 @@ async fn read_loop(
         if let Some(links) = &ctx.links {
             links.wait_for_room().await;
         }
-        needed = client_turn(ctx, conn, &mut rb, session);
+        needed = client_turn(ctx, conn, &mut rb, session, now);
         // Give congested subscribers a bounded chance to drain before reading more.
         stall::pause(&ctx.congestion).await;
         // Let writers and ring receivers run before reading more.
@@ -144,7 +147,10 @@ fn client_turn(
     conn: &Rc<Conn>,
     rb: &mut ReadBuf,
     session: &mut impl Session,
+    now: Instant,
 ) -> usize {
+    // The messages of this turn were parsed now, here.
+    ctx.metrics.latency.start_turn(now, now);
     let mut router = ctx.router.borrow_mut();
     let input = session.input(&mut router, &ctx.metrics, conn, rb.data());
     let blob = if router.turn_uses_blob() {
@@ -160,13 +166,15 @@ fn client_turn(
 /// Ends a turn: the router's run is delivered and each peer gets its queued items as one
 /// batch. `blob` holds the bytes that forwarded publishes point into.
 fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>) {
-    let end = router.end_turn(blob, |peer, batch| {
+    let (parsed_at, _) = ctx.metrics.latency.turn();
+    let end = router.end_turn(blob, parsed_at, |peer, batch| {
         if let Some(links) = &ctx.links {
-            links.send(peer, batch);
+            if links.send(peer, batch) {
+                ctx.metrics.add(Counter::RingFull, 1);
+            }
         }
     });
-    add(&ctx.metrics.deliveries, end.delivered as u64);
-    add(&ctx.metrics.ring_batches_out, end.batches as u64);
+    ctx.metrics.add(Counter::RingBatchesOut, end.batches as u64);
 }
 
 /// Applies the batches already waiting in the rings into this shard, each as the ring's
@@ -185,13 +193,16 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
 /// One batch as a turn of its own: applied, its acks sent, then paced for the
 /// subscribers it fed.
 async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
-    add(&ctx.metrics.ring_batches_in, 1);
-    ctx.metrics.record_ring_transit(batch.sent_at.elapsed());
+    let now = Instant::now();
+    ctx.metrics.add(Counter::RingBatchesIn, 1);
+    ctx.metrics
+        .record_ring_transit(now.saturating_duration_since(batch.sent_at));
+    ctx.metrics.latency.start_turn(batch.parsed_at, now);
     {
         let mut router = ctx.router.borrow_mut();
         let applied = router.apply_batch(from, batch);
-        add(&ctx.metrics.deliveries, applied.delivered as u64);
-        add(&ctx.metrics.queue_misses, applied.queue_misses as u64);
+        ctx.metrics
+            .add(Counter::QueueMisses, applied.queue_misses as u64);
         end_turn(ctx, &mut router, None);
     }
     stall::pause(&ctx.congestion).await;

@@ -11,10 +11,10 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 use crate::conn::{CloseReason, Tcp};
 use crate::front::nats::NatsSession;
 use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::listener::Listener;
-use crate::shard::{keepalive, run_loop, Global, ShardCtx};
+use crate::shard::{keepalive, run_loop, stats, Global, ShardCtx};
 
 /// What a shard tells the main thread once it has started (or failed to).
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub enum Control {
     Stop,
     /// Put these limits in force (already validated against the running ones).
     Reload(Box<Limits>),
+    /// Send a snapshot of the shard back on the channel given.
+    Snapshot(SnapshotRequest, flume::Sender<ShardSnapshot>),
 }
 
 /// Everything a shard needs to start; cloned into every executor.
@@ -101,7 +103,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     listener.stop();
     drop(listener);
     shutdown(&ctx).await;
-    Some(ctx.metrics.snapshot())
+    Some(MetricsSnapshot::of(&ctx.metrics))
 }
 
 fn spawn_background(ctx: &Rc<ShardCtx>) {
@@ -121,13 +123,23 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
         }
     }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
+    glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
 }
 
 /// Applies what the main thread sends until it says stop (or is gone).
 async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
-    while let Ok(Control::Reload(limits)) = control.recv_async().await {
-        ctx.reload(*limits);
-        tracing::debug!(shard = ctx.id, "limits reloaded");
+    loop {
+        match control.recv_async().await {
+            Ok(Control::Reload(limits)) => {
+                ctx.reload(*limits);
+                tracing::debug!(shard = ctx.id, "limits reloaded");
+            }
+            Ok(Control::Snapshot(request, reply)) => {
+                // The asker may have given up waiting; nothing to do then.
+                let _ = reply.send(ctx.snapshot(request));
+            }
+            Ok(Control::Stop) | Err(_) => return,
+        }
     }
 }
 

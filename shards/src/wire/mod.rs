@@ -120,6 +120,15 @@ impl Wire {
         }
     }
 
+    /// The bytes of `m` a subscriber on this wire receives as its message (headers and
+    /// payload, or the payload alone where headers are stripped): what `out_bytes` counts.
+    pub fn delivered_len(self, m: &MsgView<'_>) -> usize {
+        match self {
+            Wire::Nats { headers: false } => m.payload().len(),
+            Wire::Nats { headers: true } => m.body.len(),
+        }
+    }
+
     /// The most bytes `m`'s whole frame takes for `tag`: the bound an outbox checks.
     pub fn frame_len_max(self, m: &MsgView<'_>, tag: &[u8]) -> usize {
         self.head_len_max(m, tag) + m.body.len() + TRAILER_BYTES_MAX

@@ -64,7 +64,7 @@ pub async fn flush(
         };
         match sent {
             Ok(n) => {
-                outbox.outbound_mut().consume(n);
+                outbox.written(n);
                 total += n;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -6,6 +6,7 @@
 //! appends; only the writer touches the transport's send side.
 
 pub mod flush;
+pub mod marks;
 pub mod outbound;
 pub mod outbox;
 pub mod pool;
@@ -13,6 +14,6 @@ pub mod stall;
 
 pub use flush::{flush, FlushError, Sink};
 pub use outbound::Outbound;
-pub use outbox::Outbox;
+pub use outbox::{Delivered, Outbox};
 pub use pool::ChunkPool;
 pub use stall::Congestion;

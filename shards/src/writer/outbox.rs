@@ -7,18 +7,21 @@
 //! Subscriptions hold an `Rc<Outbox>`, never the connection: fan-out needs nothing else,
 //! and tests drive the whole middle of the engine against in-memory outboxes.
 
-use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::future::poll_fn;
 
 use crate::close::CloseReason;
 use crate::limits::{Limits, DRAIN_WAITERS_MAX};
+use crate::metrics::{Counter, Hist, ShardMetrics};
 use crate::trace;
 use crate::wakers::WakerSet;
 use crate::wire::{Reply, Wire};
+use crate::writer::marks::Marks;
 use crate::writer::stall::{Congestion, Stall};
 use crate::writer::{ChunkPool, Outbound};
 
@@ -37,6 +40,30 @@ pub struct Outbox {
     drain_waiters: RefCell<WakerSet>,
     /// The shard's list of outboxes congested this turn.
     congestion: Rc<Congestion>,
+    /// The shard's counters and histograms.
+    metrics: Rc<ShardMetrics>,
+    /// Deliveries queued, for timing when the kernel takes them.
+    marks: RefCell<Marks>,
+    /// Messages and payload bytes delivered to this connection.
+    out_msgs: Cell<u64>,
+    out_bytes: Cell<u64>,
+}
+
+/// What one append delivers: messages and their payload bytes (headers included), for
+/// the counters and the latency marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub msgs: u64,
+    pub payload_bytes: u64,
+}
+
+impl Delivered {
+    pub fn one(payload_bytes: usize) -> Self {
+        Delivered {
+            msgs: 1,
+            payload_bytes: payload_bytes as u64,
+        }
+    }
 }
 
 impl std::fmt::Debug for Outbox {
@@ -50,7 +77,13 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    pub fn new(cid: u64, pool: Rc<ChunkPool>, limits: &Limits, congestion: Rc<Congestion>) -> Self {
+    pub fn new(
+        cid: u64,
+        pool: Rc<ChunkPool>,
+        limits: &Limits,
+        congestion: Rc<Congestion>,
+        metrics: Rc<ShardMetrics>,
+    ) -> Self {
         Outbox {
             cid,
             out: RefCell::new(Outbound::new(pool)),
@@ -65,6 +98,10 @@ impl Outbox {
             ),
             drain_waiters: RefCell::new(WakerSet::new(DRAIN_WAITERS_MAX)),
             congestion,
+            metrics,
+            marks: RefCell::new(Marks::default()),
+            out_msgs: Cell::new(0),
+            out_bytes: Cell::new(0),
         }
     }
 
@@ -91,6 +128,7 @@ impl Outbox {
         self.closing.set(Some(reason));
         if reason.drops_backlog() {
             self.out.borrow_mut().clear();
+            self.marks.borrow_mut().clear();
         }
         self.relieve();
         self.flush_requested.set(true);
@@ -148,31 +186,75 @@ impl Outbox {
 
     /// Queues one or more whole, already encoded delivery frames. Returns false (queuing
     /// nothing) if the outbox is closing or this append made it a slow consumer.
-    pub fn push_frames(self: &Rc<Self>, frames: &[u8]) -> bool {
-        self.push_with(frames.len(), |out| out.append(frames))
+    pub fn push_frames(self: &Rc<Self>, frames: &[u8], delivered: Delivered) -> bool {
+        self.push_with(frames.len(), delivered, |out| out.append(frames))
     }
 
     /// Queues deliveries encoded once and shared with other outboxes (no copy).
-    pub fn push_shared(self: &Rc<Self>, frames: &Bytes) -> bool {
-        self.push_with(frames.len(), |out| out.append_shared(frames.clone()))
+    pub fn push_shared(self: &Rc<Self>, frames: &Bytes, delivered: Delivered) -> bool {
+        self.push_with(frames.len(), delivered, |out| {
+            out.append_shared(frames.clone())
+        })
     }
 
     /// Appends at most `len` bytes of deliveries with `write`. Returns false (writing
     /// nothing) if the outbox is closing or this append made it a slow consumer.
-    pub fn push_with(self: &Rc<Self>, len: usize, write: impl FnOnce(&mut Outbound)) -> bool {
+    pub fn push_with(
+        self: &Rc<Self>,
+        len: usize,
+        delivered: Delivered,
+        write: impl FnOnce(&mut Outbound),
+    ) -> bool {
         if !self.admit(len) {
             return false;
         }
-        let pending = {
+        let (pending, end) = {
             let mut out = self.out.borrow_mut();
             write(&mut out);
-            out.pending_bytes()
+            let pending = out.pending_bytes();
+            (pending, out.written_total() + pending as u64)
         };
+        self.out_msgs.set(self.out_msgs.get() + delivered.msgs);
+        self.out_bytes
+            .set(self.out_bytes.get() + delivered.payload_bytes);
+        self.metrics.add(Counter::MsgsOut, delivered.msgs);
+        self.metrics.add(Counter::BytesOut, delivered.payload_bytes);
+        if self.metrics.latency.enabled() {
+            let (arrived, here) = self.metrics.latency.turn();
+            self.marks
+                .borrow_mut()
+                .note(end, arrived, here, delivered.msgs);
+        }
         if self.stall.note_pending(pending) {
             self.congestion.note(Rc::clone(self));
         }
         self.wake_writer();
         true
+    }
+
+    /// Writer side: `n` more bytes were accepted by the transport. Times the deliveries
+    /// that completed, counts the write.
+    pub fn written(&self, n: usize) {
+        let total = {
+            let mut out = self.out.borrow_mut();
+            out.consume(n);
+            out.written_total()
+        };
+        self.metrics.add(Counter::Writes, 1);
+        let latency = &self.metrics.latency;
+        if latency.enabled() {
+            let now = Instant::now();
+            let msgs = self.marks.borrow_mut().written(total, now, latency);
+            latency.record_n(Hist::WriteBytes, n as u64, 1);
+            if msgs > 0 {
+                latency.record_n(Hist::WriteMsgs, msgs, 1);
+            }
+        }
+    }
+
+    /// Messages and payload bytes delivered to this connection so far.
+    pub fn out_totals(&self) -> (u64, u64) {
+        (self.out_msgs.get(), self.out_bytes.get())
     }
 
     /// The bound every append passes: `len` more bytes must fit under `max_pending`.
@@ -258,11 +340,6 @@ impl Outbox {
         self.out.borrow()
     }
 
-    /// Writer side: the pending bytes, to mark written.
-    pub fn outbound_mut(&self) -> RefMut<'_, Outbound> {
-        self.out.borrow_mut()
-    }
-
     /// Everything pending, copied out (tests).
     #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
@@ -272,10 +349,10 @@ impl Outbox {
     /// Takes everything pending as if it had been written (tests): returns the bytes.
     #[cfg(test)]
     pub fn take_written(&self) -> Vec<u8> {
-        let mut out = self.out.borrow_mut();
-        let bytes = out.to_vec();
-        out.consume(bytes.len());
-        drop(out);
+        let bytes = self.out.borrow().to_vec();
+        if !bytes.is_empty() {
+            self.written(bytes.len());
+        }
         self.relieve();
         bytes
     }
@@ -299,10 +376,15 @@ mod tests {
             Rc::new(ChunkPool::new(4)),
             &limits,
             Rc::new(Congestion::default()),
+            Rc::new(ShardMetrics::new(true)),
         ))
     }
 
     const NATS: Wire = Wire::Nats { headers: true };
+    const ONE: Delivered = Delivered {
+        msgs: 1,
+        payload_bytes: 1,
+    };
 
     #[test]
     fn replies_are_bounded_like_deliveries() {
@@ -318,29 +400,32 @@ mod tests {
             !o.push_reply(NATS, Reply::Ok),
             "nothing is queued once closing"
         );
-        assert!(!o.push_frames(b"MSG a 1 0\r\n\r\n"));
+        assert!(!o.push_frames(b"MSG a 1 0\r\n\r\n", ONE));
     }
 
     #[test]
     fn deliveries_past_max_pending_close_as_slow_consumer() {
         let o = outbox(100);
-        assert!(o.push_frames(&[b'x'; 60]));
-        assert!(o.push_frames(&[b'x'; 40]));
-        assert!(!o.push_frames(&[b'x'; 1]));
+        assert!(o.push_frames(&[b'x'; 60], ONE));
+        assert!(o.push_frames(&[b'x'; 40], ONE));
+        assert!(!o.push_frames(&[b'x'; 1], ONE));
         assert_eq!(o.close_reason(), Some(CloseReason::SlowConsumerPending));
     }
 
     #[test]
     fn a_congested_outbox_is_listed_once_per_turn() {
         let o = outbox(1 << 20);
-        assert!(o.push_frames(&[b'x'; 64]));
+        assert!(o.push_frames(&[b'x'; 64], ONE));
         assert!(o.congestion.is_empty());
-        assert!(o.push_frames(&[b'x'; 1]));
-        assert!(o.push_frames(&[b'x'; 100]));
+        assert!(o.push_frames(&[b'x'; 1], ONE));
+        assert!(o.push_frames(&[b'x'; 100], ONE));
         assert!(o.is_congested());
         assert_eq!(o.congestion.len(), 1);
         assert_eq!(o.take_written().len(), 165);
         assert!(!o.is_congested(), "written out: relieved");
+        assert_eq!(o.out_totals(), (3, 3));
+        let (e2e, _) = o.metrics.latency.copy(Hist::EndToEnd);
+        assert_eq!(e2e.len(), 3, "the three deliveries were timed when written");
         o.congestion.clear();
     }
 

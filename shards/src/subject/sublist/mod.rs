@@ -74,6 +74,9 @@ pub struct Sublist<V> {
     cache: MatchCache<V>,
     /// Shared result for subjects that match nothing.
     empty: Rc<Match<V>>,
+    /// Matches asked for, and those the cache answered (for `/subsz`).
+    matches_total: u64,
+    cache_hits: u64,
     /// Trie walks done by `matches` (cache misses on valid subjects).
     #[cfg(test)]
     walks: usize,
@@ -97,9 +100,16 @@ impl<V> Sublist<V> {
             slab: Slab::default(),
             cache: MatchCache::new(cache_entries_max),
             empty: Rc::new(Match::default()),
+            matches_total: 0,
+            cache_hits: 0,
             #[cfg(test)]
             walks: 0,
         }
+    }
+
+    /// Matches asked for so far, and how many the cache answered.
+    pub fn match_stats(&self) -> (u64, u64) {
+        (self.matches_total, self.cache_hits)
     }
 
     /// Adds one entry and returns its id, the handle to remove it with. `subject` was
@@ -162,8 +172,10 @@ impl<V: Clone> Sublist<V> {
     /// bounded cache evicted it). A subject that is not a valid literal (empty token, contains
     /// a wildcard token) matches nothing.
     pub fn matches(&mut self, subject: &[u8]) -> Rc<Match<V>> {
+        self.matches_total += 1;
         // Only valid literal subjects are ever cached, so a hit needs no validation.
         if let Some(hit) = self.cache.get(subject) {
+            self.cache_hits += 1;
             return Rc::clone(hit);
         }
         if !is_valid_literal_subject(subject) {

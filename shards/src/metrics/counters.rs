@@ -1,0 +1,196 @@
+//! A shard's counters: one `Cell<u64>` per [`Counter`] (shard-local, no atomics), the
+//! connections closed per [`CloseReason`], and their plain copies ([`CounterValues`])
+//! that travel to the monitoring thread and add up across shards.
+
+use std::cell::Cell;
+
+use crate::close::CloseReason;
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// What a shard counts.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Counter {
+            $($variant,)*
+        }
+
+        impl Counter {
+            /// Every counter, in a fixed order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+
+            /// Stable snake_case name (JSON keys, Prometheus metric names).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Counter::$variant => $name,)*
+                }
+            }
+
+            /// One line on what it counts.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(Counter::$variant => $help,)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    MsgsIn => "in_msgs", "Messages published by clients of this shard.";
+    BytesIn => "in_bytes", "Payload bytes (headers included) published by clients of this shard.";
+    MsgsOut => "out_msgs", "Messages delivered to clients of this shard.";
+    BytesOut => "out_bytes", "Payload bytes (headers included) delivered to clients of this shard.";
+    Forwards => "forwards", "Publishes forwarded to another shard (one per shard with interest).";
+    RingBatchesIn => "ring_batches_in", "Batches received from other shards.";
+    RingBatchesOut => "ring_batches_out", "Batches sent to other shards.";
+    RingFull => "ring_full", "Batches that found their ring full and waited in the overflow queue.";
+    Writes => "writes", "Vectored writes to client sockets.";
+    ConnsAccepted => "connections_accepted", "Connections accepted.";
+    ConnsRejected => "connections_rejected", "Connections refused at max_connections.";
+    SlowConsumers => "slow_consumers", "Connections closed as slow consumers.";
+    StaleConnections => "stale_connections", "Connections closed for unanswered keepalive PINGs.";
+    ProtocolErrors => "protocol_errors", "Connections closed for a protocol error.";
+    QueueMisses => "queue_misses", "Queue-group picks whose member left before the message arrived.";
+}
+
+/// The close reasons counted, in a fixed order (`CloseReason::Protocol` counts as one).
+pub const CLOSE_REASONS: [CloseReason; 9] = [
+    CloseReason::ClientClosed,
+    CloseReason::ReadError,
+    CloseReason::WriteError,
+    CloseReason::SlowConsumerPending,
+    CloseReason::SlowConsumerDeadline,
+    CloseReason::Protocol(crate::protocol::ProtoError::UnknownOp),
+    CloseReason::MaxConnections,
+    CloseReason::StaleConnection,
+    CloseReason::ServerShutdown,
+];
+
+fn reason_index(reason: CloseReason) -> usize {
+    CLOSE_REASONS
+        .iter()
+        .position(|r| r.name() == reason.name())
+        .unwrap_or_else(|| unreachable!("every close reason is listed"))
+}
+
+/// A shard's live counters.
+#[derive(Debug)]
+pub struct Counters {
+    values: Vec<Cell<u64>>,
+    closed: [Cell<u64>; CLOSE_REASONS.len()],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            values: Counter::ALL.iter().map(|_| Cell::new(0)).collect(),
+            closed: Default::default(),
+        }
+    }
+}
+
+impl Counters {
+    #[inline]
+    pub fn add(&self, c: Counter, n: u64) {
+        let cell = &self.values[c as usize];
+        cell.set(cell.get().wrapping_add(n));
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values[c as usize].get()
+    }
+
+    /// Counts a connection closed for `reason`.
+    pub fn closed(&self, reason: CloseReason) {
+        let cell = &self.closed[reason_index(reason)];
+        cell.set(cell.get() + 1);
+    }
+
+    /// A plain copy.
+    pub fn values(&self) -> CounterValues {
+        CounterValues {
+            values: self.values.iter().map(Cell::get).collect(),
+            closed: self.closed.iter().map(Cell::get).collect(),
+        }
+    }
+}
+
+/// Counter values at one moment: of one shard, or summed over several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterValues {
+    values: Vec<u64>,
+    closed: Vec<u64>,
+}
+
+impl Default for CounterValues {
+    fn default() -> Self {
+        CounterValues {
+            values: vec![0; Counter::ALL.len()],
+            closed: vec![0; CLOSE_REASONS.len()],
+        }
+    }
+}
+
+impl CounterValues {
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values[c as usize]
+    }
+
+    /// Connections closed, per close reason name.
+    pub fn closed(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        CLOSE_REASONS
+            .iter()
+            .zip(&self.closed)
+            .map(|(r, &n)| (r.name(), n))
+    }
+
+    /// Connections closed for any reason.
+    pub fn closed_total(&self) -> u64 {
+        self.closed.iter().sum()
+    }
+
+    pub fn add(&mut self, other: &CounterValues) {
+        for (a, b) in self.values.iter_mut().zip(&other.values) {
+            *a += b;
+        }
+        for (a, b) in self.closed.iter_mut().zip(&other.closed) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_across_shards() {
+        let a = Counters::default();
+        let b = Counters::default();
+        a.add(Counter::MsgsIn, 3);
+        b.add(Counter::MsgsIn, 4);
+        b.add(Counter::Writes, 1);
+        a.closed(CloseReason::SlowConsumerPending);
+        b.closed(CloseReason::Protocol(
+            crate::protocol::ProtoError::PayloadTooLarge,
+        ));
+        let mut total = a.values();
+        total.add(&b.values());
+        assert_eq!(total.get(Counter::MsgsIn), 7);
+        assert_eq!(total.get(Counter::Writes), 1);
+        assert_eq!(total.closed_total(), 2);
+        let closed: Vec<_> = total.closed().filter(|&(_, n)| n > 0).collect();
+        assert_eq!(
+            closed,
+            [("slow_consumer_max_pending", 1), ("protocol_error", 1)]
+        );
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Counter::ALL.len());
+    }
+}
