@@ -17,6 +17,10 @@ NEEDS=(
   "cc           build-essential  glommio's build script compiles its vendored liburing"
   "nats-server  nats-server      tests/bench.rs measures Debian's nats-server with the generator"
   "systemd-analyze systemd      tests/operations.rs verifies packaging/shardcast.service"
+  "promtool     prometheus       tests/monitoring.rs checks /metrics with promtool check metrics"
+  "chromium     chromium         tests/monitoring.rs loads the dashboard in headless Chromium"
+  "node         nodejs           runs tests/browser/dashboard.mjs (playwright-core drives Chromium)"
+  "npm          npm              installs tests/browser's pinned packages (npm ci)"
 )
 
 cd "$(dirname "$0")/.."
@@ -65,6 +69,14 @@ if [[ ${#packages[@]} -gt 0 ]]; then
     echo "scripts/test.sh: installed, but a command is still missing (package: ${still[*]})" >&2
     exit 1
   fi
+fi
+
+# The browser harness's npm packages, from its lock file (again when the lock changes).
+browser=tests/browser
+if [[ ! -f $browser/node_modules/.package-lock.json ||
+      $browser/package-lock.json -nt $browser/node_modules/.package-lock.json ]]; then
+  echo "scripts/test.sh: npm ci in $browser" >&2
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [[ ${1:-} == --deps-only ]]; then
