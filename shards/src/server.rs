@@ -12,7 +12,10 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
-use crate::limits::{Limits, LimitsError, SHARDS_MAX, SHARD_START_TIMEOUT, SNAPSHOT_TIMEOUT};
+use crate::limits::{
+    Limits, LimitsError, EXECUTOR_IO_MEMORY_BYTES, SHARDS_MAX, SHARD_START_TIMEOUT,
+    SNAPSHOT_TIMEOUT,
+};
 use crate::metrics::{MetricsConfig, MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::preflight::{self, PreflightError};
 use crate::shard::runtime::{self, Control, ShardReport, ShardStart};
@@ -285,6 +288,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("shard")
         .spin_before_park(cfg.limits.spin_before_park)
+        .io_memory(EXECUTOR_IO_MEMORY_BYTES)
         // glommio clones this closure on the main thread, once per shard. The closure
         // must move `start`, never clone it: MeshBuilder holds a non-atomic Rc behind
         // `unsafe impl Send`, and clones made concurrently in shard threads corrupt it.
