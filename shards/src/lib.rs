@@ -47,6 +47,10 @@ pub mod wire;
 
 pub mod writer;
 
+// Flow control across the pipeline: publisher rate limits and memory pushback (read
+// side), slow-consumer policies and priorities (outbox side), the load figure.
+pub mod flow;
+
 // Running it: shard tasks, start-up checks, the server handle, counters.
 pub mod metrics;
 pub mod preflight;
