@@ -131,7 +131,7 @@ mod tests {
         new.log.level = "debug".into();
         new.log.format = LogFormat::Json;
         new.limits.max_pending = ByteSize(1 << 20);
-        new.ring.slots = 64;
+        new.ring.slots = 128;
         assert_eq!(
             restart_only_changes(&old, &new),
             ["port", "shards", "log.format"]
@@ -140,7 +140,7 @@ mod tests {
         let kept = keep_restart_only(&old, new);
         assert_eq!(
             (kept.port, kept.shards, kept.ring.slots),
-            (4222, Shards::Auto, 1024)
+            (4222, Shards::Auto, 64)
         );
         assert_eq!(kept.log.format, LogFormat::Text);
         assert_eq!(kept.log.level, "debug");

@@ -77,6 +77,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "shardcast listening"
     );
+    log_flow(&cfg, server.shards());
     notify_systemd(&[sd_notify::NotifyState::Ready]);
 
     let controller = server.controller();
@@ -205,6 +206,23 @@ impl Drop for PidFile {
     }
 }
 
+/// The flow-control settings that shape memory and throughput, once at start.
+fn log_flow(cfg: &crate::config::Config, shards: usize) {
+    let flow = cfg.server_config().limits.flow;
+    let budget = flow.memory.budget_bytes;
+    tracing::info!(
+        memory_budget = %crate::units::format_size(budget as u64),
+        memory_budget_per_shard = %crate::units::format_size((budget / shards.max(1)) as u64),
+        memory_budget_source = match cfg.memory.budget {
+            crate::config::flow::Budget::Auto => "auto: a quarter of the machine's memory",
+            crate::config::flow::Budget::Bytes(_) => "memory.budget",
+        },
+        slow_consumer_policy = flow.policy.name(),
+        rate_limited = !flow.rate_limit.is_unlimited() || !flow.rate_rules.is_empty(),
+        "flow control"
+    );
+}
+
 /// The shutdown line: every counter, summed over the shards.
 fn log_totals(m: &shards::metrics::MetricsSnapshot) {
     use shards::metrics::Counter::*;
@@ -226,6 +244,14 @@ fn log_totals(m: &shards::metrics::MetricsSnapshot) {
         slow_consumers = c.get(SlowConsumers),
         stale_connections = c.get(StaleConnections),
         protocol_errors = c.get(ProtocolErrors),
+        matched_msgs = c.get(MsgsMatched),
+        dropped_drop_new = c.get(DroppedDropNew),
+        dropped_slow_consumer = c.get(DroppedSlowConsumer),
+        dropped_closed = c.get(DroppedClosed),
+        slow_consumer_backlog_bytes = c.get(BacklogDroppedBytes),
+        throttles = c.get(Throttles),
+        throttled_us = c.get(ThrottledUs),
+        pushback_waits = c.get(PushbackWaits),
         latency_us_p50 = e2e.value_at_quantile(0.5),
         latency_us_p99 = e2e.value_at_quantile(0.99),
         ring_transit_us_p50 = ring.value_at_quantile(0.5),

@@ -106,6 +106,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(Duration::new(secs, subsec))
 }
 
+/// A byte count for people: `"512 B"`, `"64.0 KiB"`, `"5.9 GiB"` (binary units).
+pub fn format_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// Parses a byte size: `"65536"`, `"64MiB"`, `"4 KiB"`, `"1MB"` (units in any case).
 pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let (number, unit) = split_number(s);
@@ -141,6 +156,15 @@ fn split_number(s: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::format_size;
+
+    #[test]
+    fn sizes_are_formatted_in_binary_units() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(64 * 1024), "64.0 KiB");
+        assert_eq!(format_size(6 << 30), "6.0 GiB");
+    }
+
     use super::*;
 
     fn ok(s: &str) -> Duration {

@@ -464,7 +464,7 @@ fn a_reload_applies_live_settings_and_names_those_that_need_a_restart() {
     std::fs::write(
         &cfg,
         "server_name = \"renamed\"\n[limits]\nmax_subscriptions = 1\n\
-         [ring]\nslots = 64\n[log]\nlevel = \"debug\"\n",
+         [ring]\nslots = 128\n[log]\nlevel = \"debug\"\n",
     )
     .expect("config");
     reload(&child);

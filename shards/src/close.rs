@@ -16,6 +16,9 @@ pub enum CloseReason {
     SlowConsumerPending,
     /// A write made no progress within write_deadline.
     SlowConsumerDeadline,
+    /// The shard stayed over its memory budget with publishers paused for
+    /// `slow_consumer.stall_max`, and this connection held the most of it.
+    SlowConsumerMemory,
     /// The client broke the protocol.
     Protocol(ProtoError),
     /// max_connections was reached when this client connected.
@@ -36,7 +39,9 @@ impl CloseReason {
     pub fn is_slow_consumer(self) -> bool {
         matches!(
             self,
-            CloseReason::SlowConsumerPending | CloseReason::SlowConsumerDeadline
+            CloseReason::SlowConsumerPending
+                | CloseReason::SlowConsumerDeadline
+                | CloseReason::SlowConsumerMemory
         )
     }
 
@@ -48,6 +53,7 @@ impl CloseReason {
             CloseReason::WriteError => "write_error",
             CloseReason::SlowConsumerPending => "slow_consumer_max_pending",
             CloseReason::SlowConsumerDeadline => "slow_consumer_write_deadline",
+            CloseReason::SlowConsumerMemory => "slow_consumer_memory_budget",
             CloseReason::Protocol(_) => "protocol_error",
             CloseReason::MaxConnections => "max_connections",
             CloseReason::StaleConnection => "stale_connection",

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::flow::FlowConfig;
+
 /// Size of one outbound chunk. Outbound buffers are chains of these, recycled through a
 /// per-shard pool, so a connection's pending bytes never need one large allocation.
 pub const OUTBOUND_CHUNK_BYTES: usize = 64 * 1024;
@@ -87,6 +89,19 @@ pub const SID_BYTES_MAX: usize = 128;
 /// Entries kept in each shard's subject match cache.
 pub const MATCH_CACHE_ENTRIES_MAX: usize = 4096;
 
+/// How often a reader paused by the memory budget looks again (it is also woken when
+/// the shard falls under its low mark).
+pub const PUSHBACK_RECHECK: Duration = Duration::from_millis(50);
+
+/// The longest a rate-limited publisher is left unread at a time before its wait is
+/// worked out again (the load, and so the refill rate, may have changed).
+pub const THROTTLE_WAIT_MAX: Duration = Duration::from_millis(100);
+
+/// Rules of each kind (rate limit, slow-consumer policy, priority) a configuration may
+/// hold; each costs a subject-index entry per shard and, for rate rules, up to one bucket
+/// pair per publishing connection.
+pub const FLOW_RULES_MAX: usize = 256;
+
 const _: () = assert!(
     OUTBOUND_CHUNK_BYTES >= 2 * 4096 + 256,
     "a MSG line must fit a chunk"
@@ -141,6 +156,9 @@ pub struct Limits {
     /// How long an idle shard keeps polling before it parks its thread. Parking and being
     /// woken (by a client or another shard) costs tens of µs; spinning costs a CPU.
     pub spin_before_park: Duration,
+    /// Flow control: the load figure, rate limits, the memory budget, slow-consumer
+    /// policies and priorities.
+    pub flow: FlowConfig,
 }
 
 impl Default for Limits {
@@ -155,14 +173,15 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(120),
             pings_out_max: 2,
             write_bytes_max: 1024 * 1024,
-            stall_above_bytes: 256 * 1024,
+            stall_above_bytes: 64 * 1024,
             stall_budget: Duration::from_millis(10),
             flush_delay: Duration::ZERO,
-            ring_slots: 1024,
-            ring_overflow_batches_max: 1024,
-            pool_chunks_max: 256,
+            ring_slots: 64,
+            ring_overflow_batches_max: 16,
+            pool_chunks_max: 16,
             shutdown_grace: Duration::from_secs(5),
             spin_before_park: Duration::ZERO,
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -184,6 +203,8 @@ pub enum LimitsError {
     },
     #[error("max_payload ({payload}) cannot be higher than max_pending ({pending})")]
     PayloadOverPending { payload: usize, pending: usize },
+    #[error("{name}: {why}")]
+    Invalid { name: String, why: String },
 }
 
 impl Limits {
@@ -264,6 +285,31 @@ impl Limits {
                 "spin_before_park",
                 false,
                 a.spin_before_park != b.spin_before_park,
+            ),
+            (
+                "load",
+                true,
+                a.flow.load != b.flow.load || a.flow.scale != b.flow.scale,
+            ),
+            (
+                "rate_limit",
+                true,
+                a.flow.rate_limit != b.flow.rate_limit || a.flow.rate_rules != b.flow.rate_rules,
+            ),
+            ("memory", true, a.flow.memory != b.flow.memory),
+            (
+                "slow_consumer",
+                true,
+                a.flow.policy != b.flow.policy
+                    || a.flow.policy_rules != b.flow.policy_rules
+                    || a.flow.high_watermark != b.flow.high_watermark
+                    || a.flow.low_watermark != b.flow.low_watermark
+                    || a.flow.stall_max != b.flow.stall_max,
+            ),
+            (
+                "priority",
+                true,
+                a.flow.priority_rules != b.flow.priority_rules,
             ),
         ];
         all.into_iter()
@@ -361,7 +407,7 @@ impl Limits {
                 pending: self.pending_bytes_max,
             });
         }
-        Ok(())
+        self.flow.validate()
     }
 }
 
@@ -400,7 +446,7 @@ mod tests {
         let new = Limits {
             pending_bytes_max: 1 << 20,
             ping_interval: Duration::from_secs(5),
-            ring_slots: 64,
+            ring_slots: 128,
             ..Limits::default()
         };
         assert_eq!(

@@ -275,6 +275,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         connections: AtomicUsize::new(0),
         next_cid: AtomicU64::new(1),
         ring_counters: crate::ring::RingCounters::new(shards),
+        load: crate::flow::SharedLoad::new(shards),
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -8,6 +8,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use shards::metrics::{ConnRow, SnapshotRequest, SublistStats};
 use shards::server::Controller;
+use shards::writer::DropReason;
 
 use crate::monitor::format::{self, go_duration, rfc3339, Body};
 use crate::monitor::routes::{snapshots, Failure, Query};
@@ -98,6 +99,15 @@ fn conn_json(c: &ConnRow, subs: bool, now: SystemTime) -> Value {
         "out_bytes": c.out_bytes,
         "subscriptions": c.subscriptions,
         "shard": c.shard,
+        "matched_msgs": c.tally.matched,
+        "dropped_msgs": {
+            "drop_new": c.tally.dropped(DropReason::DropNew),
+            "slow_consumer": c.tally.dropped(DropReason::SlowConsumer),
+            "closed": c.tally.dropped(DropReason::Closed),
+        },
+        "dropping": c.dropping,
+        "throttles": c.throttles,
+        "throttled_ms": c.throttled.as_millis() as u64,
     });
     if let Some(obj) = v.as_object_mut() {
         for (key, value) in [

@@ -160,11 +160,16 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
         ),
     ];
     for &c in Counter::ALL {
+        // Prometheus wants base units: microseconds are exported as seconds.
+        let (base, scale) = match c {
+            Counter::ThrottledUs => ("throttled_seconds", 1e-6),
+            _ => (c.name(), 1.0),
+        };
         let metrics = shards
             .iter()
-            .map(|s| counter(shard_label(s), s.counters.get(c) as f64))
+            .map(|s| counter(shard_label(s), s.counters.get(c) as f64 * scale))
             .collect();
-        let name = format!("{}_total", c.name());
+        let name = format!("{base}_total");
         out.push(family(&name, c.help(), MetricType::COUNTER, metrics));
     }
     let closed = shards
@@ -218,6 +223,72 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
         "Time the shard's executor was busy.",
         MetricType::COUNTER,
         &|s| s.cpu_busy_total.as_secs_f64(),
+    ));
+    out.push(per_shard(
+        "load",
+        "The shard's load figure L (0 to 1): CPU, memory and network pressure, weighted and smoothed.",
+        MetricType::GAUGE,
+        &|s| s.flow.load,
+    ));
+    let inputs = shards
+        .iter()
+        .flat_map(|s| {
+            let shard = s.shard.to_string();
+            [
+                ("cpu", s.flow.cpu),
+                ("memory", s.flow.memory),
+                ("network", s.flow.network),
+            ]
+            .map(|(input, v)| gauge(vec![label("shard", &shard), label("input", input)], v))
+        })
+        .collect();
+    out.push(family(
+        "load_input",
+        "The inputs of the shard's last load sample (0 to 1), by input.",
+        MetricType::GAUGE,
+        inputs,
+    ));
+    out.push(per_shard(
+        "rate_scale",
+        "The factor publishers' rate limits refill at now, f(L).",
+        MetricType::GAUGE,
+        &|s| s.flow.rate_scale,
+    ));
+    out.push(per_shard(
+        "memory_held_bytes",
+        "Bytes the shard holds queued for clients and in flight to other shards.",
+        MetricType::GAUGE,
+        &|s| s.flow.memory_held_bytes as f64,
+    ));
+    out.push(per_shard(
+        "memory_budget_bytes",
+        "The shard's share of memory.budget.",
+        MetricType::GAUGE,
+        &|s| s.flow.memory_share_bytes as f64,
+    ));
+    out.push(per_shard(
+        "pushback",
+        "1 while the shard is over its memory budget's high mark and not reading publishers.",
+        MetricType::GAUGE,
+        &|s| f64::from(u8::from(s.flow.pushback)),
+    ));
+    out.push(per_shard(
+        "pushback_episodes_total",
+        "Times the shard went over its memory budget's high mark.",
+        MetricType::COUNTER,
+        &|s| s.flow.pushback_episodes as f64,
+    ));
+    out.push(per_shard(
+        "pushback_seconds_total",
+        "Time the shard spent over its memory budget (publishers not read).",
+        MetricType::COUNTER,
+        &|s| s.flow.pushback_time.as_secs_f64(),
+    ));
+    out.push(per_shard(
+        "connections_above_high_watermark",
+        "Connections with more pending output than their high watermark.",
+        MetricType::GAUGE,
+        &|s| s.flow.conns_above_high as f64,
     ));
     for f in &HIST_FAMILIES {
         let metrics = shards

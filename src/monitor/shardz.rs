@@ -1,5 +1,6 @@
-//! `/shardz` (per shard and in total: CPU, connections, subscriptions, every counter,
-//! latency and write-size percentiles over the lifetime and the last interval) and
+//! `/shardz` (per shard and in total: CPU, connections, subscriptions, flow control (the
+//! load figure, the memory budget, pushback), every counter, latency and write-size
+//! percentiles over the lifetime and the last interval) and
 //! `/channelz` (the busiest subjects, added up over the shards).
 
 use std::collections::HashMap;
@@ -9,7 +10,9 @@ use hdrhistogram::Histogram;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 use shards::limits::MONITOR_INTERVAL;
-use shards::metrics::{Counter, CounterValues, Hist, ShardSnapshot, SnapshotRequest, SubjectStats};
+use shards::metrics::{
+    Counter, CounterValues, FlowSnapshot, Hist, ShardSnapshot, SnapshotRequest, SubjectStats,
+};
 use shards::server::Controller;
 
 use crate::monitor::format::{self, rfc3339, Body};
@@ -65,6 +68,56 @@ fn figures(
     m
 }
 
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A shard's flow control (or all shards': load averaged, the rest summed).
+pub fn flow_json(f: &FlowSnapshot) -> Value {
+    json!({
+        "load": round3(f.load),
+        "load_cpu": round3(f.cpu),
+        "load_memory": round3(f.memory),
+        "load_network": round3(f.network),
+        "rate_scale": round3(f.rate_scale),
+        "memory_held_bytes": f.memory_held_bytes,
+        "memory_budget_bytes": f.memory_share_bytes,
+        "pushback": f.pushback,
+        "pushback_episodes": f.pushback_episodes,
+        "pushback_ms": f.pushback_time.as_millis() as u64,
+        "connections_above_high_watermark": f.conns_above_high,
+        "connections_dropping": f.conns_dropping,
+    })
+}
+
+/// The flow control of all shards: the load figures averaged (the process-wide L), the
+/// rest added up.
+pub fn flow_total(shards: &[ShardSnapshot]) -> FlowSnapshot {
+    let mut t = FlowSnapshot::default();
+    for s in shards {
+        let f = &s.flow;
+        t.load += f.load;
+        t.cpu += f.cpu;
+        t.memory += f.memory;
+        t.network += f.network;
+        t.rate_scale += f.rate_scale;
+        t.memory_held_bytes += f.memory_held_bytes;
+        t.memory_share_bytes += f.memory_share_bytes;
+        t.pushback |= f.pushback;
+        t.pushback_episodes += f.pushback_episodes;
+        t.pushback_time += f.pushback_time;
+        t.conns_above_high += f.conns_above_high;
+        t.conns_dropping += f.conns_dropping;
+    }
+    let n = shards.len().max(1) as f64;
+    t.load /= n;
+    t.cpu /= n;
+    t.memory /= n;
+    t.network /= n;
+    t.rate_scale /= n;
+    t
+}
+
 pub async fn shardz(controller: &Controller, _query: &Query) -> Result<Response<Body>, Failure> {
     let shards = snapshots(controller, SnapshotRequest::default()).await?;
     let summary = controller.summary();
@@ -80,6 +133,7 @@ pub async fn shardz(controller: &Controller, _query: &Query) -> Result<Response<
                 &s.hists,
             );
             m.insert("shard".into(), json!(s.shard));
+            m.insert("flow".into(), flow_json(&s.flow));
             Value::Object(m)
         })
         .collect();
@@ -120,7 +174,9 @@ fn total(shards: &[ShardSnapshot]) -> Map<String, Value> {
     } else {
         cpu / shards.len() as f64
     };
-    figures(&counters, conns, subs, cpu, cpu_seconds, &hists)
+    let mut m = figures(&counters, conns, subs, cpu, cpu_seconds, &hists);
+    m.insert("flow".into(), flow_json(&flow_total(shards)));
+    m
 }
 
 /// The busiest subjects over all shards.

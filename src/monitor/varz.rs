@@ -30,6 +30,21 @@ pub async fn varz(
         subscriptions += s.sublist.subscriptions;
         cpu += s.cpu_busy;
     }
+    let flow = crate::monitor::shardz::flow_total(&shards);
+    let flow_json = json!({
+        "slow_consumer_policy": summary.limits.flow.policy.name(),
+        "memory_budget_bytes": summary.limits.flow.memory.budget_bytes,
+        "memory_held_bytes": flow.memory_held_bytes,
+        "pushback": flow.pushback,
+        "matched_msgs": totals.get(Counter::MsgsMatched),
+        "dropped_msgs": {
+            "drop_new": totals.get(Counter::DroppedDropNew),
+            "slow_consumer": totals.get(Counter::DroppedSlowConsumer),
+            "closed": totals.get(Counter::DroppedClosed),
+        },
+        "throttles": totals.get(Counter::Throttles),
+        "throttled_ms": totals.get(Counter::ThrottledUs) / 1000,
+    });
     let now = SystemTime::now();
     let uptime = now.duration_since(summary.started).unwrap_or_default();
     let limits = &summary.limits;
@@ -79,6 +94,8 @@ pub async fn varz(
         "http_req_stats": requests,
         "config_load_time": rfc3339(config_load_time),
         "shards": summary.shards,
+        "load": (flow.load * 1000.0).round() / 1000.0,
+        "flow": flow_json,
     });
     format::json(StatusCode::OK, &body).map_err(|never| match never {})
 }

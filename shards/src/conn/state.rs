@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::close::CloseReason;
+use crate::flow::Throttle;
 use crate::protocol::ConnectOptions;
 use crate::subject::EntryId;
 use crate::wire::{Reply, Wire};
@@ -172,6 +173,8 @@ pub struct Conn {
     /// Messages and payload bytes it published.
     in_msgs: Cell<u64>,
     in_bytes: Cell<u64>,
+    /// Its rate-limit buckets, and the time it spent not read because of them.
+    throttle: RefCell<Throttle>,
     /// What it said about itself (NATS CONNECT name, lang, version).
     client: RefCell<ClientInfo>,
 }
@@ -208,6 +211,7 @@ impl Conn {
             rtt: Cell::new(None),
             in_msgs: Cell::new(0),
             in_bytes: Cell::new(0),
+            throttle: RefCell::new(Throttle::default()),
             client: RefCell::new(ClientInfo::default()),
         }
     }
@@ -220,6 +224,21 @@ impl Conn {
 
     pub fn last_activity(&self) -> Instant {
         self.last_activity.get()
+    }
+
+    /// Its rate-limit state (shard-local; never borrowed across an await).
+    pub fn throttle(&self) -> std::cell::RefMut<'_, Throttle> {
+        self.throttle.borrow_mut()
+    }
+
+    /// Times it was not read because of its rate limits, and for how long in all.
+    pub fn throttled(&self) -> (u64, Duration) {
+        self.throttle.borrow().throttled()
+    }
+
+    /// Whether it has published anything (the memory budget pauses only publishers).
+    pub fn has_published(&self) -> bool {
+        self.in_msgs.get() > 0
     }
 
     /// It published `msgs` messages of `bytes` payload bytes.

@@ -32,9 +32,20 @@ pub async fn run(outbox: Rc<Outbox>, transport: Rc<impl Transport>, params: Writ
             }
         })
         .await;
-        if !params.flush_delay.is_zero() && !outbox.is_closing() {
-            glommio::timer::sleep(params.flush_delay).await;
+        if !params.flush_delay.is_zero() && !outbox.is_closing() && !outbox.take_urgent() {
+            // Gather more before writing, unless a high-priority message (or a close)
+            // comes meanwhile: that is written at once.
+            let urgent = poll_fn(|cx| {
+                if outbox.take_urgent() || outbox.is_closing() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    outbox.park_writer(cx.waker());
+                    Poll::Pending
+                }
+            });
+            let _ = glommio::timer::timeout(params.flush_delay, urgent).await;
         }
+        outbox.take_urgent();
         match flush(&*transport, &outbox, params.write_bytes_max).await {
             Ok(_) => outbox.relieve(),
             Err(FlushError::Deadline) => outbox.close(CloseReason::SlowConsumerDeadline),

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::conn::Sub;
+use crate::flow::MsgClass;
 use crate::limits::ENCODED_KEEP_BYTES_MAX;
 use crate::trace;
 use crate::wire::{MsgView, Wire};
@@ -65,13 +66,14 @@ impl Encoded {
 pub fn to_plain(
     subs: &[Rc<Sub>],
     m: &MsgView<'_>,
+    class: MsgClass,
     skip_cid: Option<u64>,
     expired: &mut Vec<Rc<Sub>>,
 ) -> usize {
     if subs.len() < 2 {
         let mut delivered = 0;
         for sub in subs {
-            if Some(sub.cid) != skip_cid && deliver(sub, m, expired) {
+            if Some(sub.cid) != skip_cid && deliver(sub, m, class, expired) {
                 delivered += 1;
             }
         }
@@ -93,8 +95,8 @@ pub fn to_plain(
             let pushed = match enc.frame_for(wire, &sub.sid) {
                 Some(frame) => sub
                     .outbox
-                    .push_frames(frame, Delivered::one(wire.delivered_len(m))),
-                None => push_msg(sub, m),
+                    .push_frames(frame, Delivered::one(wire.delivered_len(m), class)),
+                None => push_msg(sub, m, class),
             };
             if pushed {
                 delivered += 1;
@@ -113,19 +115,25 @@ pub fn to_one_member(
     members: &[Rc<Sub>],
     start: usize,
     m: &MsgView<'_>,
+    class: MsgClass,
     skip_cid: Option<u64>,
     expired: &mut Vec<Rc<Sub>>,
 ) -> bool {
     let n = members.len();
     (0..n).any(|i| {
         let sub = &members[(start + i) % n];
-        Some(sub.cid) != skip_cid && deliver(sub, m, expired)
+        Some(sub.cid) != skip_cid && deliver(sub, m, class, expired)
     })
 }
 
 /// One delivery to one subscription; counts it against the subscription's UNSUB limit.
-pub fn deliver(sub: &Rc<Sub>, m: &MsgView<'_>, expired: &mut Vec<Rc<Sub>>) -> bool {
-    if !sub.is_live() || !push_msg(sub, m) {
+pub fn deliver(
+    sub: &Rc<Sub>,
+    m: &MsgView<'_>,
+    class: MsgClass,
+    expired: &mut Vec<Rc<Sub>>,
+) -> bool {
+    if !sub.is_live() || !push_msg(sub, m, class) {
         return false;
     }
     traced(sub, m);
@@ -145,10 +153,10 @@ fn traced(sub: &Sub, m: &MsgView<'_>) {
 
 /// Encodes `m` for `sub` straight into its outbox: the head in place, the body copied
 /// from where it lies.
-fn push_msg(sub: &Sub, m: &MsgView<'_>) -> bool {
+fn push_msg(sub: &Sub, m: &MsgView<'_>, class: MsgClass) -> bool {
     let wire = sub.wire();
     let head_max = wire.head_len_max(m, &sub.sid);
-    let delivered = Delivered::one(wire.delivered_len(m));
+    let delivered = Delivered::one(wire.delivered_len(m), class);
     sub.outbox
         .push_with(wire.frame_len_max(m, &sub.sid), delivered, |out| {
             let mut framed = None;

@@ -14,11 +14,14 @@
 //! the same reference-counted block, and the writer sends it from there.
 
 use std::rc::Rc;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rustc_hash::FxHashSet;
 
 use crate::conn::Sub;
+use crate::flow::{Accounted, MsgClass};
 use crate::limits::{RUN_BYTES_MAX, RUN_SHARE_BYTES_MIN};
 use crate::metrics::SubjectTable;
 use crate::subject::Match;
@@ -30,6 +33,10 @@ use crate::writer::Delivered;
 pub struct Run {
     target: Option<Rc<Match<Rc<Sub>>>>,
     skip_cid: Option<u64>,
+    /// How the run's messages are treated (one subject, one class).
+    class: MsgClass,
+    /// Where shared blocks charge their bytes (the shard's memory budget), once set.
+    accounting: Option<Arc<AtomicI64>>,
     /// The wire the frames are encoded on: every subscriber's, for header-less messages.
     wire: Option<Wire>,
     /// The sid the frames are encoded for: the first live subscriber's.
@@ -60,6 +67,11 @@ enum Added {
 }
 
 impl Run {
+    /// Charges the blocks shared from now on to `counter` (the shard's memory budget).
+    pub fn set_accounting(&mut self, counter: Arc<AtomicI64>) {
+        self.accounting = Some(counter);
+    }
+
     /// Adds `m` for the subscribers in `target` (skipping connection `skip_cid`, a publisher
     /// with echo off) to the run, delivering first a run for another subject, and the run
     /// itself once full. Returns whether `m` was batched (if not, the caller delivers it on
@@ -68,14 +80,15 @@ impl Run {
         &mut self,
         target: &Rc<Match<Rc<Sub>>>,
         m: &MsgView<'_>,
+        class: MsgClass,
         skip_cid: Option<u64>,
         subjects: &mut SubjectTable,
     ) -> (bool, usize) {
         let mut delivered = 0;
-        let mut added = self.join(target, m, skip_cid);
+        let mut added = self.join(target, m, class, skip_cid);
         if added == Added::OtherRun {
             delivered += self.flush(subjects);
-            added = self.join(target, m, skip_cid);
+            added = self.join(target, m, class, skip_cid);
         }
         if added == Added::Yes && self.frames.len() >= RUN_BYTES_MAX {
             delivered += self.flush(subjects);
@@ -88,6 +101,7 @@ impl Run {
         &mut self,
         target: &Rc<Match<Rc<Sub>>>,
         m: &MsgView<'_>,
+        class: MsgClass,
         skip_cid: Option<u64>,
     ) -> Added {
         if m.header_len.is_some() || crate::trace::enabled() {
@@ -95,7 +109,9 @@ impl Run {
             return Added::No;
         }
         let wire = match &self.target {
-            Some(t) if Rc::ptr_eq(t, target) && self.skip_cid == skip_cid => {
+            Some(t)
+                if Rc::ptr_eq(t, target) && self.skip_cid == skip_cid && self.class == class =>
+            {
                 self.wire.expect("a run in progress has its wire")
             }
             Some(_) => return Added::OtherRun,
@@ -113,6 +129,7 @@ impl Run {
                 let wire = first.wire().for_msg(m);
                 self.target = Some(Rc::clone(target));
                 self.skip_cid = skip_cid;
+                self.class = class;
                 self.wire = Some(wire);
                 self.sid.clear();
                 self.sid.extend_from_slice(&first.sid);
@@ -171,14 +188,21 @@ impl Run {
             return 0;
         };
         let msgs = self.marks.len();
-        // A large run is handed to every subscriber by reference instead of copied.
-        let shared = (self.frames.len() >= RUN_SHARE_BYTES_MIN)
-            .then(|| Bytes::from(std::mem::take(&mut self.frames)));
+        // A large run is handed to every subscriber by reference instead of copied; the
+        // shard's budget holds its bytes until the last subscriber has written it.
+        let shared = (self.frames.len() >= RUN_SHARE_BYTES_MIN).then(|| {
+            let frames = std::mem::take(&mut self.frames);
+            match &self.accounting {
+                Some(counter) => Bytes::from_owner(Accounted::new(frames, Arc::clone(counter))),
+                None => Bytes::from(frames),
+            }
+        });
         let frames: &[u8] = shared.as_deref().unwrap_or(&self.frames);
         let mut delivered = 0;
         let each = Delivered {
             msgs: msgs as u64,
             payload_bytes: self.payload_bytes,
+            class: self.class,
         };
         for sub in &target.plain {
             if Some(sub.cid) == self.skip_cid || !sub.is_live() {

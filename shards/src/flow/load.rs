@@ -117,6 +117,16 @@ impl LoadMeter {
         self.value
     }
 
+    /// Takes new weights and smoothing (a reload); the current value stays.
+    pub fn set_config(&mut self, config: LoadConfig) {
+        self.config = config;
+    }
+
+    /// The sample interval in force.
+    pub fn interval(&self) -> Duration {
+        self.config.sample_interval
+    }
+
     /// The inputs of the last sample.
     pub fn last(&self) -> Pressure {
         self.last

@@ -53,9 +53,9 @@ pub fn default_budget_bytes() -> usize {
 /// One shard's queued bytes against its share of the budget.
 #[derive(Debug)]
 pub struct MemoryBudget {
-    share_bytes: usize,
-    high_bytes: usize,
-    low_bytes: usize,
+    share_bytes: Cell<usize>,
+    high_bytes: Cell<usize>,
+    low_bytes: Cell<usize>,
     /// Bytes copied into outbound chunks and held in overflow queues.
     local: Cell<usize>,
     /// Bytes of shared run blocks alive (counted once however many outboxes hold them;
@@ -72,17 +72,37 @@ impl MemoryBudget {
     /// The share of `config` for one of `shards` shards; `waiters_max` bounds the tasks
     /// that may wait (one per connection).
     pub fn new(config: &MemoryConfig, shards: usize, waiters_max: usize) -> Self {
-        let share = config.budget_bytes / shards.max(1);
-        MemoryBudget {
-            share_bytes: share,
-            high_bytes: (share as f64 * config.high) as usize,
-            low_bytes: (share as f64 * config.low) as usize,
+        let b = MemoryBudget {
+            share_bytes: Cell::new(0),
+            high_bytes: Cell::new(0),
+            low_bytes: Cell::new(0),
             local: Cell::new(0),
             shared: Arc::new(AtomicI64::new(0)),
             paused: Cell::new(None),
             waiters: RefCell::new(WakerSet::new(waiters_max)),
             episodes: Cell::new(0),
             paused_total: Cell::new(Duration::ZERO),
+        };
+        b.reconfigure(config, shards);
+        b
+    }
+
+    /// Takes a new budget (a reload); bytes held stay held.
+    pub fn reconfigure(&self, config: &MemoryConfig, shards: usize) {
+        let share = config.budget_bytes / shards.max(1);
+        self.share_bytes.set(share);
+        self.high_bytes.set((share as f64 * config.high) as usize);
+        self.low_bytes.set((share as f64 * config.low) as usize);
+        self.check_pause();
+        self.check_resume();
+    }
+
+    /// Starts a pushback episode if over the high mark (called after local holds, and
+    /// after shared blocks are made, whose counter grows without a local call).
+    pub fn check_pause(&self) {
+        if self.paused.get().is_none() && self.held() > self.high_bytes.get() {
+            self.paused.set(Some(Instant::now()));
+            self.episodes.set(self.episodes.get() + 1);
         }
     }
 
@@ -94,10 +114,11 @@ impl MemoryBudget {
 
     /// Held bytes over the share, in [0, 1] (the load figure's memory pressure).
     pub fn pressure(&self) -> f64 {
-        if self.share_bytes == 0 {
+        let share = self.share_bytes.get();
+        if share == 0 {
             return 1.0;
         }
-        (self.held() as f64 / self.share_bytes as f64).min(1.0)
+        (self.held() as f64 / share as f64).min(1.0)
     }
 
     /// The counter shared run blocks add to and release from.
@@ -109,10 +130,7 @@ impl MemoryBudget {
     #[inline]
     pub fn hold(&self, n: usize) {
         self.local.set(self.local.get() + n);
-        if self.paused.get().is_none() && self.held() > self.high_bytes {
-            self.paused.set(Some(Instant::now()));
-            self.episodes.set(self.episodes.get() + 1);
-        }
+        self.check_pause();
     }
 
     /// `n` bytes held locally were released (written, or dropped).
@@ -126,7 +144,7 @@ impl MemoryBudget {
     /// Lets publishers read again once under the low mark.
     pub fn check_resume(&self) {
         if let Some(since) = self.paused.get() {
-            if self.held() < self.low_bytes {
+            if self.held() < self.low_bytes.get() {
                 self.paused.set(None);
                 self.paused_total
                     .set(self.paused_total.get() + since.elapsed());
@@ -159,35 +177,41 @@ impl MemoryBudget {
     }
 
     pub fn share_bytes(&self) -> usize {
-        self.share_bytes
+        self.share_bytes.get()
+    }
+
+    /// When the current pushback episode began, if one is under way.
+    pub fn paused_since(&self) -> Option<Instant> {
+        self.paused.get()
     }
 }
 
-/// A block of bytes shared by reference whose size counts against a shard's budget for
-/// as long as any reference lives (`bytes::Bytes::from_owner`).
+/// A block of bytes shared by reference (a run's frames, a ring batch's blob) whose size
+/// counts against a shard's budget for as long as any reference lives, on whichever
+/// thread drops the last one (`bytes::Bytes::from_owner`).
 #[derive(Debug)]
-pub struct Accounted {
-    bytes: Vec<u8>,
+pub struct Accounted<T: AsRef<[u8]>> {
+    bytes: T,
     counter: Arc<AtomicI64>,
 }
 
-impl Accounted {
-    pub fn new(bytes: Vec<u8>, counter: Arc<AtomicI64>) -> Self {
-        counter.fetch_add(bytes.len() as i64, Ordering::Relaxed);
+impl<T: AsRef<[u8]>> Accounted<T> {
+    pub fn new(bytes: T, counter: Arc<AtomicI64>) -> Self {
+        counter.fetch_add(bytes.as_ref().len() as i64, Ordering::Relaxed);
         Accounted { bytes, counter }
     }
 }
 
-impl AsRef<[u8]> for Accounted {
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Accounted<T> {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_ref()
     }
 }
 
-impl Drop for Accounted {
+impl<T: AsRef<[u8]>> Drop for Accounted<T> {
     fn drop(&mut self) {
         self.counter
-            .fetch_sub(self.bytes.len() as i64, Ordering::Relaxed);
+            .fetch_sub(self.bytes.as_ref().len() as i64, Ordering::Relaxed);
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Input {
     /// Size of the operation still being received, when the front-end knows it (so the
     /// reader makes room for it at once), else 0.
     pub needed: usize,
+    /// Set when the front-end stopped at a publish that does not fit the publisher's rate
+    /// limits yet: how long until it does. The reader waits that long without reading,
+    /// then hands the rest of the input back.
+    pub throttled: Option<std::time::Duration>,
 }
 
 /// One connection's protocol state on a front-end.

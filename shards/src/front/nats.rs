@@ -126,9 +126,18 @@ impl Session for NatsSession {
     ) -> Input {
         let mut consumed = 0;
         let mut needed = 0;
+        let mut throttled = None;
         while consumed < data.len() && !conn.is_closing() {
             match self.parser.parse(&data[consumed..]) {
                 Ok(Parsed::Op { op, consumed: n }) => {
+                    if let NatsOp::Pub(p) = &op {
+                        let wait = router.admit(conn, p.subject, p.body.len());
+                        if !wait.is_zero() {
+                            // Not now: left unconsumed, parsed again after the wait.
+                            throttled = Some(wait);
+                            break;
+                        }
+                    }
                     if trace::enabled() {
                         trace_op(conn.cid, &data[consumed..consumed + n], &op);
                     }
@@ -146,7 +155,11 @@ impl Session for NatsSession {
                 }
             }
         }
-        Input { consumed, needed }
+        Input {
+            consumed,
+            needed,
+            throttled,
+        }
     }
 }
 

@@ -51,15 +51,24 @@ counters! {
     StaleConnections => "stale_connections", "Connections closed for unanswered keepalive PINGs.";
     ProtocolErrors => "protocol_errors", "Connections closed for a protocol error.";
     QueueMisses => "queue_misses", "Queue-group picks whose member left before the message arrived.";
+    MsgsMatched => "matched_msgs", "Deliveries owed: each message once per subscription of this shard it matched (= out_msgs + dropped_*).";
+    DroppedDropNew => "dropped_drop_new", "Messages dropped for a connection over its high watermark (slow-consumer policy drop_new).";
+    DroppedSlowConsumer => "dropped_slow_consumer", "Messages not queued because their connection was being closed as a slow consumer.";
+    DroppedClosed => "dropped_closed", "Messages not queued because their connection was closing for another reason.";
+    BacklogDroppedBytes => "slow_consumer_backlog_bytes", "Bytes queued for connections closed as slow consumers and discarded with them.";
+    Throttles => "throttles", "Times a publisher was not read for a while because of its rate limits.";
+    ThrottledUs => "throttled_us", "Time publishers were not read because of their rate limits, in microseconds.";
+    PushbackWaits => "pushback_waits", "Reads deferred because the shard was over its memory budget's high mark.";
 }
 
 /// The close reasons counted, in a fixed order (`CloseReason::Protocol` counts as one).
-pub const CLOSE_REASONS: [CloseReason; 9] = [
+pub const CLOSE_REASONS: [CloseReason; 10] = [
     CloseReason::ClientClosed,
     CloseReason::ReadError,
     CloseReason::WriteError,
     CloseReason::SlowConsumerPending,
     CloseReason::SlowConsumerDeadline,
+    CloseReason::SlowConsumerMemory,
     CloseReason::Protocol(crate::protocol::ProtoError::UnknownOp),
     CloseReason::MaxConnections,
     CloseReason::StaleConnection,

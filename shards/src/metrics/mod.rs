@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 pub use counters::{Counter, CounterValues, Counters};
 pub use latency::{new_latency_histogram, Hist, Latency};
-pub use snapshot::{ConnRow, ShardSnapshot, SnapshotRequest, SubRow, SublistStats};
+pub use snapshot::{ConnRow, FlowSnapshot, ShardSnapshot, SnapshotRequest, SubRow, SublistStats};
 pub use subjects::{SubjectStats, SubjectTable};
 
 /// What the shards measure, beyond the counters they always keep.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::metrics::{CounterValues, Hist, SubjectStats};
+use crate::writer::TallyValues;
 
 /// What a snapshot should include beyond the shard's totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +34,13 @@ pub struct ConnRow {
     pub in_bytes: u64,
     pub out_msgs: u64,
     pub out_bytes: u64,
+    /// Its delivery accounting (matched = delivered + dropped by reason).
+    pub tally: TallyValues,
+    /// Whether `drop_new` messages are being dropped for it now.
+    pub dropping: bool,
+    /// Times it was not read because of its rate limits, and for how long in all.
+    pub throttles: u64,
+    pub throttled: Duration,
     pub subscriptions: u64,
     /// The subjects of its subscriptions (when subscriptions were asked for).
     pub subjects: Vec<String>,
@@ -80,6 +88,28 @@ impl SublistStats {
     }
 }
 
+/// A shard's flow control at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FlowSnapshot {
+    /// The load figure L (smoothed), and the inputs of its last sample.
+    pub load: f64,
+    pub cpu: f64,
+    pub memory: f64,
+    pub network: f64,
+    /// The factor rate limits refill at, f(L).
+    pub rate_scale: f64,
+    /// Bytes held against the shard's share of `memory.budget`, and that share.
+    pub memory_held_bytes: u64,
+    pub memory_share_bytes: u64,
+    /// Whether publishers are paused for the budget now; episodes and their time so far.
+    pub pushback: bool,
+    pub pushback_episodes: u64,
+    pub pushback_time: Duration,
+    /// Connections above their high watermark, and those shedding `drop_new` messages.
+    pub conns_above_high: u64,
+    pub conns_dropping: u64,
+}
+
 /// One shard at one moment.
 #[derive(Debug, Clone)]
 pub struct ShardSnapshot {
@@ -91,6 +121,7 @@ pub struct ShardSnapshot {
     /// Executor busy fraction over the last interval, and busy time over the lifetime.
     pub cpu_busy: f64,
     pub cpu_busy_total: Duration,
+    pub flow: FlowSnapshot,
     /// Each histogram: over the lifetime, and over the last interval.
     pub hists: Vec<(Hist, Histogram<u64>, Histogram<u64>)>,
     pub subjects: Vec<(String, SubjectStats)>,

@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod barrier;
+pub mod flow;
 pub mod interest;
 pub mod publish;
 pub mod stats;
@@ -76,10 +77,18 @@ pub struct Router {
     removes: u64,
     fanout_max: u64,
     fanout_total: u64,
+    /// Flow control: how messages are classified and publishers limited.
+    flow: flow::RouterFlow,
 }
 
 impl Router {
-    pub fn new(shard: usize, shards: usize, subscriptions_max: usize, top_subjects: usize) -> Self {
+    pub fn new(
+        shard: usize,
+        shards: usize,
+        subscriptions_max: usize,
+        top_subjects: usize,
+        flow: &crate::flow::FlowConfig,
+    ) -> Self {
         assert!(shard < shards, "a shard id is below the shard count");
         Router {
             shard,
@@ -101,6 +110,7 @@ impl Router {
             removes: 0,
             fanout_max: 0,
             fanout_total: 0,
+            flow: flow::RouterFlow::new(flow),
         }
     }
 

@@ -81,12 +81,13 @@ impl Router {
         let reach = self.note_match(&local);
         let len = m.body.len() as u64;
         self.subjects.published(m.subject, 1, len, reach);
+        let class = self.classify(m.subject);
         let mut routed = Routed::default();
         // Verbose publishers get +OK per PUB, which must not overtake their own deliveries.
         let (batched, delivered) = if flags.verbose {
             (false, 0)
         } else {
-            self.run.add(&local, m, skip, &mut self.subjects)
+            self.run.add(&local, m, class, skip, &mut self.subjects)
         };
         routed.local += delivered;
         if batched {
@@ -94,7 +95,7 @@ impl Router {
         } else {
             // Whatever is in the run was published first.
             routed.local += self.run.flush(&mut self.subjects);
-            let n = fanout::to_plain(&local.plain, m, skip, &mut self.expired);
+            let n = fanout::to_plain(&local.plain, m, class, skip, &mut self.expired);
             self.subjects
                 .delivered(m.subject, n as u64, n as u64 * len, reach);
             routed.local += n;
@@ -126,7 +127,7 @@ impl Router {
                         break;
                     }
                     let sub = &group.members[idx];
-                    if Some(sub.cid) != skip && fanout::deliver(sub, m, &mut self.expired) {
+                    if Some(sub.cid) != skip && fanout::deliver(sub, m, class, &mut self.expired) {
                         self.subjects.delivered(m.subject, 1, len, reach);
                         routed.local += 1;
                         break;
@@ -145,7 +146,7 @@ impl Router {
         } else {
             for group in &local.queues {
                 let start = self.pick(group.members.len());
-                if fanout::to_one_member(&group.members, start, m, skip, &mut self.expired) {
+                if fanout::to_one_member(&group.members, start, m, class, skip, &mut self.expired) {
                     self.subjects.delivered(m.subject, 1, len, reach);
                     routed.local += 1;
                 }
@@ -191,16 +192,17 @@ impl Router {
         let local = self.local.matches(m.subject);
         let reach = self.note_match(&local);
         let len = m.body.len() as u64;
+        let class = self.classify(m.subject);
         let mut out = ForwardOutcome::default();
         if fwd.queues.is_empty() {
-            let (batched, delivered) = self.run.add(&local, &m, None, &mut self.subjects);
+            let (batched, delivered) = self.run.add(&local, &m, class, None, &mut self.subjects);
             out.delivered += delivered;
             if batched {
                 return out;
             }
         }
         out.delivered += self.run.flush(&mut self.subjects);
-        let n = fanout::to_plain(&local.plain, &m, None, &mut self.expired);
+        let n = fanout::to_plain(&local.plain, &m, class, None, &mut self.expired);
         self.subjects
             .delivered(m.subject, n as u64, n as u64 * len, reach);
         out.delivered += n;
@@ -208,7 +210,7 @@ impl Router {
             let group = local.queues.iter().find(|q| &q.name == name);
             let taken = group.is_some_and(|g| {
                 let start = self.pick(g.members.len());
-                fanout::to_one_member(&g.members, start, &m, None, &mut self.expired)
+                fanout::to_one_member(&g.members, start, &m, class, None, &mut self.expired)
             });
             if taken {
                 self.subjects.delivered(m.subject, 1, len, reach);
@@ -244,7 +246,8 @@ impl Router {
                 header_len: Some(NO_RESPONDERS.len()),
                 body: NO_RESPONDERS,
             };
-            fanout::deliver(&sub, &status, &mut self.expired);
+            let class = self.classify(reply);
+            fanout::deliver(&sub, &status, class, &mut self.expired);
         }
     }
 }

@@ -8,12 +8,13 @@ use bytes::Bytes;
 
 use crate::close::CloseReason;
 use crate::conn::Conn;
+use crate::flow::MemoryBudget;
 use crate::limits::Limits;
 use crate::metrics::ShardMetrics;
 use crate::ring::RingBatch;
 use crate::route::{Op, Outcome, PubSpans, Router};
 use crate::wire::{MsgView, Refusal, Wire};
-use crate::writer::{ChunkPool, Congestion, Outbox};
+use crate::writer::{ChunkPool, Congestion, Outbox, OutboxEnv};
 
 const NATS: Wire = Wire::Nats { headers: true };
 
@@ -21,9 +22,7 @@ const NATS: Wire = Wire::Nats { headers: true };
 struct Shard {
     router: Router,
     limits: Limits,
-    pool: Rc<ChunkPool>,
-    congestion: Rc<Congestion>,
-    metrics: Rc<ShardMetrics>,
+    env: Rc<OutboxEnv>,
     next_cid: u64,
 }
 
@@ -33,12 +32,18 @@ impl Shard {
     }
 
     fn with_limits(id: usize, shards: usize, limits: Limits) -> Shard {
+        let memory = MemoryBudget::new(&limits.flow.memory, shards, 64);
+        let mut router = Router::new(id, shards, limits.subscriptions_max, 50, &limits.flow);
+        router.set_accounting(memory.shared_counter());
         Shard {
-            router: Router::new(id, shards, limits.subscriptions_max, 50),
-            metrics: Rc::new(ShardMetrics::new(true)),
+            router,
+            env: Rc::new(OutboxEnv {
+                pool: Rc::new(ChunkPool::new(8)),
+                congestion: Rc::new(Congestion::default()),
+                metrics: Rc::new(ShardMetrics::new(true)),
+                memory: Rc::new(memory),
+            }),
             limits,
-            pool: Rc::new(ChunkPool::new(8)),
-            congestion: Rc::new(Congestion::default()),
             next_cid: 1 + 1000 * id as u64,
         }
     }
@@ -46,13 +51,7 @@ impl Shard {
     fn conn(&mut self) -> Rc<Conn> {
         let cid = self.next_cid;
         self.next_cid += 1;
-        let outbox = Outbox::new(
-            cid,
-            Rc::clone(&self.pool),
-            &self.limits,
-            Rc::clone(&self.congestion),
-            Rc::clone(&self.metrics),
-        );
+        let outbox = Outbox::new(cid, Rc::clone(&self.env), &self.limits);
         let flags = crate::conn::ConnFlags::default();
         Rc::new(Conn::new(cid, None, Rc::new(outbox), NATS, flags))
     }

@@ -12,12 +12,13 @@ use glommio::sync::Gate;
 use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
-use crate::limits::Limits;
+use crate::flow::{LoadMeter, MemoryBudget, Pressure, SharedLoad};
+use crate::limits::{Limits, SHARDS_MAX};
 use crate::metrics::{MetricsConfig, ShardMetrics};
 use crate::protocol::info::{ServerInfo, NATS_COMPAT_VERSION};
 use crate::ring::{Inbound, RingCounters, RingLinks};
 use crate::route::Router;
-use crate::writer::{ChunkPool, Congestion};
+use crate::writer::{ChunkPool, Congestion, OutboxEnv};
 
 /// Server-wide, shared by all shards.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub struct Global {
     pub next_cid: AtomicU64,
     /// Batches each shard has put in each ring (see `ring::inbound`).
     pub ring_counters: RingCounters,
+    /// Every shard's load figure L (see `flow::load`).
+    pub load: SharedLoad,
 }
 
 /// One shard's state.
@@ -54,6 +57,12 @@ pub struct ShardCtx {
     pub metrics: Rc<ShardMetrics>,
     /// Outboxes that became congested this turn; publishers pause for them, boundedly.
     pub congestion: Rc<Congestion>,
+    /// The shard's share of `memory.budget`.
+    pub memory: Rc<MemoryBudget>,
+    /// What every outbox of the shard shares (the four above).
+    pub outbox_env: Rc<OutboxEnv>,
+    /// This shard's load figure and its last inputs.
+    pub load: RefCell<LoadMeter>,
     /// The server's part of the NATS `INFO` every new client gets.
     nats_info: RefCell<Rc<ServerInfo>>,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -71,23 +80,42 @@ impl ShardCtx {
         let limits = global.limits.clone();
         let metrics = Rc::new(ShardMetrics::new(global.metrics.latency));
         let top_subjects = global.metrics.top_subjects;
+        let memory = Rc::new(MemoryBudget::new(
+            &limits.flow.memory,
+            global.shards,
+            limits.connections_max.saturating_add(SHARDS_MAX),
+        ));
+        let mut router = Router::new(
+            id,
+            global.shards,
+            limits.subscriptions_max,
+            top_subjects,
+            &limits.flow,
+        );
+        router.set_accounting(memory.shared_counter());
+        let pool = Rc::new(ChunkPool::new(limits.pool_chunks_max));
+        let congestion = Rc::new(Congestion::default());
+        let outbox_env = Rc::new(OutboxEnv {
+            pool: Rc::clone(&pool),
+            congestion: Rc::clone(&congestion),
+            metrics: Rc::clone(&metrics),
+            memory: Rc::clone(&memory),
+        });
         ShardCtx {
             id,
-            router: RefCell::new(Router::new(
-                id,
-                global.shards,
-                limits.subscriptions_max,
-                top_subjects,
-            )),
+            router: RefCell::new(router),
             nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
-            pool: Rc::new(ChunkPool::new(limits.pool_chunks_max)),
+            pool,
+            load: RefCell::new(LoadMeter::new(limits.flow.load.clone())),
             limits: RefCell::new(limits),
             global,
             links,
             inbound,
             conns: RefCell::new(FxHashMap::default()),
             metrics,
-            congestion: Rc::new(Congestion::default()),
+            congestion,
+            memory,
+            outbox_env,
             gate: Gate::new(),
             stopping: Cell::new(false),
         }
@@ -95,6 +123,12 @@ impl ShardCtx {
 
     pub fn shards(&self) -> usize {
         self.global.shards
+    }
+
+    /// This shard's load figure now, and the inputs of its last sample.
+    pub fn load_now(&self) -> (f64, Pressure) {
+        let load = self.load.borrow();
+        (load.value(), load.last())
     }
 
     /// The limits in force now (read them, do not hold the borrow across an await).
@@ -112,9 +146,16 @@ impl ShardCtx {
     /// takes the new `max_pending` and pacing thresholds; the rest (line and payload
     /// sizes, write deadline, batching) apply to connections accepted from now on.
     pub fn reload(&self, limits: Limits) {
-        self.router
-            .borrow_mut()
-            .set_subscriptions_max(limits.subscriptions_max);
+        {
+            let mut router = self.router.borrow_mut();
+            router.set_subscriptions_max(limits.subscriptions_max);
+            if limits.flow != self.limits.borrow().flow {
+                router.set_flow(&limits.flow);
+            }
+        }
+        self.memory
+            .reconfigure(&limits.flow.memory, self.global.shards);
+        self.load.borrow_mut().set_config(limits.flow.load.clone());
         *self.nats_info.borrow_mut() = Rc::new(nats_info(&self.global, &limits));
         for conn in self.conns.borrow().values() {
             conn.outbox.set_limits(&limits);

@@ -3,9 +3,14 @@
 //! forwards per peer) → end the turn (one ring batch per peer, sharing the chunk's bytes)
 //! → pause for subscribers it congested → yield so writers flush. For a ring: take a
 //! batch → apply its items in order → end the turn. Nothing else calls the stages.
+//!
+//! Flow control acts on the read side here: a publisher whose next message does not fit
+//! its rate limits is not read until it does, and while the shard is over its memory
+//! budget neither its publishers nor its rings are read. Both are pushback: TCP (or the
+//! ring) slows the sender, nothing is dropped.
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -13,7 +18,9 @@ use crate::close::CloseReason;
 use crate::conn::reader::ReadBuf;
 use crate::conn::writer_task::{self, WriterParams};
 use crate::conn::{Conn, Transport};
+use crate::flow::Accounted;
 use crate::front::Session;
+use crate::limits::{PUSHBACK_RECHECK, THROTTLE_WAIT_MAX};
 use crate::metrics::Counter;
 use crate::ring::{Inbound, RingBatch};
 use crate::route::Router;
@@ -31,14 +38,16 @@ pub async fn serve_conn<T: Transport + 'static>(
         .next_cid
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let transport = Rc::new(transport);
-    let limits = ctx.limits().clone();
-    let outbox = Rc::new(Outbox::new(
-        cid,
-        Rc::clone(&ctx.pool),
-        &limits,
-        Rc::clone(&ctx.congestion),
-        Rc::clone(&ctx.metrics),
-    ));
+    let (outbox, params, connections_max) = {
+        let limits = ctx.limits();
+        let params = WriterParams {
+            write_bytes_max: limits.write_bytes_max,
+            flush_delay: limits.flush_delay,
+            shutdown_grace: limits.shutdown_grace,
+        };
+        let outbox = Outbox::new(cid, Rc::clone(&ctx.outbox_env), &limits);
+        (Rc::new(outbox), params, limits.connections_max)
+    };
     let (wire, flags) = session.start();
     let conn = Rc::new(Conn::new(cid, transport.peer(), outbox, wire, flags));
     session.greet(&conn);
@@ -52,13 +61,9 @@ pub async fn serve_conn<T: Transport + 'static>(
     let writer = glommio::spawn_local(writer_task::run(
         Rc::clone(&conn.outbox),
         Rc::clone(&transport),
-        WriterParams {
-            write_bytes_max: limits.write_bytes_max,
-            flush_delay: limits.flush_delay,
-            shutdown_grace: limits.shutdown_grace,
-        },
+        params,
     ));
-    if open > limits.connections_max {
+    if open > connections_max {
         ctx.metrics.add(Counter::ConnsRejected, 1);
         conn.close_with(CloseReason::MaxConnections);
     } else {
@@ -93,11 +98,15 @@ fn log_closed(ctx: &ShardCtx, conn: &Conn) {
     let (shard, cid, peer, reason_name) = (ctx.id, conn.cid, conn.peer, reason.name());
     if reason.is_slow_consumer() {
         ctx.metrics.add(Counter::SlowConsumers, 1);
+        let tally = conn.outbox.tally();
         tracing::warn!(
             shard,
             cid,
             ?peer,
             reason = reason_name,
+            matched_msgs = tally.matched,
+            out_msgs = tally.delivered_msgs,
+            dropped_msgs = tally.dropped_total(),
             "slow consumer closed"
         );
     } else {
@@ -114,6 +123,9 @@ async fn read_loop(
     let mut rb = ReadBuf::default();
     let mut needed = 0;
     while !conn.is_closing() {
+        if conn.has_published() {
+            pushback(ctx, || conn.is_closing()).await;
+        }
         match rb.read_from(transport, needed).await {
             Ok(0) => return conn.close(CloseReason::ClientClosed),
             Ok(_) => {}
@@ -132,23 +144,73 @@ async fn read_loop(
         if let Some(links) = &ctx.links {
             links.wait_for_room().await;
         }
-        needed = client_turn(ctx, conn, &mut rb, session, now);
+        let mut turn = client_turn(ctx, conn, &mut rb, session, now);
         // Give congested subscribers a bounded chance to drain before reading more.
         stall::pause(&ctx.congestion).await;
+        // Over its rate limits: what is left of the input waits for its tokens, and the
+        // socket is not read meanwhile.
+        while let Some(wait) = turn.throttled {
+            throttle(ctx, conn, wait).await;
+            if conn.is_closing() {
+                return;
+            }
+            apply_waiting_batches(ctx).await;
+            if let Some(links) = &ctx.links {
+                links.wait_for_room().await;
+            }
+            turn = client_turn(ctx, conn, &mut rb, session, Instant::now());
+            stall::pause(&ctx.congestion).await;
+        }
+        needed = turn.needed;
         // Let writers and ring receivers run before reading more.
         futures_lite::future::yield_now().await;
     }
 }
 
-/// One turn of a client: parse and apply what was read, then end the turn. Returns the
-/// size of the operation still being received, if known.
+/// Waits while the shard is over its memory budget (rechecking every
+/// `PUSHBACK_RECHECK`, and giving up when `give_up` says so).
+async fn pushback(ctx: &ShardCtx, give_up: impl Fn() -> bool) {
+    if !ctx.memory.is_paused() {
+        return;
+    }
+    ctx.metrics.add(Counter::PushbackWaits, 1);
+    while ctx.memory.is_paused() && !give_up() && !ctx.stopping.get() {
+        let _ = glommio::timer::timeout(PUSHBACK_RECHECK, async {
+            ctx.memory.wait_for_room().await;
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// Leaves `conn` unread for `wait` (at most `THROTTLE_WAIT_MAX` at a time: the wait is
+/// worked out again with the load then), counting it.
+async fn throttle(ctx: &ShardCtx, conn: &Conn, wait: Duration) {
+    let began = Instant::now();
+    glommio::timer::sleep(wait.min(THROTTLE_WAIT_MAX)).await;
+    let waited = began.elapsed();
+    conn.throttle().note_throttled(waited);
+    ctx.metrics.add(Counter::Throttles, 1);
+    ctx.metrics
+        .add(Counter::ThrottledUs, waited.as_micros() as u64);
+}
+
+/// What a client turn left to do.
+struct Turn {
+    /// The size of the operation still being received, if known.
+    needed: usize,
+    /// Set when a publish did not fit the rate limits: how long until it does.
+    throttled: Option<Duration>,
+}
+
+/// One turn of a client: parse and apply what was read, then end the turn.
 fn client_turn(
     ctx: &ShardCtx,
     conn: &Rc<Conn>,
     rb: &mut ReadBuf,
     session: &mut impl Session,
     now: Instant,
-) -> usize {
+) -> Turn {
     // The messages of this turn were parsed now, here.
     ctx.metrics.latency.start_turn(now, now);
     let mut router = ctx.router.borrow_mut();
@@ -160,13 +222,22 @@ fn client_turn(
         None
     };
     end_turn(ctx, &mut router, blob);
-    input.needed
+    Turn {
+        needed: input.needed,
+        throttled: input.throttled,
+    }
 }
 
 /// Ends a turn: the router's run is delivered and each peer gets its queued items as one
 /// batch. `blob` holds the bytes that forwarded publishes point into.
 fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>) {
     let (parsed_at, _) = ctx.metrics.latency.turn();
+    // The bytes travel to other shards: this shard's budget holds them until the last
+    // peer has applied them.
+    let blob = blob.map(|b| Bytes::from_owner(Accounted::new(b, ctx.memory.shared_counter())));
+    if blob.is_some() {
+        ctx.memory.check_pause();
+    }
     let end = router.end_turn(blob, parsed_at, |peer, batch| {
         if let Some(links) = &ctx.links {
             if links.send(peer, batch) {
@@ -193,6 +264,8 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
 /// One batch as a turn of its own: applied, its acks sent, then paced for the
 /// subscribers it fed.
 async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
+    // Over the memory budget, the rings wait too (their senders then wait for room).
+    pushback(ctx, || false).await;
     let now = Instant::now();
     ctx.metrics.add(Counter::RingBatchesIn, 1);
     ctx.metrics

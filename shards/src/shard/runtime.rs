@@ -124,6 +124,7 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
     }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
+    glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();
 }
 
 /// Applies what the main thread sends until it says stop (or is gone).

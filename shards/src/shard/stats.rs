@@ -1,15 +1,124 @@
-//! A shard's view for monitoring: every `MONITOR_INTERVAL` it ends a metrics interval
-//! (the executor's busy fraction, the histograms' last interval), every
+//! A shard's view of itself: every `load.sample_interval` it works out its load figure
+//! (and from it the rate limits' refill factor), every `MONITOR_INTERVAL` it ends a
+//! metrics interval (the executor's busy fraction, the histograms' last interval), every
 //! `monitoring.stats_log_interval` it logs a one-line summary, and on request it builds a
-//! [`ShardSnapshot`] (totals, histograms, busiest subjects, and, when asked, one row per
-//! connection and per subscription) for the monitoring thread.
+//! [`ShardSnapshot`] (totals, flow control, histograms, busiest subjects, and, when
+//! asked, one row per connection and per subscription) for the monitoring thread.
 
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::close::CloseReason;
+use crate::flow::Pressure;
 use crate::limits::MONITOR_INTERVAL;
-use crate::metrics::{ConnRow, Counter, Hist, ShardSnapshot, SnapshotRequest};
+use crate::metrics::{ConnRow, Counter, FlowSnapshot, Hist, ShardSnapshot, SnapshotRequest};
 use crate::shard::ShardCtx;
+
+/// Samples the shard's load every `load.sample_interval` until the shard stops: CPU busy
+/// fraction since the last sample, memory pressure, network pressure. Publishes L, sets
+/// the rate limits' refill factor from it, and, when the shard has been over its memory
+/// budget for `slow_consumer.stall_max`, closes the connection holding the most.
+pub async fn sample_load(ctx: Rc<ShardCtx>) {
+    let mut last_busy = glommio::executor().executor_stats().total_runtime();
+    let mut last = Instant::now();
+    loop {
+        let interval = ctx.load.borrow().interval();
+        glommio::timer::sleep(interval).await;
+        if ctx.stopping.get() {
+            return;
+        }
+        let busy = glommio::executor().executor_stats().total_runtime();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(last).as_secs_f64();
+        let cpu = if elapsed > 0.0 {
+            busy.saturating_sub(last_busy).as_secs_f64() / elapsed
+        } else {
+            0.0
+        };
+        (last_busy, last) = (busy, now);
+        ctx.memory.check_pause();
+        ctx.memory.check_resume();
+        let pressure = Pressure {
+            cpu: cpu.clamp(0.0, 1.0),
+            memory: ctx.memory.pressure(),
+            network: ctx.network_pressure(),
+        };
+        let l = ctx.load.borrow_mut().sample(pressure);
+        ctx.global.load.set(ctx.id, l);
+        let scale = {
+            let limits = ctx.limits();
+            limits.flow.scale.factor(l.max(ctx.global.load.process()))
+        };
+        ctx.router.borrow_mut().set_rate_scale(scale);
+        ctx.relieve_memory(now);
+    }
+}
+
+impl ShardCtx {
+    /// The share of connections above their high watermark.
+    fn network_pressure(&self) -> f64 {
+        let conns = self.conns.borrow();
+        if conns.is_empty() {
+            return 0.0;
+        }
+        let above = conns.values().filter(|c| c.outbox.is_above_high()).count();
+        above as f64 / conns.len() as f64
+    }
+
+    /// The memory budget's last resort: publishers have been paused for it for
+    /// `slow_consumer.stall_max` and it is still over its low mark, so the subscribers
+    /// holding the bytes are not draining. The one holding the most (above its high
+    /// watermark) is closed as a slow consumer; if none is, the bytes are in flight
+    /// between shards and drain by themselves.
+    fn relieve_memory(&self, now: Instant) {
+        let Some(since) = self.memory.paused_since() else {
+            return;
+        };
+        let patience = self.limits().flow.stall_max.max(Duration::from_millis(100));
+        if now.saturating_duration_since(since) < patience {
+            return;
+        }
+        let victim = self
+            .conns
+            .borrow()
+            .values()
+            .filter(|c| !c.is_closing() && c.outbox.is_above_high())
+            .max_by_key(|c| c.outbox.pending_bytes())
+            .cloned();
+        if let Some(conn) = victim {
+            tracing::warn!(
+                shard = self.id,
+                cid = conn.cid,
+                pending_bytes = conn.outbox.pending_bytes(),
+                memory_held_bytes = self.memory.held(),
+                memory_share_bytes = self.memory.share_bytes(),
+                "over the memory budget too long: closing the connection holding the most"
+            );
+            conn.outbox.close(CloseReason::SlowConsumerMemory);
+        }
+    }
+
+    /// Flow control now, for monitoring.
+    fn flow_snapshot(&self) -> FlowSnapshot {
+        let (load, last) = self.load_now();
+        let (episodes, time) = self.memory.pushback();
+        let conns = self.conns.borrow();
+        FlowSnapshot {
+            load,
+            cpu: last.cpu,
+            memory: last.memory,
+            network: last.network,
+            rate_scale: self.router.borrow().rate_scale(),
+            memory_held_bytes: self.memory.held() as u64,
+            memory_share_bytes: self.memory.share_bytes() as u64,
+            pushback: self.memory.is_paused(),
+            pushback_episodes: episodes,
+            pushback_time: time,
+            conns_above_high: conns.values().filter(|c| c.outbox.is_above_high()).count() as u64,
+            conns_dropping: conns.values().filter(|c| c.outbox.is_dropping()).count() as u64,
+        }
+    }
+}
 
 /// Ends an interval every `MONITOR_INTERVAL` until the shard stops; logs the summary
 /// line when it is due.
@@ -43,6 +152,10 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 latency_us_p50 = last.value_at_quantile(0.5),
                 latency_us_p99 = last.value_at_quantile(0.99),
                 slow_consumers = values.get(Counter::SlowConsumers),
+                load = format!("{:.2}", ctx.load_now().0),
+                dropped = values.get(Counter::DroppedDropNew)
+                    + values.get(Counter::DroppedSlowConsumer)
+                    + values.get(Counter::DroppedClosed),
                 "shard stats"
             );
             last_log = now;
@@ -67,6 +180,7 @@ impl ShardCtx {
             sublist: router.sublist_stats(),
             cpu_busy: self.metrics.cpu_busy(),
             cpu_busy_total: self.metrics.cpu_busy_total(),
+            flow: self.flow_snapshot(),
             hists: Hist::ALL
                 .iter()
                 .map(|&h| {
@@ -94,6 +208,7 @@ impl ShardCtx {
             .map(|c| {
                 let (in_msgs, in_bytes) = c.in_totals();
                 let (out_msgs, out_bytes) = c.outbox.out_totals();
+                let (throttles, throttled) = c.throttled();
                 let client = c.client_info();
                 ConnRow {
                     cid: c.cid,
@@ -107,6 +222,10 @@ impl ShardCtx {
                     in_bytes,
                     out_msgs,
                     out_bytes,
+                    tally: c.outbox.tally(),
+                    dropping: c.outbox.is_dropping(),
+                    throttles,
+                    throttled,
                     subscriptions: router.sub_count(c.cid) as u64,
                     subjects: if with_subjects {
                         router.subjects_of(c.cid)

@@ -39,6 +39,9 @@ pub struct Outbound {
     head: usize,
     /// Bytes appended and not yet written.
     pending: usize,
+    /// The part of `pending` copied into this connection's own chunks (the rest is in
+    /// shared blocks): what it costs the shard's memory budget on its own.
+    own: usize,
     /// Bytes written to the socket over the connection's life (progress, for pacing).
     written_total: u64,
     pool: Rc<ChunkPool>,
@@ -50,6 +53,7 @@ impl Outbound {
             chunks: VecDeque::new(),
             head: 0,
             pending: 0,
+            own: 0,
             written_total: 0,
             pool,
         }
@@ -65,6 +69,11 @@ impl Outbound {
         self.pending
     }
 
+    /// Pending bytes copied into this connection's own chunks.
+    pub fn own_bytes(&self) -> usize {
+        self.own
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pending == 0
     }
@@ -72,6 +81,7 @@ impl Outbound {
     /// Appends raw bytes, spilling into new chunks as needed.
     pub fn append(&mut self, mut bytes: &[u8]) {
         self.pending += bytes.len();
+        self.own += bytes.len();
         while !bytes.is_empty() {
             let chunk = self.tail_with_room(1);
             let room = chunk.capacity() - chunk.len();
@@ -96,7 +106,9 @@ impl Outbound {
         let chunk = self.tail_with_room(len_max.min(OUTBOUND_CHUNK_BYTES));
         let before = chunk.len();
         write(chunk);
-        self.pending += chunk.len() - before;
+        let n = chunk.len() - before;
+        self.pending += n;
+        self.own += n;
     }
 
     /// Appends a small control reply encoded by `write` (at most `len_max` bytes): into
@@ -114,7 +126,9 @@ impl Outbound {
         let before = chunk.len();
         write(chunk);
         debug_assert!(chunk.len() - before <= len_max, "a reply outgrew its bound");
-        self.pending += chunk.len() - before;
+        let n = chunk.len() - before;
+        self.pending += n;
+        self.own += n;
     }
 
     fn tail_with_room(&mut self, room: usize) -> &mut Vec<u8> {
@@ -177,9 +191,16 @@ impl Outbound {
                 break;
             };
             let left = front.bytes().len() - self.head;
+            let own = matches!(front, Segment::Chunk(_));
             if written < left {
                 self.head += written;
+                if own {
+                    self.own -= written;
+                }
                 return;
+            }
+            if own {
+                self.own -= left;
             }
             written -= left;
             self.head = 0;
@@ -210,6 +231,7 @@ impl Outbound {
         }
         self.head = 0;
         self.pending = 0;
+        self.own = 0;
     }
 
     /// Copies out everything pending (tests only).
@@ -315,18 +337,25 @@ mod tests {
         o.append(b"PONG\r\n");
         o.append_shared(block.clone());
         assert_eq!(o.pending_bytes(), 7 + 12 + 6 + 12);
+        assert_eq!(
+            o.own_bytes(),
+            7 + 6,
+            "shared blocks are not this connection's own"
+        );
         let all = b"MSG 1\r\n<shared run>PONG\r\n<shared run>".to_vec();
         assert_eq!(o.to_vec(), all);
         assert_eq!(iov_bytes(&o, usize::MAX), all);
         assert_eq!(iov_bytes(&o, 10), &all[..10]);
         // Partly written inside the first block.
         o.consume(9);
+        assert_eq!(o.own_bytes(), 6, "the first chunk is written out");
         assert_eq!(o.to_vec(), &all[9..]);
         assert_eq!(o.front(), b"hared run>");
         o.consume(10);
         assert_eq!(o.to_vec(), b"PONG\r\n<shared run>");
         o.consume(o.pending_bytes());
         assert!(o.is_empty());
+        assert_eq!(o.own_bytes(), 0);
         // Only this test's handle is left: the outbound released its references.
         assert!(block.is_unique());
     }

@@ -6,6 +6,10 @@
 //! progress refills: a reader that stopped slows the others for at most that long, then is
 //! left to reach `max_pending` and be cut off; a reader that resumes is paced again.
 //!
+//! Messages whose slow-consumer policy is `stall_publishers` (see `flow::rules`) extend
+//! the episode's budget to `slow_consumer.stall_max`: loss-free pipelines slow down for
+//! that long before the subscriber falls back to `disconnect`.
+//!
 //! [`Stall`] is the per-outbox state and its rules, with the clock passed in (tested
 //! without sleeping); [`Congestion`] is the shard's list of outboxes congested this turn;
 //! [`pause`] is the wait itself.
@@ -20,12 +24,16 @@ use crate::writer::Outbox;
 /// One outbox's congestion state.
 #[derive(Debug)]
 pub struct Stall {
-    /// Pending bytes above which the outbox is congested (`stall_above`, at most 75% of
-    /// `max_pending` so a congested subscriber always has room left).
+    /// Pending bytes above which the outbox is congested: its high watermark (see
+    /// `flow::Watermarks`).
     above_bytes: Cell<usize>,
     /// Pause time per episode; zero disables pausing.
     budget: Cell<Duration>,
+    /// Pause time per episode once a `stall_publishers` message fed it.
+    budget_loss_free: Cell<Duration>,
     congested: Cell<bool>,
+    /// A `stall_publishers` message fed it in this episode.
+    loss_free: Cell<bool>,
     /// Listed in the shard's [`Congestion`] list, waiting for the turn that fed it to pause.
     listed: Cell<bool>,
     /// Pause time this outbox may still cost in the current episode.
@@ -36,27 +44,28 @@ pub struct Stall {
     began: Cell<Option<(Instant, u64)>>,
 }
 
-/// The pending bytes above which an outbox is congested: `stall_above`, but at most 75%
-/// of `max_pending`, so a congested subscriber always has room left.
-fn watermark(stall_above_bytes: usize, pending_bytes_max: usize) -> usize {
-    stall_above_bytes.min(pending_bytes_max / 4 * 3)
-}
-
 /// What the turn that fed a congested outbox should do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Nothing: it drained meanwhile, or its budget is spent.
     Skip,
-    /// Wait up to this long for it to drain.
+    /// Wait up to this long for it to drain, then call [`Stall::end`].
     Wait(Duration),
+    /// Another turn (a second publisher, a ring) is already pausing for it: wait up to
+    /// this long as well, uncharged (the pauses overlap), and do not call `end`.
+    Join(Duration),
 }
 
 impl Stall {
-    pub fn new(stall_above_bytes: usize, pending_bytes_max: usize, budget: Duration) -> Self {
+    /// Congested above `high_bytes`; pauses of `budget` per episode, `budget_loss_free`
+    /// for one fed by `stall_publishers` messages.
+    pub fn new(high_bytes: usize, budget: Duration, budget_loss_free: Duration) -> Self {
         Stall {
-            above_bytes: Cell::new(watermark(stall_above_bytes, pending_bytes_max)),
+            above_bytes: Cell::new(high_bytes),
             budget: Cell::new(budget),
+            budget_loss_free: Cell::new(budget_loss_free.max(budget)),
             congested: Cell::new(false),
+            loss_free: Cell::new(false),
             listed: Cell::new(false),
             left: Cell::new(budget),
             mark: Cell::new(0),
@@ -65,21 +74,42 @@ impl Stall {
     }
 
     /// Takes reloaded thresholds; an episode under way keeps the budget it has left.
-    pub fn set_limits(&self, stall_above_bytes: usize, pending_bytes_max: usize, budget: Duration) {
-        self.above_bytes
-            .set(watermark(stall_above_bytes, pending_bytes_max));
+    pub fn set_limits(&self, high_bytes: usize, budget: Duration, budget_loss_free: Duration) {
+        self.above_bytes.set(high_bytes);
         self.budget.set(budget);
-        self.left.set(self.left.get().min(budget));
+        self.budget_loss_free.set(budget_loss_free.max(budget));
+        self.left.set(self.left.get().min(self.episode_budget()));
+    }
+
+    /// The pause time this episode may cost in all.
+    fn episode_budget(&self) -> Duration {
+        if self.loss_free.get() {
+            self.budget_loss_free.get()
+        } else {
+            self.budget.get()
+        }
     }
 
     pub fn is_congested(&self) -> bool {
         self.congested.get()
     }
 
-    /// After an append that left `pending` bytes waiting: returns true when the outbox has
-    /// just become due for listing (congested, and not listed since the last pause).
-    pub fn note_pending(&self, pending: usize) -> bool {
-        if pending <= self.above_bytes.get() || self.budget.get().is_zero() {
+    /// After an append that left `pending` bytes waiting (`loss_free`: of a
+    /// `stall_publishers` message): returns true when the outbox has just become due for
+    /// listing (congested, and not listed since the last pause).
+    pub fn note_pending(&self, pending: usize, loss_free: bool) -> bool {
+        if pending <= self.above_bytes.get() {
+            return false;
+        }
+        if loss_free && !self.loss_free.replace(true) {
+            // The episode's budget grows to the loss-free one; what was spent stays spent.
+            let extra = self
+                .budget_loss_free
+                .get()
+                .saturating_sub(self.budget.get());
+            self.left.set(self.left.get() + extra);
+        }
+        if self.episode_budget().is_zero() {
             return false;
         }
         self.congested.set(true);
@@ -89,6 +119,7 @@ impl Stall {
     /// The writer caught up (or the connection closed): the episode ends, the budget is full.
     pub fn relieve(&self) -> bool {
         let was = self.congested.replace(false);
+        self.loss_free.set(false);
         if was {
             self.left.set(self.budget.get());
         }
@@ -103,11 +134,14 @@ impl Stall {
         }
         if written != self.mark.get() {
             // It wrote something since the last pause: still reading, if slowly.
-            self.left.set(self.budget.get());
+            self.left.set(self.episode_budget());
         }
         let left = self.left.get();
         if left.is_zero() {
             return Plan::Skip;
+        }
+        if self.began.get().is_some() {
+            return Plan::Join(left.min(STALL_WAIT_MAX));
         }
         self.began.set(Some((now, written)));
         Plan::Wait(left.min(STALL_WAIT_MAX))
@@ -175,15 +209,19 @@ pub async fn pause(congestion: &Congestion) {
     }
     for outbox in congestion.take() {
         let stall = outbox.stall();
-        let Plan::Wait(wait) = stall.begin(Instant::now(), outbox.written_total()) else {
-            continue;
+        let (wait, owner) = match stall.begin(Instant::now(), outbox.written_total()) {
+            Plan::Skip => continue,
+            Plan::Wait(wait) => (wait, true),
+            Plan::Join(wait) => (wait, false),
         };
         let _ = glommio::timer::timeout(wait, async {
             outbox.drained().await;
             Ok(())
         })
         .await;
-        stall.end(Instant::now(), outbox.written_total());
+        if owner {
+            stall.end(Instant::now(), outbox.written_total());
+        }
     }
 }
 
@@ -194,35 +232,79 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn stall() -> Stall {
-        Stall::new(1000, 1 << 20, 10 * MS)
+        Stall::new(1000, 10 * MS, 10 * MS)
     }
 
     #[test]
     fn congestion_starts_above_the_watermark_and_lists_once() {
         let s = stall();
-        assert!(!s.note_pending(1000));
+        assert!(!s.note_pending(1000, false));
         assert!(!s.is_congested());
-        assert!(s.note_pending(1001), "first time above: list it");
-        assert!(!s.note_pending(5000), "already listed");
+        assert!(s.note_pending(1001, false), "first time above: list it");
+        assert!(!s.note_pending(5000, false), "already listed");
         assert!(s.is_congested());
         let t = Instant::now();
         assert_eq!(s.begin(t, 0), Plan::Wait(STALL_WAIT_MAX));
         s.end(t, 0);
-        assert!(s.note_pending(5000), "listed again after the pause");
+        assert!(s.note_pending(5000, false), "listed again after the pause");
     }
 
     #[test]
-    fn the_watermark_leaves_room_below_max_pending() {
-        let s = Stall::new(1 << 30, 4000, 10 * MS);
-        assert!(!s.note_pending(3000));
-        assert!(s.note_pending(3001));
+    fn stall_publishers_messages_extend_the_episode_then_it_falls_back() {
+        let s = Stall::new(1000, 10 * MS, 100 * MS);
+        let t0 = Instant::now();
+        assert!(s.note_pending(2000, false));
+        let _ = s.begin(t0, 0);
+        s.end(t0 + 5 * MS, 0);
+        assert_eq!(s.budget_left(), 5 * MS);
+        // A loss-free message arrives: the episode may now cost 100 ms in all.
+        assert!(s.note_pending(2100, true));
+        assert_eq!(s.budget_left(), 95 * MS);
+        let mut t = t0 + 5 * MS;
+        while let Plan::Wait(w) = s.begin(t, 0) {
+            t += w;
+            s.end(t, 0);
+            s.note_pending(2100, true);
+        }
+        assert_eq!(
+            t - t0,
+            100 * MS,
+            "paused for stall_max, no more: then disconnect"
+        );
+        assert!(s.relieve());
+        assert_eq!(
+            s.budget_left(),
+            10 * MS,
+            "a new episode starts with the plain budget"
+        );
+    }
+
+    #[test]
+    fn a_second_turn_pausing_for_the_same_outbox_joins_uncharged() {
+        let s = stall();
+        let t0 = Instant::now();
+        assert!(s.note_pending(2000, false));
+        assert_eq!(s.begin(t0, 0), Plan::Wait(STALL_WAIT_MAX));
+        // Listed again by another turn while the first pause is under way.
+        assert!(s.note_pending(2100, false));
+        assert_eq!(s.begin(t0 + MS, 0), Plan::Join(STALL_WAIT_MAX));
+        s.end(t0 + 5 * MS, 0);
+        assert_eq!(s.budget_left(), 5 * MS, "charged once, by the owner");
+    }
+
+    #[test]
+    fn a_zero_budget_still_pauses_for_loss_free_messages() {
+        let s = Stall::new(10, Duration::ZERO, 50 * MS);
+        assert!(!s.note_pending(100, false));
+        assert!(s.note_pending(100, true));
+        assert_eq!(s.begin(Instant::now(), 0), Plan::Wait(STALL_WAIT_MAX));
     }
 
     #[test]
     fn pauses_without_progress_spend_the_budget_and_progress_refills_it() {
         let s = stall();
         let t0 = Instant::now();
-        s.note_pending(2000);
+        s.note_pending(2000, false);
         assert_eq!(s.begin(t0, 0), Plan::Wait(5 * MS));
         s.end(t0 + 5 * MS, 0);
         assert_eq!(s.budget_left(), 5 * MS);
@@ -242,7 +324,7 @@ mod tests {
     fn relief_ends_the_episode() {
         let s = stall();
         let t0 = Instant::now();
-        s.note_pending(2000);
+        s.note_pending(2000, false);
         let _ = s.begin(t0, 0);
         s.end(t0 + 8 * MS, 0);
         assert!(s.relieve());
@@ -257,8 +339,8 @@ mod tests {
 
     #[test]
     fn a_zero_budget_never_pauses() {
-        let s = Stall::new(10, 1 << 20, Duration::ZERO);
-        assert!(!s.note_pending(1 << 19));
+        let s = Stall::new(10, Duration::ZERO, Duration::ZERO);
+        assert!(!s.note_pending(1 << 19, false));
         assert!(!s.is_congested());
     }
 }

@@ -13,8 +13,12 @@ use shards::Limits;
 
 use crate::units;
 
+pub mod flow;
+
+use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
+
 /// The commented default configuration, built into the binary (`shardcast config`).
-pub const DEFAULT_TOML: &str = include_str!("../tuning/shardcast.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../tuning/shardcast.toml");
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,11 @@ pub struct Config {
     pub shutdown: ShutdownSection,
     pub log: LogSection,
     pub monitoring: MonitoringSection,
+    pub load: LoadSection,
+    pub rate_limit: RateLimitSection,
+    pub memory: MemorySection,
+    pub slow_consumer: SlowConsumerSection,
+    pub priority: PrioritySection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -186,6 +195,11 @@ impl Default for Config {
             shutdown: ShutdownSection::default(),
             log: LogSection::default(),
             monitoring: MonitoringSection::default(),
+            load: LoadSection::default(),
+            rate_limit: RateLimitSection::default(),
+            memory: MemorySection::default(),
+            slow_consumer: SlowConsumerSection::default(),
+            priority: PrioritySection::default(),
         }
     }
 }
@@ -273,7 +287,7 @@ impl Default for LogSection {
 
 /// A byte count: an integer, or a string with a unit ("64MiB", "4KiB", "1MB", "512B");
 /// see [`units::parse_size`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -388,6 +402,13 @@ impl Config {
                 pool_chunks_max: self.ring.pool_chunks_max,
                 shutdown_grace: self.shutdown.grace.0,
                 spin_before_park: self.spin_before_park.0,
+                flow: flow::flow_config(
+                    &self.load,
+                    &self.rate_limit,
+                    &self.memory,
+                    &self.slow_consumer,
+                    &self.priority,
+                ),
             },
             metrics: MetricsConfig {
                 latency: self.monitoring.latency,
