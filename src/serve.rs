@@ -252,6 +252,8 @@ fn log_totals(m: &shards::metrics::MetricsSnapshot) {
         throttles = c.get(Throttles),
         throttled_us = c.get(ThrottledUs),
         pushback_waits = c.get(PushbackWaits),
+        stalls = c.get(Stalls),
+        stalled_us = c.get(StalledUs),
         latency_us_p50 = e2e.value_at_quantile(0.5),
         latency_us_p99 = e2e.value_at_quantile(0.99),
         ring_transit_us_p50 = ring.value_at_quantile(0.5),

@@ -5,61 +5,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client_with, Raw, Server, WAIT};
+use common::{client_with, get, get_json, monitoring_addr, Raw, Server, WAIT};
 use serde_json::Value;
-
-/// The monitoring address from the server's log.
-fn monitoring_addr(server: &Server) -> SocketAddr {
-    let line = server.wait_for_log("monitoring listening", |l| {
-        l.contains("monitoring listening")
-    });
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no addr= in {line:?}"))
-}
-
-/// `GET path` over HTTP/1.1: (status, content type, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to monitoring");
-    s.set_read_timeout(Some(WAIT)).expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let kind = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, kind, body.to_string())
-}
-
-fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let (status, kind, body) = get(addr, path);
-    assert_eq!(status, 200, "{path}: {body}");
-    assert!(kind.starts_with("application/json"), "{path}: {kind}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-}
 
 fn start(toml: &str) -> (Server, SocketAddr) {
     let server = Server::start_with(2, &format!("[monitoring]\nport = 0\n{toml}"));

@@ -163,6 +163,7 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
         // Prometheus wants base units: microseconds are exported as seconds.
         let (base, scale) = match c {
             Counter::ThrottledUs => ("throttled_seconds", 1e-6),
+            Counter::StalledUs => ("stalled_seconds", 1e-6),
             _ => (c.name(), 1.0),
         };
         let metrics = shards
@@ -214,7 +215,7 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
     ));
     out.push(per_shard(
         "cpu_busy_ratio",
-        "Share of the last second the shard's executor was busy (0 to 1).",
+        "Share of the last second the shard's thread was on a CPU (0 to 1).",
         MetricType::GAUGE,
         &|s| s.cpu_busy,
     ));

@@ -44,6 +44,8 @@ pub async fn varz(
         },
         "throttles": totals.get(Counter::Throttles),
         "throttled_ms": totals.get(Counter::ThrottledUs) / 1000,
+        "stalls": totals.get(Counter::Stalls),
+        "stalled_ms": totals.get(Counter::StalledUs) / 1000,
     });
     let now = SystemTime::now();
     let uptime = now.duration_since(summary.started).unwrap_or_default();

@@ -48,6 +48,10 @@ pub async fn run(outbox: Rc<Outbox>, transport: Rc<impl Transport>, params: Writ
         outbox.take_urgent();
         match flush(&*transport, &outbox, params.write_bytes_max).await {
             Ok(_) => outbox.relieve(),
+            // Holding only `drop_new` messages, a reader that stopped keeps its connection
+            // (what it holds is bounded by its high watermark; keepalive still closes a
+            // dead peer): keep trying.
+            Err(FlushError::Deadline) if !outbox.deadline_closes() => outbox.retry_flush(),
             Err(FlushError::Deadline) => outbox.close(CloseReason::SlowConsumerDeadline),
             Err(FlushError::Io(_)) => outbox.close(CloseReason::WriteError),
         }

@@ -58,6 +58,8 @@ counters! {
     BacklogDroppedBytes => "slow_consumer_backlog_bytes", "Bytes queued for connections closed as slow consumers and discarded with them.";
     Throttles => "throttles", "Times a publisher was not read for a while because of its rate limits.";
     ThrottledUs => "throttled_us", "Time publishers were not read because of their rate limits, in microseconds.";
+    Stalls => "stalls", "Pauses publishers (or rings) made for congested subscribers to drain.";
+    StalledUs => "stalled_us", "Time publishers (or rings) paused for congested subscribers, in microseconds.";
     PushbackWaits => "pushback_waits", "Reads deferred because the shard was over its memory budget's high mark.";
 }
 

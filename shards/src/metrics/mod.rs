@@ -43,9 +43,9 @@ impl Default for MetricsConfig {
 pub struct ShardMetrics {
     pub counters: Counters,
     pub latency: Latency,
-    /// Executor busy time over the last interval, as a fraction of the interval.
+    /// The shard thread's CPU time over the last interval, as a fraction of the interval.
     cpu_busy: Cell<f64>,
-    /// Executor busy time over the process lifetime.
+    /// The shard thread's CPU time when the last interval ended.
     cpu_busy_total: Cell<Duration>,
     /// When the last interval ended.
     interval_end: Cell<Instant>,
@@ -73,27 +73,51 @@ impl ShardMetrics {
         }
     }
 
-    /// Ends an interval at `now`, during which the executor was busy for `busy`.
-    pub fn end_interval(&self, now: Instant, busy: Duration) {
+    /// Ends an interval at `now`, when the shard thread has used `cpu_total` of CPU in
+    /// all (see [`thread_cpu_time`]).
+    pub fn end_interval(&self, now: Instant, cpu_total: Duration) {
         let wall = now.saturating_duration_since(self.interval_end.replace(now));
-        let fraction = if wall.is_zero() {
-            0.0
-        } else {
-            (busy.as_secs_f64() / wall.as_secs_f64()).clamp(0.0, 1.0)
-        };
-        self.cpu_busy.set(fraction);
-        self.cpu_busy_total.set(self.cpu_busy_total.get() + busy);
+        let busy = cpu_total.saturating_sub(self.cpu_busy_total.replace(cpu_total));
+        self.cpu_busy.set(busy_fraction(busy, wall));
         self.latency.rotate();
     }
 
-    /// Executor busy fraction over the last interval.
+    /// The shard thread's busy fraction over the last interval.
     pub fn cpu_busy(&self) -> f64 {
         self.cpu_busy.get()
     }
 
-    /// Executor busy time over the process lifetime.
+    /// The shard thread's CPU time over its lifetime (as of the last interval).
     pub fn cpu_busy_total(&self) -> Duration {
         self.cpu_busy_total.get()
+    }
+}
+
+/// CPU time (user and system) the calling thread has used. A shard is one thread, so
+/// this is its busy time: the executor's own runtime figures are only brought up to date
+/// between its scheduling rounds, which a busy shard may not leave for long stretches.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// `busy` over `wall`, in [0, 1].
+pub fn busy_fraction(busy: Duration, wall: Duration) -> f64 {
+    if wall.is_zero() {
+        0.0
+    } else {
+        (busy.as_secs_f64() / wall.as_secs_f64()).clamp(0.0, 1.0)
     }
 }
 

@@ -118,7 +118,7 @@ pub struct ShardSnapshot {
     /// Connections open now.
     pub connections: u64,
     pub sublist: SublistStats,
-    /// Executor busy fraction over the last interval, and busy time over the lifetime.
+    /// The shard thread's CPU busy fraction over the last interval, and its CPU time in all.
     pub cpu_busy: f64,
     pub cpu_busy_total: Duration,
     pub flow: FlowSnapshot,

@@ -1,6 +1,6 @@
 //! A shard's view of itself: every `load.sample_interval` it works out its load figure
 //! (and from it the rate limits' refill factor), every `MONITOR_INTERVAL` it ends a
-//! metrics interval (the executor's busy fraction, the histograms' last interval), every
+//! metrics interval (the shard thread's CPU busy fraction, the histograms' last interval), every
 //! `monitoring.stats_log_interval` it logs a one-line summary, and on request it builds a
 //! [`ShardSnapshot`] (totals, flow control, histograms, busiest subjects, and, when
 //! asked, one row per connection and per subscription) for the monitoring thread.
@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::close::CloseReason;
 use crate::flow::Pressure;
 use crate::limits::MONITOR_INTERVAL;
-use crate::metrics::{ConnRow, Counter, FlowSnapshot, Hist, ShardSnapshot, SnapshotRequest};
+use crate::metrics::{
+    busy_fraction, thread_cpu_time, ConnRow, Counter, FlowSnapshot, Hist, ShardSnapshot,
+    SnapshotRequest,
+};
 use crate::shard::ShardCtx;
 
 /// Samples the shard's load every `load.sample_interval` until the shard stops: CPU busy
@@ -19,7 +22,7 @@ use crate::shard::ShardCtx;
 /// the rate limits' refill factor from it, and, when the shard has been over its memory
 /// budget for `slow_consumer.stall_max`, closes the connection holding the most.
 pub async fn sample_load(ctx: Rc<ShardCtx>) {
-    let mut last_busy = glommio::executor().executor_stats().total_runtime();
+    let mut last_busy = thread_cpu_time();
     let mut last = Instant::now();
     loop {
         let interval = ctx.load.borrow().interval();
@@ -27,14 +30,12 @@ pub async fn sample_load(ctx: Rc<ShardCtx>) {
         if ctx.stopping.get() {
             return;
         }
-        let busy = glommio::executor().executor_stats().total_runtime();
+        let busy = thread_cpu_time();
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(last).as_secs_f64();
-        let cpu = if elapsed > 0.0 {
-            busy.saturating_sub(last_busy).as_secs_f64() / elapsed
-        } else {
-            0.0
-        };
+        let cpu = busy_fraction(
+            busy.saturating_sub(last_busy),
+            now.saturating_duration_since(last),
+        );
         (last_busy, last) = (busy, now);
         ctx.memory.check_pause();
         ctx.memory.check_resume();
@@ -131,9 +132,8 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         if ctx.stopping.get() {
             return;
         }
-        let busy = glommio::executor().executor_stats().total_runtime();
         let now = Instant::now();
-        ctx.metrics.end_interval(now, busy);
+        ctx.metrics.end_interval(now, thread_cpu_time());
         if !log_every.is_zero() && now.saturating_duration_since(last_log) >= log_every {
             let secs = now
                 .saturating_duration_since(last_log)

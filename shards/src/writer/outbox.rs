@@ -53,6 +53,9 @@ pub struct Outbox {
     marks_high: Cell<usize>,
     marks_low: Cell<usize>,
     dropping: Cell<bool>,
+    /// Messages of a policy other than `drop_new` were queued since the last complete
+    /// flush: a write stuck past `write_deadline` then closes the connection.
+    strict: Cell<bool>,
     closing: Cell<Option<CloseReason>>,
     /// Set by appends, taken by the writer: one flush per turn however many appends.
     flush_requested: Cell<bool>,
@@ -108,6 +111,7 @@ impl Outbox {
             marks_high: Cell::new(marks.high),
             marks_low: Cell::new(marks.low),
             dropping: Cell::new(false),
+            strict: Cell::new(false),
             closing: Cell::new(None),
             flush_requested: Cell::new(false),
             urgent: Cell::new(false),
@@ -281,6 +285,9 @@ impl Outbox {
             (pending, out.written_total() + pending as u64)
         });
         self.tally.delivered(msgs, delivered.payload_bytes, metrics);
+        if class.policy != Policy::DropNew {
+            self.strict.set(true);
+        }
         if metrics.latency.enabled() {
             let (arrived, here) = metrics.latency.turn();
             self.marks.borrow_mut().note(end, arrived, here, msgs);
@@ -350,6 +357,18 @@ impl Outbox {
         self.dropping.get()
     }
 
+    /// Whether a write stuck past `write_deadline` closes it: true unless everything it
+    /// holds is of the `drop_new` policy (such a connection sheds instead, and keepalive
+    /// closes it if its peer is dead).
+    pub fn deadline_closes(&self) -> bool {
+        self.strict.get()
+    }
+
+    /// Writer side: flush again at the next turn, whether or not anything is appended.
+    pub fn retry_flush(&self) {
+        self.flush_requested.set(true);
+    }
+
     /// Writer side: takes the request to flush without the flush delay.
     pub fn take_urgent(&self) -> bool {
         self.urgent.replace(false)
@@ -390,6 +409,9 @@ impl Outbox {
     /// The writer caught up (or the connection is closing): end the congestion episode
     /// and release publishers waiting for it.
     pub fn relieve(&self) {
+        if self.pending_bytes() == 0 {
+            self.strict.set(false);
+        }
         self.stall.relieve();
         self.drain_waiters.borrow_mut().wake_all();
     }
@@ -595,8 +617,14 @@ mod tests {
         assert!(!o.is_dropping(), "30 pending: under the low watermark");
         assert!(o.push_frames(&[b'x'; 1], shed));
         assert!(!o.is_closing(), "it stays connected");
+        assert!(
+            !o.deadline_closes(),
+            "only drop_new messages: a stuck write sheds"
+        );
+        assert!(o.push_frames(&[b'x'; 1], ONE));
+        assert!(o.deadline_closes(), "a disconnect-policy message is queued");
         let t = o.tally();
-        assert_eq!((t.matched, t.delivered_msgs), (4, 2));
+        assert_eq!((t.matched, t.delivered_msgs), (5, 3));
         assert_eq!(t.dropped(DropReason::DropNew), 2);
         assert_eq!(t.matched, t.delivered_msgs + t.dropped_total());
     }

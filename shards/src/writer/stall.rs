@@ -7,8 +7,10 @@
 //! left to reach `max_pending` and be cut off; a reader that resumes is paced again.
 //!
 //! Messages whose slow-consumer policy is `stall_publishers` (see `flow::rules`) extend
-//! the episode's budget to `slow_consumer.stall_max`: loss-free pipelines slow down for
-//! that long before the subscriber falls back to `disconnect`.
+//! the episode's budget to `slow_consumer.stall_max`, and the turn waits for the whole of
+//! what is left at once (until the subscriber drains): loss-free pipelines slow down to
+//! the subscriber's pace, and one that stopped reading holds them for `stall_max` before
+//! it falls back to `disconnect`.
 //!
 //! [`Stall`] is the per-outbox state and its rules, with the clock passed in (tested
 //! without sleeping); [`Congestion`] is the shard's list of outboxes congested this turn;
@@ -19,6 +21,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::limits::STALL_WAIT_MAX;
+use crate::metrics::Counter;
 use crate::writer::Outbox;
 
 /// One outbox's congestion state.
@@ -140,11 +143,18 @@ impl Stall {
         if left.is_zero() {
             return Plan::Skip;
         }
+        // Pacing waits a slice at a time; a loss-free episode holds the publisher until
+        // the subscriber drains or the budget is spent.
+        let slice = if self.loss_free.get() {
+            left
+        } else {
+            left.min(STALL_WAIT_MAX)
+        };
         if self.began.get().is_some() {
-            return Plan::Join(left.min(STALL_WAIT_MAX));
+            return Plan::Join(slice);
         }
         self.began.set(Some((now, written)));
-        Plan::Wait(left.min(STALL_WAIT_MAX))
+        Plan::Wait(slice)
     }
 
     /// The pause begun by [`Stall::begin`] ended at `now`, `written` bytes written so far:
@@ -214,14 +224,22 @@ pub async fn pause(congestion: &Congestion) {
             Plan::Wait(wait) => (wait, true),
             Plan::Join(wait) => (wait, false),
         };
+        let began = Instant::now();
         let _ = glommio::timer::timeout(wait, async {
             outbox.drained().await;
             Ok(())
         })
         .await;
+        let now = Instant::now();
         if owner {
-            stall.end(Instant::now(), outbox.written_total());
+            stall.end(now, outbox.written_total());
         }
+        let metrics = &outbox.env().metrics;
+        metrics.add(Counter::Stalls, 1);
+        metrics.add(
+            Counter::StalledUs,
+            now.saturating_duration_since(began).as_micros() as u64,
+        );
     }
 }
 
@@ -257,19 +275,17 @@ mod tests {
         let _ = s.begin(t0, 0);
         s.end(t0 + 5 * MS, 0);
         assert_eq!(s.budget_left(), 5 * MS);
-        // A loss-free message arrives: the episode may now cost 100 ms in all.
+        // A loss-free message arrives: the episode may now cost 100 ms in all, and the
+        // publisher waits for all of it at once (until the subscriber drains).
         assert!(s.note_pending(2100, true));
         assert_eq!(s.budget_left(), 95 * MS);
-        let mut t = t0 + 5 * MS;
-        while let Plan::Wait(w) = s.begin(t, 0) {
-            t += w;
-            s.end(t, 0);
-            s.note_pending(2100, true);
-        }
+        let t = t0 + 5 * MS;
+        assert_eq!(s.begin(t, 0), Plan::Wait(95 * MS));
+        s.end(t + 95 * MS, 0);
         assert_eq!(
-            t - t0,
-            100 * MS,
-            "paused for stall_max, no more: then disconnect"
+            s.begin(t + 95 * MS, 0),
+            Plan::Skip,
+            "stall_max spent: then disconnect"
         );
         assert!(s.relieve());
         assert_eq!(
@@ -297,7 +313,7 @@ mod tests {
         let s = Stall::new(10, Duration::ZERO, 50 * MS);
         assert!(!s.note_pending(100, false));
         assert!(s.note_pending(100, true));
-        assert_eq!(s.begin(Instant::now(), 0), Plan::Wait(STALL_WAIT_MAX));
+        assert_eq!(s.begin(Instant::now(), 0), Plan::Wait(50 * MS));
     }
 
     #[test]
