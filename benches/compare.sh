@@ -14,7 +14,10 @@
 # Each rep measures the loopback ceiling with iperf3, then runs every matrix entry against
 # shardcast, then nats-server (A B A B ...): a fresh server process on a fresh free port per
 # run, stopped with SIGTERM by its own PID and waited for. Bench output goes to
-# `--csv $OUT/results.csv` with `--label shardcast|nats-server`.
+# `--csv $OUT/results.csv` with `--label shardcast|nats-server`; each server also serves
+# HTTP monitoring on a free port, which the bench reads (`--monitor`) for what the server
+# dropped. The flow-control entries (ratelimit, policy-*) run shardcast alone, with the
+# configuration they name (written to $OUT/configs/).
 #
 # Outputs in $OUT:
 #   machine.txt  the machine, tool versions, shardcast commit and this command line
@@ -83,9 +86,11 @@ cd "$ROOT"
 if ((QUICK)); then
     FANOUT_SUBS=(1 100) FANOUT_SIZES=(128)
     LAT_DURATION=2s OVERLOAD_DURATION=1s CONNS=1000 STALLED_MSGS=30000 IPERF_S=1
+    RATELIMIT=100000 RATELIMIT_DURATION=2s
 else
     FANOUT_SUBS=(1 10 100 1000) FANOUT_SIZES=(16 128 1024)
     LAT_DURATION=5s OVERLOAD_DURATION=3s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
+    RATELIMIT=100000 RATELIMIT_DURATION=3s
 fi
 
 # --- processes this script started: the only ones it ever signals ----------------------
@@ -335,7 +340,22 @@ log "machine: $(nproc) CPUs, $(cpu_model), commit ${commit:0:12}"
 
 ENTRY_IDS=()
 ENTRY_ARGS=()
-add_entry() { ENTRY_IDS+=("$1"); ENTRY_ARGS+=("$2"); }
+ENTRY_CFG=()
+ENTRY_SERVERS=()
+# add_entry ID BENCH-ARGS [CONFIG-TOML [SERVERS]]: shardcast runs with CONFIG-TOML (written
+# to $OUT/configs/ID.toml) when given; SERVERS defaults to both.
+add_entry() {
+    ENTRY_IDS+=("$1")
+    ENTRY_ARGS+=("$2")
+    local cfg=
+    if [[ -n ${3:-} ]]; then
+        cfg=$OUT/configs/$1.toml
+        mkdir -p "$OUT/configs"
+        printf '%b' "$3" >"$cfg"
+    fi
+    ENTRY_CFG+=("$cfg")
+    ENTRY_SERVERS+=("${4:-${SERVERS[*]}}")
+}
 
 for subs in "${FANOUT_SUBS[@]}"; do
     for size in "${FANOUT_SIZES[@]}"; do
@@ -349,17 +369,29 @@ add_entry idle "conns --subs $CONNS --duration 2s"
 add_entry stalled-0 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 0"
 add_entry stalled-3 "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3"
 add_entry overload "pubsub --pubs 2 --subs 100 --subjects 3 --size 128 --duration $OVERLOAD_DURATION"
+# Flow control, shardcast alone: a publisher limited to RATELIMIT msgs/s (read by one
+# subscriber), and stalled-3 under the two other slow-consumer policies.
+add_entry "ratelimit-$RATELIMIT" "pubsub --pubs 1 --subs 1 --size 128 --duration $RATELIMIT_DURATION" \
+    "[rate_limit]\nmsgs_per_sec = $RATELIMIT\n" shardcast
+add_entry policy-drop_new "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3" \
+    "[slow_consumer]\npolicy = \"drop_new\"\n" shardcast
+add_entry policy-stall_publishers "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3" \
+    "[slow_consumer]\npolicy = \"stall_publishers\"\n" shardcast
 
 # --- runs ------------------------------------------------------------------------------
 
 RUN=0
 FAILED=0
-TOTAL=$((REPS * ${#ENTRY_IDS[@]} * ${#SERVERS[@]}))
+TOTAL=0
+for servers in "${ENTRY_SERVERS[@]}"; do
+    read -ra list <<<"$servers"
+    TOTAL=$((TOTAL + REPS * ${#list[@]}))
+done
 
 # One run: fresh server on a fresh port, one bench invocation, server stopped.
-run_one() { # entry server rep bench-args...
-    local entry=$1 server=$2 rep=$3
-    shift 3
+run_one() { # entry server config rep bench-args...
+    local entry=$1 server=$2 cfg=$3 rep=$4
+    shift 4
     RUN=$((RUN + 1))
     local tag port spid status row="" rc=0 before after server_rc=""
     tag=$(printf '%03d-%s-%s-r%s' "$RUN" "$entry" "$server" "$rep")
@@ -367,12 +399,17 @@ run_one() { # entry server rep bench-args...
     local extra=()
     [[ $entry == latency ]] && extra=(--hist "$OUT/logs/$tag.hist")
     port=$(free_port)
+    local mport
+    mport=$(free_port)
+    local cfg_args=()
+    [[ -n $cfg ]] && cfg_args=(-c "$cfg")
     log "[$RUN/$TOTAL] rep $rep $entry $server (port $port)"
     case $server in
-        shardcast) start_bg "$slog" "$BIN" serve -a 127.0.0.1 -p "$port" ;;
-        nats-server) start_bg "$slog" nats-server -a 127.0.0.1 -p "$port" ;;
+        shardcast) start_bg "$slog" "$BIN" serve ${cfg_args[@]+"${cfg_args[@]}"} -a 127.0.0.1 -p "$port" -m "$mport" ;;
+        nats-server) start_bg "$slog" nats-server -a 127.0.0.1 -p "$port" -m "$mport" ;;
         *) die "unknown server $server" ;;
     esac
+    extra+=(--monitor "http://127.0.0.1:$mport")
     spid=$BG_PID
     local ready_log=
     [[ $server == shardcast ]] && ready_log=$slog
@@ -454,8 +491,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
     run_iperf "$rep"
     for i in "${!ENTRY_IDS[@]}"; do
         read -ra bench_args <<<"${ENTRY_ARGS[$i]}"
-        for server in "${SERVERS[@]}"; do
-            run_one "${ENTRY_IDS[$i]}" "$server" "$rep" "${bench_args[@]}"
+        read -ra servers <<<"${ENTRY_SERVERS[$i]}"
+        for server in "${servers[@]}"; do
+            run_one "${ENTRY_IDS[$i]}" "$server" "${ENTRY_CFG[$i]}" "$rep" "${bench_args[@]}"
         done
     done
 done

@@ -18,6 +18,10 @@ import os
 import re
 import statistics
 import sys
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_flow  # noqa: E402  (next to this file)
 
 SERVERS = ("shardcast", "nats-server")
 SC, NATS = SERVERS
@@ -555,7 +559,8 @@ def target_stalled(campaign):
 def target_lost(campaign):
     checked, lossy, failed = 0, [], 0
     for (entry, server), group in campaign.groups.items():
-        if server != SC:
+        # drop_new sheds on purpose, and the server counts it (see the flow-control section).
+        if server != SC or entry.startswith("policy-drop_new"):
             continue
         failed += len(group.failed)
         for row in group.rows:
@@ -575,6 +580,14 @@ def target_lost(campaign):
     return not lossy and not failed, text
 
 
+def flow_helpers(campaign):
+    """What report_flow needs from this module."""
+    return types.SimpleNamespace(
+        campaign=campaign, SC=SC, NATS=NATS, ratio=ratio, fmt_ratio=fmt_ratio, fmt_pct=fmt_pct,
+        cell=cell, lost_max=lost_max, table=table, verdict=verdict, stalled_figures=stalled_figures,
+    )
+
+
 def section_targets(campaign):
     checks = [
         (f"(a) fan-out 1→{s} @ {FANOUT_TARGET_SIZE} B",
@@ -590,7 +603,12 @@ def section_targets(campaign):
         ("(e) stalled subscribers",
          f"kept ≥ {STALLED_KEPT_MIN * 100:.0f} % throughput, p99 ≤ {STALLED_P99_GROWTH_MAX:g}×",
          *target_stalled(campaign)),
-        ("(f) no loss", "0 lost in every shardcast run", *target_lost(campaign)),
+        ("(f) no loss", "0 lost in every shardcast run (except what a drop_new policy sheds, counted)",
+         *target_lost(campaign)),
+        ("(g) overload (flow control)",
+         f"peak RSS ≤ {report_flow.OVERLOAD_RSS_RATIO_MAX:g}×, deliveries/s ≥ "
+         f"{report_flow.OVERLOAD_RATE_RATIO_MIN:g}×, p99 ≤ {report_flow.OVERLOAD_P99_RATIO_MAX:g}× nats-server",
+         *report_flow.target_overload(flow_helpers(campaign))),
     ]
     rows = [[name, goal, measured, verdict(ok)] for name, goal, ok, measured in checks]
     return "\n".join([
@@ -808,6 +826,7 @@ def report(campaign, charts, command):
         section_idle(campaign),
         section_stalled(campaign, charts),
         section_overload(campaign),
+        report_flow.section(flow_helpers(campaign)),
         section_targets(campaign),
         section_runs(campaign),
     ]

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{NatsServer, Server, TempDir};
+use common::{monitoring_addr, NatsServer, Server, TempDir};
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> Output {
@@ -329,4 +329,57 @@ fn bad_usage_and_unreachable_servers_are_explained() {
     let out = bench(&["pubsub", "--url", "http://x", "--msgs", "10"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported URL scheme"));
+}
+
+#[test]
+fn the_report_says_what_the_server_dropped() {
+    // shardcast sheds for the stalled subscribers under drop_new, and says so in /varz.
+    let s = Server::start_with(
+        2,
+        "[monitoring]\nport = 0\n[slow_consumer]\npolicy = \"drop_new\"\n",
+    );
+    let monitor = format!("http://{}", monitoring_addr(&s));
+    let r = bench_json(
+        &s.addr.to_string(),
+        &[
+            "pubsub",
+            "--subs",
+            "2",
+            "--stalled",
+            "2",
+            "--msgs",
+            "40000",
+            "--size",
+            "512",
+            "--monitor",
+            &monitor,
+        ],
+    );
+    let d = &r["server_drops"];
+    assert!(d["drop_new"].as_u64().unwrap_or(0) > 0, "{d}");
+    assert_eq!(d["slow_consumers"], 0, "{d}");
+    // nats-server reports its slow consumers only.
+    let (n, mport) = NatsServer::start_monitored();
+    let r = bench_json(
+        &format!("nats://{}", n.addr),
+        &[
+            "pubsub",
+            "--subs",
+            "2",
+            "--msgs",
+            "2000",
+            "--monitor",
+            &format!("http://127.0.0.1:{mport}"),
+        ],
+    );
+    let d = &r["server_drops"];
+    assert_eq!(d["slow_consumers"], 0, "{d}");
+    assert!(d["drop_new"].is_null(), "{d}");
+    let out = bench(&["pubsub", "--msgs", "10", "--monitor", "127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--monitor 127.0.0.1:1: cannot connect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// The server's process id: report its CPU time per delivered message and its memory.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// The server's HTTP monitoring address (`http://127.0.0.1:8222`): report what it
+    /// dropped during the run (from /varz: slow consumers, and shardcast's drops by reason).
+    #[arg(long, value_name = "URL")]
+    pub monitor: Option<String>,
     /// Subject prefix; subjects are PREFIX.0 … PREFIX.K-1.
     #[arg(long, default_value = "bench")]
     pub subject: String,

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod client;
+pub mod monitor;
 pub mod plan;
 pub mod procfs;
 pub mod report;
@@ -71,6 +72,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         .min(plan.roles.len().max(1));
     let shared = Arc::new(Shared::new(plan.subjects, plan.receivers));
     let base_usage = server_usage(args)?;
+    let drops_start = server_drops(args)?;
     let gen_cpu_start = procfs::own_cpu_seconds();
 
     let workers = spawn_workers(args, &plan, &addr, threads, &shared)?;
@@ -93,7 +95,11 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     if let Some(e) = shared.error() {
         return Err(BenchError::Run(e));
     }
-    let report = build_report(
+    let drops = match (drops_start, server_drops(args)?) {
+        (Some(before), Some(after)) => Some(after.since(&before)),
+        _ => None,
+    };
+    let mut report = build_report(
         args,
         &plan,
         threads,
@@ -103,6 +109,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         base_usage,
         gen_cpu_start,
     );
+    report.server_drops = drops;
     if let Some(path) = &args.csv {
         report
             .append_csv(path)
@@ -133,6 +140,15 @@ fn check_fd_limit(conns: usize) -> Result<(), BenchError> {
         )));
     }
     Ok(())
+}
+
+/// The server's drop counters, when `--monitor` names its monitoring port.
+fn server_drops(args: &BenchArgs) -> Result<Option<monitor::ServerDrops>, BenchError> {
+    args.monitor
+        .as_deref()
+        .map(monitor::fetch)
+        .transpose()
+        .map_err(BenchError::Start)
 }
 
 fn server_usage(args: &BenchArgs) -> Result<Option<procfs::Usage>, BenchError> {
@@ -490,6 +506,7 @@ fn build_report(
         disconnected: stats.iter().filter(|s| s.lost_connection.is_some()).count(),
         disconnect_reason: stats.iter().find_map(|s| s.lost_connection.clone()),
         server,
+        server_drops: None,
         elapsed_s: m.ended_ns.saturating_sub(m.started_ns) as f64 / 1e9,
         gen_cpu_s: procfs::own_cpu_seconds() - gen_cpu_start,
     }

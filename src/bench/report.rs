@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::args::Scenario;
+use super::monitor::ServerDrops;
 use super::roles::{ClientStats, Kind};
 
 /// Everything a run measured.
@@ -38,6 +39,8 @@ pub struct Report {
     pub disconnected: usize,
     pub disconnect_reason: Option<String>,
     pub server: Option<ServerFigures>,
+    /// What the server dropped during the run (`--monitor`).
+    pub server_drops: Option<ServerDrops>,
     pub elapsed_s: f64,
     pub gen_cpu_s: f64,
 }
@@ -207,6 +210,23 @@ impl Report {
             grouped(self.expected as f64),
             grouped(self.received as f64)
         );
+        if let Some(d) = &self.server_drops {
+            let _ = match d.dropped() {
+                Some(_) => writeln!(
+                    s,
+                    "  server drops drop_new {}, slow_consumer {}, closed {}; {} slow consumer(s) closed",
+                    grouped(d.drop_new.unwrap_or(0) as f64),
+                    grouped(d.slow_consumer.unwrap_or(0) as f64),
+                    grouped(d.closed.unwrap_or(0) as f64),
+                    d.slow_consumers
+                ),
+                None => writeln!(
+                    s,
+                    "  server drops {} slow consumer(s) closed (drops by reason not reported)",
+                    d.slow_consumers
+                ),
+            };
+        }
         if self.disconnected > 0 {
             let _ = writeln!(
                 s,
@@ -263,7 +283,7 @@ impl Report {
 
     /// Appends one CSV row to `path`, writing the header first when the file is new or empty.
     pub fn append_csv(&self, path: &Path) -> std::io::Result<()> {
-        const HEADER: &str = "label,scenario,pubs,subs,stalled,subjects,size,msgs_published,pub_msgs_per_s,expected,received,lost,sub_msgs_per_s,sub_mb_per_s,sub_client_min_msgs_per_s,sub_client_avg_msgs_per_s,sub_client_max_msgs_per_s,lat_p50_us,lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,server_cpu_s,server_cpu_us_per_msg,server_rss_bytes,rss_per_conn_bytes,elapsed_s,gen_cpu_s,server_rss_peak_bytes";
+        const HEADER: &str = "label,scenario,pubs,subs,stalled,subjects,size,msgs_published,pub_msgs_per_s,expected,received,lost,sub_msgs_per_s,sub_mb_per_s,sub_client_min_msgs_per_s,sub_client_avg_msgs_per_s,sub_client_max_msgs_per_s,lat_p50_us,lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,server_cpu_s,server_cpu_us_per_msg,server_rss_bytes,rss_per_conn_bytes,elapsed_s,gen_cpu_s,server_rss_peak_bytes,server_slow_consumers,server_dropped_drop_new,server_dropped_slow_consumer,server_dropped_closed";
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -274,6 +294,7 @@ impl Report {
             row.push('\n');
         }
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
+        let count = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
         let l = self.latency;
         let sv = self.server;
         let fields = [
@@ -306,6 +327,10 @@ impl Report {
             format!("{:.3}", self.elapsed_s),
             format!("{:.3}", self.gen_cpu_s),
             sv.map_or(String::new(), |s| s.rss_peak_bytes.to_string()),
+            count(self.server_drops.map(|d| d.slow_consumers)),
+            count(self.server_drops.and_then(|d| d.drop_new)),
+            count(self.server_drops.and_then(|d| d.slow_consumer)),
+            count(self.server_drops.and_then(|d| d.closed)),
         ];
         row.push_str(&fields.join(","));
         row.push('\n');

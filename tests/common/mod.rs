@@ -489,12 +489,35 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// With HTTP monitoring on a free port too; returns that port.
+    pub fn start_monitored() -> (NatsServer, u16) {
+        let mport = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let server = NatsServer::start_with(&["-m", &mport.to_string()]);
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", mport)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server monitoring did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, mport)
+    }
+
+    fn start_with(extra: &[&str]) -> NatsServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
