@@ -461,7 +461,7 @@ fn under_load_the_limit_scales_down_as_f_of_l_says() {
 // ---------------------------------------------------------------------------------------
 // Slow-consumer policies, one subscriber that never reads
 
-const MSGS: usize = 4000;
+const MSGS: usize = 6000;
 const SIZE: usize = 1000;
 
 /// A healthy subscriber reading everything and one that never reads, both on `feed`;
@@ -588,7 +588,7 @@ fn per_subject_rules_pick_the_policy_and_every_count_adds_up() {
     let _stalled = Sub::connect(server.addr, "stalled", &["pipeline.>"], 4096);
     let _cut = Sub::connect(server.addr, "cut", &["orders.>"], 4096);
     let (stalled, cut) = (cid_of(mon, "stalled"), cid_of(mon, "cut"));
-    let each = 3000;
+    let each = 6000;
     let subjects = ["logs.debug.db", "pipeline.step", "orders.new"];
     let mut bytes = Vec::new();
     for i in 0..each {

@@ -268,7 +268,14 @@ impl Outbox {
             if self.dropping.get() && pending < self.marks_low.get() {
                 self.dropping.set(false);
             }
-            if self.dropping.get() || pending + len > self.marks_high.get() {
+            // Over the high watermark, publishers are paced for it as for any reader; it
+            // sheds once that stops helping (it made no progress for the stall budget), and
+            // it never goes past max_pending for a drop_new message.
+            let over = pending + len > self.marks_high.get();
+            if self.dropping.get()
+                || (over && self.stall.exhausted())
+                || pending + len > self.pending_bytes_max.get()
+            {
                 self.dropping.set(true);
                 self.tally.dropped(DropReason::DropNew, msgs, metrics);
                 return false;
@@ -292,10 +299,9 @@ impl Outbox {
             let (arrived, here) = metrics.latency.turn();
             self.marks.borrow_mut().note(end, arrived, here, msgs);
         }
-        if class.policy != Policy::DropNew
-            && self
-                .stall
-                .note_pending(pending, class.policy == Policy::StallPublishers)
+        if self
+            .stall
+            .note_pending(pending, class.policy == Policy::StallPublishers)
         {
             self.env.congestion.note(Rc::clone(self));
         }
@@ -506,7 +512,10 @@ fn watermarks(limits: &Limits) -> Watermarks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writer::stall::Plan;
     use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
 
     fn env(budget_bytes: usize) -> Rc<OutboxEnv> {
         let memory = crate::flow::MemoryConfig {
@@ -597,23 +606,32 @@ mod tests {
     }
 
     #[test]
-    fn drop_new_sheds_above_high_until_under_low_and_counts_it() {
-        // High watermark 64 (stall_above), low 32.
+    fn drop_new_is_paced_first_then_sheds_until_under_low_and_counts_it() {
+        // High watermark 64 (stall_above), low 32, a 10 ms stall budget.
         let o = outbox(1 << 20);
         let shed = one(Policy::DropNew, Priority::Normal);
         assert!(o.push_frames(&[b'x'; 60], shed));
-        assert!(!o.push_frames(&[b'x'; 10], shed), "60 + 10 is over 64");
-        assert!(o.is_dropping());
         assert!(
-            o.env.congestion.is_empty(),
-            "drop_new never pauses publishers"
+            o.push_frames(&[b'x'; 10], shed),
+            "over 64, but its publishers are paced first"
         );
+        assert_eq!(o.env.congestion.len(), 1);
+        o.env.congestion.clear();
+        // It writes nothing for its whole stall budget: pacing does not help any more.
+        let (s, t0) = (o.stall(), Instant::now());
+        for k in 0..2 {
+            assert_eq!(s.begin(t0 + k * 5 * MS, 0), Plan::Wait(5 * MS));
+            s.end(t0 + (k + 1) * 5 * MS, 0);
+        }
+        assert!(s.exhausted());
+        assert!(!o.push_frames(&[b'x'; 10], shed), "now it sheds");
+        assert!(o.is_dropping());
         o.written(20);
         assert!(
             !o.push_frames(&[b'x'; 1], shed),
-            "40 pending: not under 32 yet"
+            "50 pending: not under 32 yet"
         );
-        o.written(10);
+        o.written(20);
         assert!(!o.is_dropping(), "30 pending: under the low watermark");
         assert!(o.push_frames(&[b'x'; 1], shed));
         assert!(!o.is_closing(), "it stays connected");
@@ -624,14 +642,20 @@ mod tests {
         assert!(o.push_frames(&[b'x'; 1], ONE));
         assert!(o.deadline_closes(), "a disconnect-policy message is queued");
         let t = o.tally();
-        assert_eq!((t.matched, t.delivered_msgs), (5, 3));
+        assert_eq!((t.matched, t.delivered_msgs), (6, 4));
         assert_eq!(t.dropped(DropReason::DropNew), 2);
         assert_eq!(t.matched, t.delivered_msgs + t.dropped_total());
+        o.env.congestion.clear();
     }
 
     #[test]
     fn high_priority_is_never_shed_and_asks_for_an_urgent_flush() {
-        let o = outbox(1 << 20);
+        // No pacing (a zero stall budget): drop_new sheds as soon as it is over 64.
+        let limits = Limits {
+            stall_budget: Duration::ZERO,
+            ..limits(1 << 20)
+        };
+        let o = Rc::new(Outbox::new(7, env(1 << 30), &limits));
         assert!(!o.push_frames(&[b'x'; 100], one(Policy::DropNew, Priority::Normal)));
         assert!(o.push_frames(&[b'x'; 100], one(Policy::DropNew, Priority::High)));
         assert!(o.take_urgent());

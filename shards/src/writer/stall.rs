@@ -12,6 +12,9 @@
 //! the subscriber's pace, and one that stopped reading holds them for `stall_max` before
 //! it falls back to `disconnect`.
 //!
+//! `drop_new` messages are paced the same way; they are dropped only once the budget is
+//! spent (see [`Stall::exhausted`]), so a reader that keeps up loses nothing.
+//!
 //! [`Stall`] is the per-outbox state and its rules, with the clock passed in (tested
 //! without sleeping); [`Congestion`] is the shard's list of outboxes congested this turn;
 //! [`pause`] is the wait itself.
@@ -171,6 +174,12 @@ impl Stall {
         }
     }
 
+    /// Whether publishers no longer pause for it: congested with this episode's budget
+    /// spent (it made no progress), or pausing is off. `drop_new` sheds from then on.
+    pub fn exhausted(&self) -> bool {
+        self.episode_budget().is_zero() || (self.congested.get() && self.left.get().is_zero())
+    }
+
     /// Pause time left in this episode (for tests and metrics).
     pub fn budget_left(&self) -> Duration {
         self.left.get()
@@ -212,35 +221,44 @@ impl Congestion {
 }
 
 /// Waits, boundedly, for the congested outboxes this turn delivered to. Called at the end
-/// of the turn that fed them; a turn that delivered to none returns at once.
+/// of the turn that fed them; a turn that delivered to none returns at once. The waits
+/// overlap: the turn is held for the longest of them.
 pub async fn pause(congestion: &Congestion) {
     if congestion.is_empty() {
         return;
     }
+    // Every pause begins now and they run side by side: the turn waits for the longest,
+    // not for their sum, and an outbox that drains early ends its own at once.
+    let began = Instant::now();
+    let mut waits = Vec::new();
     for outbox in congestion.take() {
         let stall = outbox.stall();
-        let (wait, owner) = match stall.begin(Instant::now(), outbox.written_total()) {
+        let (wait, owner) = match stall.begin(began, outbox.written_total()) {
             Plan::Skip => continue,
             Plan::Wait(wait) => (wait, true),
             Plan::Join(wait) => (wait, false),
         };
-        let began = Instant::now();
-        let _ = glommio::timer::timeout(wait, async {
-            outbox.drained().await;
-            Ok(())
-        })
-        .await;
-        let now = Instant::now();
-        if owner {
-            stall.end(now, outbox.written_total());
-        }
-        let metrics = &outbox.env().metrics;
-        metrics.add(Counter::Stalls, 1);
-        metrics.add(
-            Counter::StalledUs,
-            now.saturating_duration_since(began).as_micros() as u64,
-        );
+        waits.push((outbox, began + wait, owner));
     }
+    let Some((first, _, _)) = waits.first() else {
+        return;
+    };
+    let metrics = Rc::clone(&first.env().metrics);
+    metrics.add(Counter::Stalls, waits.len() as u64);
+    for (outbox, deadline, owner) in waits {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            let _ = glommio::timer::timeout(left, async {
+                outbox.drained().await;
+                Ok(())
+            })
+            .await;
+        }
+        if owner {
+            outbox.stall().end(Instant::now(), outbox.written_total());
+        }
+    }
+    metrics.add(Counter::StalledUs, began.elapsed().as_micros() as u64);
 }
 
 #[cfg(test)]
