@@ -458,6 +458,36 @@ fn under_load_the_limit_scales_down_as_f_of_l_says() {
     assert!(n(&row, "throttled_ms") > 0, "{row}");
 }
 
+#[test]
+fn a_reload_puts_new_rate_limits_in_force_at_once() {
+    let (server, mon) = start(1, "[rate_limit]\nmsgs_per_sec = 200\n");
+    let _publisher = flood(
+        server.addr,
+        "limited",
+        vec![pub_frame("rl", b"x")],
+        Instant::now() + Duration::from_secs(30),
+        None,
+        false,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let read = || n(&conn_named(mon, "limited").expect("limited"), "in_msgs");
+    let limited = read();
+    assert!(limited < 1000, "about 200/s plus a burst of 20: {limited}");
+    // The same file without the limit, and SIGHUP.
+    let path = server.config_path().expect("started with a file");
+    std::fs::write(&path, "[monitoring]\nport = 0\n").expect("rewrite the config");
+    server.signal(libc::SIGHUP);
+    let line = server.wait_for_log("reloaded", |l| l.contains("configuration reloaded"));
+    assert!(line.contains("rate_limit"), "{line}");
+    let at = read();
+    std::thread::sleep(Duration::from_secs(1));
+    let unlimited = read() - at;
+    assert!(
+        unlimited > 10 * 200,
+        "unlimited now: {unlimited} in a second, against 200 before"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Slow-consumer policies, one subscriber that never reads
 

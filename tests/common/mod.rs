@@ -152,6 +152,11 @@ impl Server {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// The configuration file it was started with (`start_with` and friends).
+    pub fn config_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.0.join("shardcast.toml"))
+    }
+
     /// Sends `signal` (e.g. `libc::SIGUSR2`) to the server process.
     pub fn signal(&self, signal: i32) {
         let pid = self.child.as_ref().expect("running").id();

@@ -123,7 +123,7 @@ async fn read_loop(
     let mut rb = ReadBuf::default();
     let mut needed = 0;
     while !conn.is_closing() {
-        if conn.has_published() {
+        if conn.has_published() && ctx.memory.is_paused() {
             pushback(ctx, || conn.is_closing()).await;
         }
         match rb.read_from(transport, needed).await {
@@ -265,7 +265,9 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
 /// subscribers it fed.
 async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
     // Over the memory budget, the rings wait too (their senders then wait for room).
-    pushback(ctx, || false).await;
+    if ctx.memory.is_paused() {
+        pushback(ctx, || false).await;
+    }
     let now = Instant::now();
     ctx.metrics.add(Counter::RingBatchesIn, 1);
     ctx.metrics
