@@ -77,6 +77,19 @@ pub struct RingBatch {
     pub sent_at: Instant,
 }
 
+impl RingBatch {
+    /// Whether the batch adds or removes interest (read loops apply such batches before
+    /// routing their own input, see `ring::inbound`).
+    pub fn changes_interest(&self) -> bool {
+        self.items.iter().any(|item| {
+            matches!(
+                item,
+                RingItem::InterestAdd { .. } | RingItem::InterestRemove { .. }
+            )
+        })
+    }
+}
+
 /// Ring slots hold one pointer.
 pub type RingMsg = Box<RingBatch>;
 

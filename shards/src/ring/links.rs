@@ -64,9 +64,10 @@ impl RingLinks {
         };
         let mut overflow = overflow.borrow_mut();
         if overflow.is_empty() && !self.busy[peer].get() {
+            let interest = msg.changes_interest();
             match self.senders.try_send_to(peer, msg) {
                 Ok(()) => {
-                    self.counters.note_sent(self.me, peer);
+                    self.counters.note_sent(self.me, peer, interest);
                     return false;
                 }
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
@@ -125,10 +126,11 @@ impl RingLinks {
             })
             .await;
             self.busy[peer].set(true);
+            let interest = msg.changes_interest();
             let sent = self.senders.send_to(peer, msg).await;
             self.busy[peer].set(false);
             if sent.is_ok() {
-                self.counters.note_sent(self.me, peer);
+                self.counters.note_sent(self.me, peer, interest);
             }
             if sent.is_err() {
                 self.overflow[peer].borrow_mut().clear();

@@ -248,14 +248,14 @@ fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>) {
     ctx.metrics.add(Counter::RingBatchesOut, end.batches as u64);
 }
 
-/// Applies the batches already waiting in the rings into this shard, each as the ring's
-/// own receiver would: its acks sent, and paced like any turn that feeds subscribers.
+/// Applies the batches waiting in the rings up to the last one that changes interest,
+/// each as the ring's own receiver would: its acks sent, and paced like any turn that
+/// feeds subscribers. Later batches, and batches that arrive meanwhile, are the ring
+/// receiver's (see `ring::inbound`).
 async fn apply_waiting_batches(ctx: &ShardCtx) {
     for inbound in &ctx.inbound {
-        while let Some(batch) = inbound
-            .take_waiting(&ctx.global.ring_counters, ctx.id)
-            .await
-        {
+        let mark = inbound.interest_mark(&ctx.global.ring_counters, ctx.id);
+        while let Some(batch) = inbound.take_waiting(mark).await {
             ring_turn(ctx, inbound.from, &batch).await;
         }
     }
@@ -287,6 +287,8 @@ async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
 pub async fn ring_receive(ctx: Rc<ShardCtx>, inbound: Rc<Inbound>) {
     while let Some(batch) = inbound.recv().await {
         ring_turn(&ctx, inbound.from, &batch).await;
-        glommio::yield_if_needed().await;
+        // One batch at a time, like a client's read: the shard's read loops and writers
+        // get their turns between a busy peer's batches.
+        futures_lite::future::yield_now().await;
     }
 }
