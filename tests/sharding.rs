@@ -316,6 +316,70 @@ fn a_write_stuck_past_the_write_deadline_closes_the_subscriber() {
 }
 
 #[test]
+fn a_subscriber_that_keeps_reading_outlives_the_write_deadline() {
+    // The server's socket to this subscriber is full most of the time, but every read
+    // makes room: its writes never go `write_deadline` without progress, so it must stay,
+    // however long the flood lasts. (glommio's own write timeout counted from the first
+    // time the socket was full and cut such readers off 300 ms later.)
+    let s = Server::start_with(
+        2,
+        "[limits]\nwrite_deadline = \"300ms\"\nstall_budget = \"0ms\"\n",
+    );
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    socket.connect(&s.addr.into()).expect("connect");
+    let mut reader = Raw::from_stream(socket.into());
+    let cid = reader.read_info()["client_id"].as_u64().expect("client_id");
+    reader.send(format!("CONNECT {CONNECT_JSON}\r\nSUB steady 1\r\nPING\r\n").as_bytes());
+    reader.expect(b"PONG\r\n");
+    const MSGS: usize = 384;
+    let payload = vec![b's'; 32 * 1024];
+    let frame_len = format!("MSG steady 1 {}\r\n", payload.len()).len() + payload.len() + 2;
+    let publisher = {
+        let mut p = client(&s);
+        let payload = payload.clone();
+        std::thread::spawn(move || {
+            for _ in 0..MSGS {
+                p.send(format!("PUB steady {}\r\n", payload.len()).as_bytes());
+                p.send(&payload);
+                p.send(b"\r\n");
+            }
+            p.flush();
+        })
+    };
+    // About 6 MB/s: 12 MiB take about two seconds, many times the deadline, and the
+    // reader never pauses for more than a few milliseconds.
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut got = 0;
+    reader
+        .stream
+        .set_read_timeout(Some(common::WAIT))
+        .expect("timeout");
+    while got < MSGS * frame_len {
+        match reader.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("read after {got} bytes: {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    publisher.join().expect("publisher");
+    assert_eq!(
+        got,
+        MSGS * frame_len,
+        "everything arrived, in {:?}",
+        started.elapsed()
+    );
+    let closed: Vec<String> = s
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("slow consumer closed") && l.contains(&format!(" cid={cid} ")))
+        .collect();
+    assert!(closed.is_empty(), "{closed:?}");
+}
+
+#[test]
 fn a_client_that_pipelines_pings_and_never_reads_is_cut_off_at_max_pending() {
     // PONGs are output like any other and count against max_pending; the deadline is
     // far off, so only the pending bound can end this client.

@@ -4,17 +4,19 @@
 //! around each read and each flush) plug in as further implementations of [`Transport`],
 //! see `docs/architecture.md`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future::poll_fn;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
+use glommio::timer::Timer;
 
 use crate::writer::Sink;
 
@@ -32,10 +34,21 @@ pub trait Transport: Sink {
 }
 
 /// Plain TCP through glommio (readiness from io_uring, synchronous sends).
+///
+/// The write deadline is kept here, not by glommio's write timeout: glommio arms its
+/// timer when a write first finds the socket full and disarms it only when one of its
+/// own writes succeeds, so the sends made with `sendmsg` in between did not count as
+/// progress, and a subscriber that had been full once, and read steadily since, was cut
+/// off `write_deadline` later as if stuck.
 pub struct Tcp {
     stream: RefCell<TcpStream>,
     fd: RawFd,
     peer: Option<SocketAddr>,
+    write_deadline: Duration,
+    /// Since when writes have found the socket full without any progress.
+    stuck_since: Cell<Option<Instant>>,
+    /// Wakes the waiting writer when the deadline passes.
+    deadline_timer: RefCell<Option<Timer>>,
 }
 
 impl Tcp {
@@ -43,14 +56,22 @@ impl Tcp {
     /// `write_deadline` fail with `TimedOut`.
     pub fn new(stream: TcpStream, write_deadline: Duration) -> Self {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(write_deadline));
         let peer = stream.peer_addr().ok();
         let fd = stream.as_raw_fd();
         Tcp {
             stream: RefCell::new(stream),
             fd,
             peer,
+            write_deadline,
+            stuck_since: Cell::new(None),
+            deadline_timer: RefCell::new(None),
         }
+    }
+
+    /// Bytes went out: the writes are not stuck.
+    fn progressed(&self) {
+        self.stuck_since.set(None);
+        self.deadline_timer.borrow_mut().take();
     }
 }
 
@@ -66,12 +87,55 @@ impl Sink for Tcp {
         if r < 0 {
             Err(io::Error::last_os_error())
         } else {
+            if r > 0 {
+                self.progressed();
+            }
             Ok(r as usize)
         }
     }
 
     fn poll_send(&self, cx: &mut Context<'_>, front: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, front)
+        let now = Instant::now();
+        let since = self.stuck_since.get().unwrap_or(now);
+        self.stuck_since.set(Some(since));
+        let left = self
+            .write_deadline
+            .saturating_sub(now.duration_since(since));
+        if left.is_zero() {
+            return Poll::Ready(Err(self.timed_out()));
+        }
+        match Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, front) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                return Poll::Ready(Ok(n));
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        let fired = {
+            let mut timer = self.deadline_timer.borrow_mut();
+            let timer = timer.get_or_insert_with(|| Timer::new(left));
+            Pin::new(timer).poll(cx).is_ready()
+        };
+        if fired {
+            Poll::Ready(Err(self.timed_out()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Tcp {
+    /// The deadline passed. A writer that keeps the connection (one holding only
+    /// `drop_new` output) waits a whole new deadline before the next `TimedOut`.
+    fn timed_out(&self) -> io::Error {
+        self.progressed();
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no write progress within write_deadline",
+        )
     }
 }
 
