@@ -34,6 +34,7 @@ fn batch(blob: &Bytes, items: usize) -> RingMsg {
                     len: 128,
                 },
                 queues: Vec::new(),
+                blob: None,
             })
         })
         .collect();

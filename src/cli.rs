@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// free one (overrides `monitoring.port`).
     #[arg(short = 'm', long = "http_port", value_name = "PORT")]
     pub http_port: Option<u16>,
+    /// Serve IRC clients on PORT; 0 picks a free one (overrides `irc.port`).
+    #[arg(long = "irc", value_name = "PORT")]
+    pub irc_port: Option<u16>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -128,6 +131,9 @@ impl ServeArgs {
         }
         if let Some(port) = self.http_port {
             cfg.monitoring.port = Some(port);
+        }
+        if let Some(port) = self.irc_port {
+            cfg.irc.port = Some(port);
         }
         Ok(cfg)
     }

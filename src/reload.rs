@@ -76,6 +76,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("log.time", old.log.time != new.log.time),
         ("log.format", old.log.format != new.log.format),
         ("monitoring", old.monitoring != new.monitoring),
+        ("irc", old.irc != new.irc),
     ];
     checks
         .into_iter()
@@ -112,6 +113,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.spin_before_park = old.spin_before_park;
     new.ring = old.ring.clone();
     new.monitoring = old.monitoring.clone();
+    new.irc = old.irc.clone();
     new
 }
 

@@ -77,6 +77,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "shardcast listening"
     );
+    if let Some(addr) = server.irc_addr() {
+        tracing::info!(addr = %addr, "irc listening");
+    }
     log_flow(&cfg, server.shards());
     notify_systemd(&[sd_notify::NotifyState::Ready]);
 

@@ -93,6 +93,10 @@ pub const MATCH_CACHE_ENTRIES_MAX: usize = 4096;
 /// the shard falls under its low mark).
 pub const PUSHBACK_RECHECK: Duration = Duration::from_millis(50);
 
+/// How long a ring receiver applies a busy peer's batches before it lets the shard's
+/// other tasks run.
+pub const RING_RECEIVE_SLICE: Duration = Duration::from_micros(500);
+
 /// The longest a rate-limited publisher is left unread at a time before its wait is
 /// worked out again (the load, and so the refill rate, may have changed).
 pub const THROTTLE_WAIT_MAX: Duration = Duration::from_millis(100);

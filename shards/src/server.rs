@@ -12,6 +12,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
+use crate::front::irc::IrcSettings;
 use crate::limits::{
     Limits, LimitsError, EXECUTOR_IO_MEMORY_BYTES, SHARDS_MAX, SHARD_START_TIMEOUT,
     SNAPSHOT_TIMEOUT,
@@ -39,6 +40,17 @@ pub struct ServerConfig {
     pub server_name: Option<String>,
     pub limits: Limits,
     pub metrics: MetricsConfig,
+    /// The IRC listener, off when None.
+    pub irc: Option<IrcConfig>,
+}
+
+/// Where the IRC listener listens, and how it presents itself.
+#[derive(Debug, Clone)]
+pub struct IrcConfig {
+    pub host: String,
+    /// 0 picks a free port (logged at start, and in [`ServerHandle::irc_addr`]).
+    pub port: u16,
+    pub settings: IrcSettings,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +62,7 @@ impl Default for ServerConfig {
             server_name: None,
             limits: Limits::default(),
             metrics: MetricsConfig::default(),
+            irc: None,
         }
     }
 }
@@ -88,6 +101,7 @@ pub enum ServerError {
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
+    irc_addr: Option<SocketAddr>,
     shards: usize,
     controller: Controller,
     handles: PoolThreadHandles<Option<MetricsSnapshot>>,
@@ -97,6 +111,11 @@ impl ServerHandle {
     /// The address clients connect to (with the real port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The IRC listener's address, if it is on (with the real port if 0 was asked for).
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc_addr
     }
 
     pub fn shards(&self) -> usize {
@@ -263,6 +282,36 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
             addr,
             source: std::io::Error::other("no local address"),
         })?;
+    // The IRC port is reserved the same way, so every shard's listener joins one port.
+    let irc_holder = match &cfg.irc {
+        Some(irc) => {
+            let wanted = resolve(&irc.host, irc.port)?;
+            let holder = reserve_port(wanted)?;
+            let bound = holder
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| ServerError::Bind {
+                    addr: wanted,
+                    source: std::io::Error::other("no local address"),
+                })?;
+            let mut settings = irc.settings.clone();
+            let now = time::OffsetDateTime::now_utc();
+            settings.created_unix = now.unix_timestamp().max(0) as u64;
+            settings.created = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+                now.year(),
+                u8::from(now.month()),
+                now.day(),
+                now.hour(),
+                now.minute(),
+                now.second()
+            );
+            Some((holder, bound, settings))
+        }
+        None => None,
+    };
+    let irc_addr = irc_holder.as_ref().map(|(_, addr, _)| *addr);
     let server_id = make_server_id(addr);
     let global = Arc::new(Global {
         limits: cfg.limits.clone(),
@@ -276,6 +325,9 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         next_cid: AtomicU64::new(1),
         ring_counters: crate::ring::RingCounters::new(shards),
         load: crate::flow::SharedLoad::new(shards),
+        irc: irc_holder
+            .as_ref()
+            .map(|(_, addr, settings)| (*addr, settings.clone())),
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -297,8 +349,10 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         .map_err(|e| ServerError::Placement(e.to_string()))?;
     wait_ready(&ready_rx, shards)?;
     drop(holder);
+    drop(irc_holder);
     Ok(ServerHandle {
         addr,
+        irc_addr,
         shards,
         controller: Controller {
             shards: Arc::new(senders),

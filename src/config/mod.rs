@@ -14,8 +14,10 @@ use shards::Limits;
 use crate::units;
 
 pub mod flow;
+pub mod irc;
 
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
+use irc::IrcSection;
 
 /// The commented default configuration, built into the binary (`shardcast config`).
 pub const DEFAULT_TOML: &str = include_str!("../../tuning/shardcast.toml");
@@ -61,6 +63,7 @@ pub struct Config {
     pub memory: MemorySection,
     pub slow_consumer: SlowConsumerSection,
     pub priority: PrioritySection,
+    pub irc: IrcSection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -200,6 +203,7 @@ impl Default for Config {
             memory: MemorySection::default(),
             slow_consumer: SlowConsumerSection::default(),
             priority: PrioritySection::default(),
+            irc: IrcSection::default(),
         }
     }
 }
@@ -362,6 +366,10 @@ impl Config {
                 path: path.into(),
                 message: e.to_string(),
             })?;
+        cfg.irc.validate().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
         Ok(cfg)
     }
 
@@ -415,6 +423,7 @@ impl Config {
                 top_subjects: self.monitoring.top_subjects,
                 stats_log_interval: self.monitoring.stats_log_interval.0,
             },
+            irc: self.irc.engine(&self.host),
         }
     }
 }

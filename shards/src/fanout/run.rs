@@ -165,11 +165,19 @@ impl Run {
             return false;
         }
         self.cids.clear();
-        let wire = target.plain.first().map(|s| s.wire().for_msg(m));
+        let first = target.plain.first();
+        let wire = first.map(|s| s.wire().for_msg(m));
+        // Frames on a wire that cannot be re-tagged serve only subscribers with one tag.
+        let same_tag = |s: &Rc<Sub>| {
+            wire.is_some_and(Wire::retaggable) || first.is_some_and(|f| f.sid == s.sid)
+        };
         let ok = target.queues.is_empty()
             && target.plain.len() >= 2
             && target.plain.iter().all(|s| {
-                s.max_msgs() == 0 && Some(s.wire().for_msg(m)) == wire && self.cids.insert(s.cid)
+                s.max_msgs() == 0
+                    && Some(s.wire().for_msg(m)) == wire
+                    && same_tag(s)
+                    && self.cids.insert(s.cid)
             });
         if !ok {
             self.ineligible = Some(Rc::clone(target));

@@ -5,6 +5,7 @@
 //! routes nothing itself: a new front-end (IRC, log ingest, a leaf link) is a new module
 //! here plus a wire, and `shard::run_loop` serves it like any other.
 
+pub mod irc;
 pub mod nats;
 
 use std::rc::Rc;
@@ -45,4 +46,8 @@ pub trait Session {
         conn: &Rc<Conn>,
         data: &[u8],
     ) -> Input;
+
+    /// The connection is closing: last operations before its subscriptions go (IRC: the
+    /// others see its QUIT).
+    fn closed(&mut self, _router: &mut Router, _conn: &Rc<Conn>) {}
 }

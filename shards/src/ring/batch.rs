@@ -44,6 +44,10 @@ pub struct Forward {
     pub body: Span,
     /// Queue groups whose one delivery the receiving shard must make.
     pub queues: Vec<Box<[u8]>>,
+    /// The bytes the spans point into when they are not the batch's blob: a message a
+    /// front-end or service composed (an IRC line published with its author's header)
+    /// travels with its own block.
+    pub blob: Option<Box<Bytes>>,
 }
 
 /// One entry of a batch.

@@ -26,6 +26,9 @@ pub enum Op<'a> {
     /// Publish `msg`; `spans` locate its parts in the turn's input buffer, so forwarding
     /// it to other shards shares that buffer instead of copying.
     Publish { msg: MsgView<'a>, spans: PubSpans },
+    /// Publish `msg`, whose parts lie in `owner`, a block of its own (a message the
+    /// front-end composed rather than read); forwards share the block.
+    PublishOwned { msg: MsgView<'a>, owner: &'a Bytes },
     /// Subscribe to `subject` (optionally in queue group `queue`) under tag `sid`.
     Subscribe {
         sid: &'a [u8],
@@ -96,12 +99,16 @@ impl Router {
     /// Applies one operation of `conn`, queuing its replies and deliveries.
     pub fn apply(&mut self, conn: &Rc<Conn>, op: Op<'_>) -> Applied {
         let mut flushed = 0;
-        if !matches!(op, Op::Publish { .. }) {
+        if !matches!(op, Op::Publish { .. } | Op::PublishOwned { .. }) {
             // Publishes batched so far are delivered before anything else takes effect.
             flushed = self.run.flush(&mut self.subjects);
         }
         let mut applied = match op {
-            Op::Publish { msg, spans } => self.apply_publish(conn, &msg, spans),
+            Op::Publish { msg, spans } => self.apply_publish(conn, &msg, spans, None),
+            Op::PublishOwned { msg, owner } => {
+                let spans = PubSpans::of(owner, &msg);
+                self.apply_publish(conn, &msg, spans, Some(owner))
+            }
             Op::Subscribe {
                 sid,
                 subject,
@@ -129,7 +136,13 @@ impl Router {
         applied
     }
 
-    fn apply_publish(&mut self, conn: &Rc<Conn>, msg: &MsgView<'_>, spans: PubSpans) -> Applied {
+    fn apply_publish(
+        &mut self,
+        conn: &Rc<Conn>,
+        msg: &MsgView<'_>,
+        spans: PubSpans,
+        owner: Option<&Bytes>,
+    ) -> Applied {
         if !is_valid_literal_subject(msg.subject) {
             // nats-server: reported to pedantic clients, the connection stays open, the
             // message reaches nobody. A verbose client still gets its +OK after the error.
@@ -141,7 +154,7 @@ impl Router {
         }
         // Acked before delivery, as nats-server does.
         ack(conn);
-        let routed = self.publish(conn, msg, spans);
+        let routed = self.publish(conn, msg, spans, owner);
         Applied {
             outcome: Outcome::Done,
             delivered: routed.local,
@@ -181,7 +194,8 @@ impl Router {
                     self.remove_remote(from, subject, queue.as_deref());
                 }
                 RingItem::Publish(fwd) => {
-                    let o = self.deliver_forward(&batch.blob, fwd);
+                    let blob = fwd.blob.as_deref().unwrap_or(&batch.blob);
+                    let o = self.deliver_forward(blob, fwd);
                     out.delivered += o.delivered;
                     out.queue_misses += o.queue_misses;
                 }

@@ -70,6 +70,17 @@ impl Router {
         self.subs.get(&cid).into_iter().flat_map(|s| s.values())
     }
 
+    /// Whether a subscription on any shard matches `subject` (as far as this shard
+    /// knows: other shards' interest arrives over the rings).
+    pub fn has_interest(&mut self, subject: &[u8]) -> bool {
+        let local = self.local.matches(subject);
+        if !local.plain.is_empty() || !local.queues.is_empty() {
+            return true;
+        }
+        let remote = self.remote.matches(subject);
+        !remote.plain.is_empty() || !remote.queues.is_empty()
+    }
+
     /// Subscriptions connection `cid` holds.
     pub fn sub_count(&self, cid: u64) -> usize {
         self.subs.get(&cid).map_or(0, |s| s.len())

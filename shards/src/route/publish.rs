@@ -4,6 +4,8 @@
 
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use crate::conn::{Conn, Sub};
 use crate::fanout;
 use crate::ring::{Forward, RingItem, Span};
@@ -73,8 +75,15 @@ impl PeerSet {
 const NO_RESPONDERS: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
 impl Router {
-    /// Routes a publish from `origin` on this shard.
-    pub(super) fn publish(&mut self, origin: &Conn, m: &MsgView<'_>, spans: PubSpans) -> Routed {
+    /// Routes a publish from `origin` on this shard. `spans` locate its parts in the
+    /// turn's input buffer, or in `owner` when the message has a block of its own.
+    pub(super) fn publish(
+        &mut self,
+        origin: &Conn,
+        m: &MsgView<'_>,
+        spans: PubSpans,
+        owner: Option<&Bytes>,
+    ) -> Routed {
         let flags = origin.flags();
         let skip = if flags.echo { None } else { Some(origin.cid) };
         let local = self.local.matches(m.subject);
@@ -164,11 +173,12 @@ impl Router {
                 header_len: m.header_len.map(|h| h as u32),
                 body: spans.body,
                 queues,
+                blob: owner.map(|b| Box::new(b.clone())),
             }));
             routed.forwarded += 1;
         }
         if routed.forwarded > 0 {
-            self.outgoing_uses_blob = true;
+            self.outgoing_uses_blob |= owner.is_none();
             origin.set_cross_dirty(true);
         }
         let reached = routed.local + routed.batched + routed.forwarded;

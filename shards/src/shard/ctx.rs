@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
 use crate::flow::{LoadMeter, MemoryBudget, Pressure, SharedLoad};
+use crate::front::irc::{IrcSettings, IrcShard};
 use crate::limits::{Limits, SHARDS_MAX};
 use crate::metrics::{MetricsConfig, ShardMetrics};
 use crate::protocol::info::{ServerInfo, NATS_COMPAT_VERSION};
@@ -39,6 +40,8 @@ pub struct Global {
     pub ring_counters: RingCounters,
     /// Every shard's load figure L (see `flow::load`).
     pub load: SharedLoad,
+    /// The IRC listener's address (real port) and settings, when it is on.
+    pub irc: Option<(SocketAddr, IrcSettings)>,
 }
 
 /// One shard's state.
@@ -65,6 +68,8 @@ pub struct ShardCtx {
     pub load: RefCell<LoadMeter>,
     /// The server's part of the NATS `INFO` every new client gets.
     nats_info: RefCell<Rc<ServerInfo>>,
+    /// What the shard's IRC sessions share, when the IRC listener is on.
+    pub irc: Option<Rc<IrcShard>>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub gate: Gate,
     pub stopping: Cell<bool>,
@@ -101,8 +106,13 @@ impl ShardCtx {
             metrics: Rc::clone(&metrics),
             memory: Rc::clone(&memory),
         });
+        let irc = global
+            .irc
+            .as_ref()
+            .map(|(_, settings)| Rc::new(IrcShard::new(settings.clone())));
         ShardCtx {
             id,
+            irc,
             router: RefCell::new(router),
             nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
             pool,

@@ -20,7 +20,7 @@ use crate::conn::writer_task::{self, WriterParams};
 use crate::conn::{Conn, Transport};
 use crate::flow::Accounted;
 use crate::front::Session;
-use crate::limits::{PUSHBACK_RECHECK, THROTTLE_WAIT_MAX};
+use crate::limits::{PUSHBACK_RECHECK, RING_RECEIVE_SLICE, THROTTLE_WAIT_MAX};
 use crate::metrics::Counter;
 use crate::ring::{Inbound, RingBatch};
 use crate::route::Router;
@@ -79,6 +79,7 @@ pub async fn serve_conn<T: Transport + 'static>(
     }
     {
         let mut router = ctx.router.borrow_mut();
+        session.closed(&mut router, &conn);
         router.detach(&conn);
         end_turn(&ctx, &mut router, None);
     }
@@ -285,10 +286,17 @@ async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
 
 /// Applies every batch `inbound.from` sends, in order, until its ring closes.
 pub async fn ring_receive(ctx: Rc<ShardCtx>, inbound: Rc<Inbound>) {
+    let mut since_yield = Instant::now();
     while let Some(batch) = inbound.recv().await {
         ring_turn(&ctx, inbound.from, &batch).await;
-        // One batch at a time, like a client's read: the shard's read loops and writers
-        // get their turns between a busy peer's batches.
-        futures_lite::future::yield_now().await;
+        // A busy peer's batches get `RING_RECEIVE_SLICE` at a time: then the shard's read
+        // loops and writers get their turns. (Yielding after every batch instead cost
+        // the fixed-rate latency entry its p99: 4-5 ms became 6-80 ms.)
+        if since_yield.elapsed() >= RING_RECEIVE_SLICE {
+            futures_lite::future::yield_now().await;
+            since_yield = Instant::now();
+        } else {
+            glommio::yield_if_needed().await;
+        }
     }
 }

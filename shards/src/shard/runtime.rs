@@ -9,7 +9,9 @@ use std::sync::Arc;
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
 use crate::conn::{CloseReason, Tcp};
+use crate::front::irc::IrcSession;
 use crate::front::nats::NatsSession;
+use crate::front::Session;
 use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
 use crate::metrics::{MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::ring::{Inbound, RingLinks, RingMsg};
@@ -83,6 +85,18 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
             return None;
         }
     };
+    let irc_listener = match &global.irc {
+        Some((addr, _)) => match Listener::bind(*addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = ready.send(ShardReport::Failed(format!(
+                    "shard {id} cannot listen for IRC on {addr}: {e}"
+                )));
+                return None;
+            }
+        },
+        None => None,
+    };
     let inbound: Vec<Rc<Inbound>> = match receivers {
         Some(mut receivers) => receivers
             .streams()
@@ -95,13 +109,28 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     spawn_background(&ctx);
     let _ = ready.send(ShardReport::Ready(id));
 
-    let accept = accept_loop(&ctx, &listener);
+    let accept = accept_loop(&ctx, &listener, |ctx| {
+        let control_line_max = ctx.limits().control_line_bytes_max;
+        NatsSession::new(ctx.nats_info(), control_line_max)
+    });
+    let accept_irc = async {
+        match (&irc_listener, &ctx.irc) {
+            (Some(l), Some(shard)) => {
+                accept_loop(&ctx, l, |_| IrcSession::new(Rc::clone(shard))).await
+            }
+            _ => futures_lite::future::pending().await,
+        }
+    };
     let Some(control) = controls.get(id) else {
         unreachable!("the server makes one control channel per shard");
     };
-    futures_lite::future::or(accept, obey(&ctx, control)).await;
+    let accepting = futures_lite::future::or(accept, accept_irc);
+    futures_lite::future::or(accepting, obey(&ctx, control)).await;
     listener.stop();
     drop(listener);
+    if let Some(l) = irc_listener {
+        l.stop();
+    }
     shutdown(&ctx).await;
     Some(MetricsSnapshot::of(&ctx.metrics))
 }
@@ -144,13 +173,17 @@ async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
     }
 }
 
-async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &Listener) {
+/// Accepts connections on `listener`, each served with the session `session` makes.
+async fn accept_loop<S: Session + 'static>(
+    ctx: &Rc<ShardCtx>,
+    listener: &Listener,
+    session: impl Fn(&ShardCtx) -> S,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let transport = Tcp::new(stream, ctx.limits().write_deadline);
-                let control_line_max = ctx.limits().control_line_bytes_max;
-                let session = NatsSession::new(ctx.nats_info(), control_line_max);
+                let session = session(ctx);
                 let served = run_loop::serve_conn(Rc::clone(ctx), transport, session);
                 match ctx.gate.spawn(served) {
                     Ok(task) => {

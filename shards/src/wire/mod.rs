@@ -11,6 +11,7 @@
 //! encoding serves all of them, and a frame encoded for one tag is re-tagged by splicing
 //! the other tag in at the range [`Wire::encode`] returns.
 
+pub mod irc;
 pub mod nats;
 
 use std::ops::Range;
@@ -62,6 +63,9 @@ pub enum Wire {
     /// `headers: false` is a client that did not ask for headers: it gets payloads only,
     /// as nats-server sends them.
     Nats { headers: bool },
+    /// IRC: `PRIVMSG` lines from the message's author to the subscription's tag (a
+    /// channel name or the connection's nick), see [`irc`].
+    Irc,
 }
 
 /// A reply to a connection's own operation, in the engine's terms.
@@ -104,12 +108,20 @@ impl Wire {
         }
     }
 
+    /// Whether a frame encoded for one tag becomes another tag's frame by splicing that
+    /// tag in at the range [`Wire::encode`] returns. Not on IRC, where the tag (the
+    /// channel) may decide what a line shows and every line names it.
+    pub fn retaggable(self) -> bool {
+        matches!(self, Wire::Nats { .. })
+    }
+
     /// Appends the head of `m`'s frame for the subscription tagged `tag` and says what
     /// follows it: the frame is the head, then [`Framed::body`], then [`Framed::trailer`].
     /// Callers that copy into chunked buffers append the body from where it lies.
     pub fn encode_head<'m>(self, out: &mut Vec<u8>, m: &MsgView<'m>, tag: &[u8]) -> Framed<'m> {
         match self {
             Wire::Nats { headers } => nats::encode_head(out, m, tag, headers),
+            Wire::Irc => irc::encode_head(out, m, tag),
         }
     }
 
@@ -117,6 +129,7 @@ impl Wire {
     pub fn head_len_max(self, m: &MsgView<'_>, tag: &[u8]) -> usize {
         match self {
             Wire::Nats { .. } => nats::head_len_max(m, tag),
+            Wire::Irc => irc::head_len_max(),
         }
     }
 
@@ -124,7 +137,7 @@ impl Wire {
     /// payload, or the payload alone where headers are stripped): what `out_bytes` counts.
     pub fn delivered_len(self, m: &MsgView<'_>) -> usize {
         match self {
-            Wire::Nats { headers: false } => m.payload().len(),
+            Wire::Nats { headers: false } | Wire::Irc => m.payload().len(),
             Wire::Nats { headers: true } => m.body.len(),
         }
     }
@@ -147,6 +160,7 @@ impl Wire {
     pub fn encode_reply(self, out: &mut Vec<u8>, reply: Reply<'_>) {
         match self {
             Wire::Nats { .. } => nats::encode_reply(out, reply),
+            Wire::Irc => irc::encode_reply(out, reply),
         }
     }
 
@@ -154,6 +168,7 @@ impl Wire {
     pub fn reply_len_max(self, reply: Reply<'_>) -> usize {
         match self {
             Wire::Nats { .. } => nats::reply_len_max(reply),
+            Wire::Irc => irc::reply_len_max(reply),
         }
     }
 }

@@ -1,0 +1,621 @@
+//! Each IRC command a session understands, applied: registration (CAP, PASS, NICK, USER),
+//! keepalive (PING, PONG), channels (JOIN, PART, NAMES, WHO, MODE, LIST), messages
+//! (PRIVMSG, NOTICE, to channels and to nicks), AWAY and QUIT. Anything else gets `421`;
+//! anything but registration and keepalive before registering gets `451`.
+//!
+//! Channel traffic goes through the router: a channel is a subscription tagged with the
+//! channel's name, a message to it a publish (the author's nick and mask in headers), a
+//! message to a nick a publish to that user's inbox subject, presence a JSON publish on
+//! `$SC.PRESENCE.<subject>`.
+
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::close::CloseReason;
+use crate::conn::Conn;
+use crate::front::irc::line::Line;
+use crate::front::irc::names::{check_nick, nick_key, Channel, ChannelError, NickError};
+use crate::front::irc::presence::{self, Event, Presence};
+use crate::front::irc::IrcSession;
+use crate::metrics::{Counter, ShardMetrics};
+use crate::route::{Op, Outcome, Router};
+use crate::wire::irc::{MASK_HEADER, NATS_NICK, NICK_HEADER};
+use crate::wire::{MsgView, Refusal};
+
+/// The subject a user's direct messages are published to.
+pub fn inbox_subject(nick: &str) -> String {
+    format!("$SC.IRC.USER.{}", nick_key(nick))
+}
+
+/// The sid of a channel's presence subscription (the channel subscription's sid is the
+/// channel's name).
+fn presence_sid(channel: &Channel) -> String {
+    format!("presence {}", channel.name())
+}
+
+/// Applies one line from the client.
+pub fn apply(
+    s: &mut IrcSession,
+    router: &mut Router,
+    metrics: &ShardMetrics,
+    conn: &Rc<Conn>,
+    line: &Line<'_>,
+) {
+    let p = |i: usize| {
+        line.param(i)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let command = String::from_utf8_lossy(line.command).to_ascii_uppercase();
+    match command.as_str() {
+        "CAP" => cap(s, router, conn, p(0), p(1)),
+        "PASS" => {
+            if s.registered {
+                s.numeric("462", &[], "You may not reregister");
+            }
+        }
+        "NICK" => nick(s, router, conn, p(0)),
+        "USER" => user(s, router, conn, line),
+        "PING" => match p(0) {
+            Some(token) => {
+                let server = s.settings().server_name.clone();
+                s.out
+                    .line(&[&format!(":{server}"), "PONG", &server], Some(&token));
+            }
+            None => s.numeric("409", &[], "No origin specified"),
+        },
+        "PONG" => conn.pong_received(std::time::Instant::now()),
+        "QUIT" => {
+            let reason = format!("Quit: {}", p(0).unwrap_or_default());
+            leave_all(s, router, conn, &reason);
+            let text = format!("Closing Link: {} ({reason})", s.host);
+            s.out.line(&["ERROR"], Some(&text));
+            s.flush_out(conn);
+            conn.close(CloseReason::ClientClosed);
+        }
+        _ if !s.registered => s.numeric("451", &[], "You have not registered"),
+        "JOIN" => match p(0) {
+            Some(list) if list == "0" => leave_all(s, router, conn, "Left all channels"),
+            Some(list) => {
+                for name in list.split(',') {
+                    join(s, router, conn, name);
+                }
+            }
+            None => s.numeric("461", &["JOIN"], "Not enough parameters"),
+        },
+        "PART" => match p(0) {
+            Some(list) => {
+                let reason = p(1).unwrap_or_default();
+                for name in list.split(',') {
+                    part(s, router, conn, name, &reason);
+                }
+            }
+            None => s.numeric("461", &["PART"], "Not enough parameters"),
+        },
+        "PRIVMSG" | "NOTICE" => {
+            let notice = command == "NOTICE";
+            message(s, router, metrics, conn, notice, p(0), line.param(1));
+        }
+        "NAMES" => match p(0) {
+            Some(list) => {
+                for name in list.split(',') {
+                    if let Ok(c) = Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
+                        names(s, &c);
+                    }
+                }
+            }
+            None => s.numeric("366", &["*"], "End of /NAMES list."),
+        },
+        "WHO" => who(s, p(0)),
+        "MODE" => mode(s, p(0), p(1)),
+        "LIST" => list(s),
+        "TOPIC" => match p(0) {
+            Some(name) => s.numeric("331", &[&name], "No topic is set"),
+            None => s.numeric("461", &["TOPIC"], "Not enough parameters"),
+        },
+        "AWAY" => {
+            s.away = line.param(0).is_some_and(|t| !t.is_empty());
+            if s.away {
+                s.numeric("306", &[], "You have been marked as being away");
+            } else {
+                s.numeric("305", &[], "You are no longer marked as being away");
+            }
+        }
+        other => {
+            let other = other.chars().take(32).collect::<String>();
+            s.numeric("421", &[&other], "Unknown command");
+        }
+    }
+}
+
+/// CAP LS / REQ / LIST / END. The one capability offered is `server-time`.
+fn cap(
+    s: &mut IrcSession,
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    sub: Option<String>,
+    arg: Option<String>,
+) {
+    let server = format!(":{}", s.settings().server_name);
+    let who = s.target();
+    match sub.map(|c| c.to_ascii_uppercase()).as_deref() {
+        Some("LS") => {
+            if !s.registered {
+                s.cap_negotiating = true;
+            }
+            s.out
+                .line(&[&server, "CAP", &who, "LS"], Some("server-time"));
+        }
+        Some("REQ") => {
+            let asked = arg.unwrap_or_default();
+            let known = asked
+                .split_whitespace()
+                .all(|c| c.trim_start_matches('-') == "server-time");
+            if known {
+                for c in asked.split_whitespace() {
+                    s.server_time = !c.starts_with('-');
+                }
+                s.out.line(&[&server, "CAP", &who, "ACK"], Some(&asked));
+            } else {
+                s.out.line(&[&server, "CAP", &who, "NAK"], Some(&asked));
+            }
+        }
+        Some("LIST") => {
+            let enabled = if s.server_time { "server-time" } else { "" };
+            s.out.line(&[&server, "CAP", &who, "LIST"], Some(enabled));
+        }
+        Some("END") => {
+            s.cap_negotiating = false;
+            s.try_register(conn, router);
+        }
+        other => {
+            let other = other.unwrap_or_default();
+            s.numeric("410", &[other], "Invalid CAP command");
+        }
+    }
+}
+
+fn nick(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, wanted: Option<String>) {
+    let Some(wanted) = wanted.filter(|n| !n.is_empty()) else {
+        s.numeric("431", &[], "No nickname given");
+        return;
+    };
+    let len_max = s.settings().nick_len_max;
+    let shown: String = wanted.chars().take(len_max + 1).collect();
+    let nick = match check_nick(wanted.as_bytes(), len_max) {
+        Ok(n) => n.to_string(),
+        Err(e) => {
+            let why = match e {
+                NickError::Empty | NickError::BadByte => "Erroneous nickname",
+                NickError::TooLong => "Erroneous nickname (too long)",
+            };
+            s.numeric("432", &[&shown], why);
+            return;
+        }
+    };
+    let key = nick_key(&nick);
+    let old = s.nick.clone();
+    if old.as_deref() == Some(nick.as_str()) {
+        return;
+    }
+    let same_key = old.as_deref().map(nick_key).as_deref() == Some(key.as_str());
+    if key == NATS_NICK || (!same_key && !s.shard.claim_nick(&key, conn.cid)) {
+        s.numeric("433", &[&nick], "Nickname is already in use");
+        return;
+    }
+    let Some(old) = old else {
+        s.nick = Some(nick);
+        s.try_register(conn, router);
+        return;
+    };
+    if !s.registered {
+        if !same_key {
+            s.shard.release_nick(&nick_key(&old), conn.cid);
+        }
+        s.nick = Some(nick);
+        return;
+    }
+    // A registered user's new nick: everyone who shares a channel sees it, and the
+    // inbox follows it.
+    let old_mask = s.mask();
+    for channel in s.joined.clone() {
+        if !channel.is_aggregate() {
+            s.shard.remove_member(channel.subject(), &old);
+        }
+    }
+    s.nick = Some(nick.clone());
+    for channel in s.joined.clone() {
+        if !channel.is_aggregate() {
+            s.shard.add_member(channel.subject(), s.member());
+            let mut event = presence_event(s, Event::Nick, &channel, None);
+            event.nick = old.clone();
+            event.mask = old_mask.clone();
+            event.new = Some(nick.clone());
+            publish_presence(router, conn, &channel, &event);
+        }
+    }
+    if !same_key {
+        s.shard.release_nick(&nick_key(&old), conn.cid);
+    }
+    router.apply(
+        conn,
+        Op::Unsubscribe {
+            sid: old.as_bytes(),
+            max_msgs: None,
+        },
+    );
+    subscribe_inbox(router, conn, &nick);
+    s.out.from_user(&old_mask, "NICK", &[], Some(&nick));
+}
+
+fn user(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, line: &Line<'_>) {
+    if s.registered || s.user.is_some() {
+        s.numeric("462", &[], "You may not reregister");
+        return;
+    }
+    let (Some(name), Some(realname)) = (line.param(0), line.param(3)) else {
+        s.numeric("461", &["USER"], "Not enough parameters");
+        return;
+    };
+    // The user name as an ident-less server shows it: `~` and up to 10 safe characters.
+    let name: String = String::from_utf8_lossy(name)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+        .take(10)
+        .collect();
+    let name = if name.is_empty() { "user".into() } else { name };
+    s.user = Some(format!("~{name}"));
+    s.realname = String::from_utf8_lossy(realname).chars().take(64).collect();
+    s.try_register(conn, router);
+}
+
+/// Subscribes the user's inbox: direct messages to `nick` arrive tagged with it.
+pub fn subscribe_inbox(router: &mut Router, conn: &Rc<Conn>, nick: &str) {
+    let subject = inbox_subject(nick);
+    router.apply(
+        conn,
+        Op::Subscribe {
+            sid: nick.as_bytes(),
+            subject: subject.as_bytes(),
+            queue: None,
+        },
+    );
+}
+
+fn channel_error(s: &mut IrcSession, name: &str, e: ChannelError) {
+    let shown: String = name.chars().take(64).collect();
+    s.numeric("403", &[&shown], e.text());
+}
+
+fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
+    let channel = match Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
+        Ok(c) => c,
+        Err(e) => return channel_error(s, name, e),
+    };
+    if s.joined.contains(&channel) {
+        return;
+    }
+    let cname = channel.name();
+    if s.joined.len() >= s.settings().channels_per_user_max {
+        s.numeric("405", &[&cname], "You have joined too many channels");
+        return;
+    }
+    let applied = router.apply(
+        conn,
+        Op::Subscribe {
+            sid: cname.as_bytes(),
+            subject: channel.subject().as_bytes(),
+            queue: None,
+        },
+    );
+    if let Outcome::Refused(why) = applied.outcome {
+        let text = match why {
+            Refusal::TooManySubscriptions => "You have joined too many channels",
+            _ => "Cannot join channel",
+        };
+        s.numeric("405", &[&cname], text);
+        return;
+    }
+    s.joined.insert(channel.clone());
+    let mask = s.mask();
+    s.out.from_user(&mask, "JOIN", &[&cname], None);
+    if !channel.is_aggregate() {
+        let psid = presence_sid(&channel);
+        let psubject = presence::subject_for(channel.subject());
+        router.apply(
+            conn,
+            Op::Subscribe {
+                sid: psid.as_bytes(),
+                subject: psubject.as_bytes(),
+                queue: None,
+            },
+        );
+        s.shard.add_member(channel.subject(), s.member());
+        let event = presence_event(s, Event::Join, &channel, None);
+        publish_presence(router, conn, &channel, &event);
+    }
+    names(s, &channel);
+}
+
+fn part(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str, reason: &str) {
+    let channel = match Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
+        Ok(c) => c,
+        Err(e) => return channel_error(s, name, e),
+    };
+    if !s.joined.contains(&channel) {
+        s.numeric("442", &[&channel.name()], "You're not on that channel");
+        return;
+    }
+    let mask = s.mask();
+    leave(s, router, conn, &channel, Event::Part, reason);
+    s.out
+        .from_user(&mask, "PART", &[&channel.name()], Some(reason));
+}
+
+/// Leaves every channel (QUIT, `JOIN 0`, or a closed connection); the others see
+/// `event`.
+pub fn leave_all(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, reason: &str) {
+    for channel in s.joined.clone() {
+        leave(s, router, conn, &channel, Event::Quit, reason);
+    }
+    if let Some(nick) = s.nick.clone() {
+        if conn.is_closing() || reason.starts_with("Quit") {
+            s.shard.release_nick(&nick_key(&nick), conn.cid);
+        }
+    }
+}
+
+fn leave(
+    s: &mut IrcSession,
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    channel: &Channel,
+    event: Event,
+    reason: &str,
+) {
+    s.joined.remove(channel);
+    let cname = channel.name();
+    router.apply(
+        conn,
+        Op::Unsubscribe {
+            sid: cname.as_bytes(),
+            max_msgs: None,
+        },
+    );
+    if channel.is_aggregate() {
+        return;
+    }
+    let psid = presence_sid(channel);
+    router.apply(
+        conn,
+        Op::Unsubscribe {
+            sid: psid.as_bytes(),
+            max_msgs: None,
+        },
+    );
+    s.shard.remove_member(channel.subject(), &s.target());
+    let e = presence_event(s, event, channel, Some(reason.to_string()));
+    publish_presence(router, conn, channel, &e);
+}
+
+fn presence_event(
+    s: &IrcSession,
+    event: Event,
+    channel: &Channel,
+    reason: Option<String>,
+) -> Presence {
+    Presence {
+        event,
+        nick: s.target(),
+        mask: s.mask(),
+        channel: channel.name(),
+        ts: presence::now_rfc3339(),
+        reason,
+        new: None,
+    }
+}
+
+fn publish_presence(router: &mut Router, conn: &Rc<Conn>, channel: &Channel, event: &Presence) {
+    let subject = presence::subject_for(channel.subject());
+    publish_owned(router, conn, &subject, None, &event.to_json());
+}
+
+/// Publishes `payload` to `subject`, with `headers` (a whole NATS header block) if any,
+/// from a block of its own.
+fn publish_owned(
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    subject: &str,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let header_len = headers.map_or(0, <[u8]>::len);
+    let mut block = BytesMut::with_capacity(subject.len() + header_len + payload.len());
+    block.put_slice(subject.as_bytes());
+    if let Some(h) = headers {
+        block.put_slice(h);
+    }
+    block.put_slice(payload);
+    let owner: Bytes = block.freeze();
+    let msg = MsgView {
+        subject: &owner[..subject.len()],
+        reply: None,
+        header_len: headers.map(<[u8]>::len),
+        body: &owner[subject.len()..],
+    };
+    conn.published(1, payload.len() as u64);
+    router.apply(conn, Op::PublishOwned { msg, owner: &owner });
+}
+
+fn message(
+    s: &mut IrcSession,
+    router: &mut Router,
+    metrics: &ShardMetrics,
+    conn: &Rc<Conn>,
+    notice: bool,
+    targets: Option<String>,
+    text: Option<&[u8]>,
+) {
+    let command = if notice { "NOTICE" } else { "PRIVMSG" };
+    let Some(targets) = targets else {
+        if !notice {
+            s.numeric("411", &[], &format!("No recipient given ({command})"));
+        }
+        return;
+    };
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        if !notice {
+            s.numeric("412", &[], "No text to send");
+        }
+        return;
+    };
+    // CTCP other than ACTION (VERSION, PING…) is for clients, not for subjects.
+    if text.first() == Some(&1) && !text.starts_with(b"\x01ACTION") {
+        return;
+    }
+    let headers = format!(
+        "NATS/1.0\r\n{NICK_HEADER}: {}\r\n{MASK_HEADER}: {}\r\n\r\n",
+        s.target(),
+        s.mask()
+    );
+    for target in targets.split(',').filter(|t| !t.is_empty()) {
+        let subject = if target.starts_with('#') {
+            match Channel::parse(target.as_bytes(), s.settings().channel_len_max) {
+                Err(e) if !notice => {
+                    channel_error(s, target, e);
+                    continue;
+                }
+                Err(_) => continue,
+                Ok(c) if c.is_aggregate() || !s.joined.contains(&c) => {
+                    if !notice {
+                        let why = if c.is_aggregate() {
+                            "Cannot send to channel (aggregate channels are read-only)"
+                        } else {
+                            "Cannot send to channel (join it first)"
+                        };
+                        s.numeric("404", &[&c.name()], why);
+                    }
+                    continue;
+                }
+                Ok(c) => c.subject().to_string(),
+            }
+        } else {
+            let known = check_nick(target.as_bytes(), s.settings().nick_len_max).is_ok()
+                && router.has_interest(inbox_subject(target).as_bytes());
+            if !known {
+                if !notice {
+                    let shown: String = target.chars().take(64).collect();
+                    s.numeric("401", &[&shown], "No such nick/channel");
+                }
+                continue;
+            }
+            inbox_subject(target)
+        };
+        metrics.add(Counter::MsgsIn, 1);
+        metrics.add(Counter::BytesIn, text.len() as u64);
+        publish_owned(router, conn, &subject, Some(headers.as_bytes()), text);
+    }
+}
+
+/// 353 lines (split to fit) and 366 for `channel`: this shard's members, the NATS
+/// pseudo-user, and the client itself.
+fn names(s: &mut IrcSession, channel: &Channel) {
+    let cname = channel.name();
+    let mut nicks = vec![format!("+{NATS_NICK}")];
+    if channel.is_aggregate() {
+        nicks.push(s.target());
+    } else {
+        nicks.extend(
+            s.shard
+                .members_of(channel.subject())
+                .into_iter()
+                .map(|m| m.nick),
+        );
+    }
+    let mut line = String::new();
+    for nick in nicks {
+        if line.len() + nick.len() + 1 > 400 {
+            s.numeric("353", &["=", &cname], &line);
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&nick);
+    }
+    s.numeric("353", &["=", &cname], &line);
+    s.numeric("366", &[&cname], "End of /NAMES list.");
+}
+
+fn who(s: &mut IrcSession, target: Option<String>) {
+    let target = target.unwrap_or_else(|| "*".into());
+    if let Ok(channel) = Channel::parse(target.as_bytes(), s.settings().channel_len_max) {
+        let server = s.settings().server_name.clone();
+        let cname = channel.name();
+        for m in s.shard.members_of(channel.subject()) {
+            let flags = "H";
+            let real = format!("0 {}", m.realname);
+            s.numeric(
+                "352",
+                &[&cname, &m.user, &m.host, &server, &m.nick, flags],
+                &real,
+            );
+        }
+    }
+    s.numeric("315", &[&target], "End of /WHO list.");
+}
+
+fn mode(s: &mut IrcSession, target: Option<String>, change: Option<String>) {
+    let Some(target) = target else {
+        s.numeric("461", &["MODE"], "Not enough parameters");
+        return;
+    };
+    if target.starts_with('#') {
+        let channel = match Channel::parse(target.as_bytes(), s.settings().channel_len_max) {
+            Ok(c) => c,
+            Err(e) => return channel_error(s, &target, e),
+        };
+        let cname = channel.name();
+        let nick = s.target();
+        let settings = s.shard.settings.clone();
+        match change.as_deref() {
+            None => {
+                s.out
+                    .numeric_bare(&settings, "324", &nick, &[&cname, "+nt"]);
+                let created = s.settings().created_unix.to_string();
+                s.out
+                    .numeric_bare(&settings, "329", &nick, &[&cname, &created]);
+            }
+            Some("b") | Some("+b") => s.numeric("368", &[&cname], "End of channel ban list"),
+            Some("e") | Some("+e") => s.numeric("349", &[&cname], "End of channel exception list"),
+            Some("I") | Some("+I") => s.numeric("347", &[&cname], "End of channel invite list"),
+            Some(_) => s.numeric("482", &[&cname], "You're not channel operator"),
+        }
+        return;
+    }
+    if nick_key(&target) != nick_key(&s.target()) {
+        s.numeric("502", &[], "Can't change mode for other users");
+        return;
+    }
+    match change {
+        None => {
+            let nick = s.target();
+            let settings = s.shard.settings.clone();
+            s.out.numeric_bare(&settings, "221", &nick, &["+i"]);
+        }
+        Some(modes) => {
+            let mask = s.mask();
+            let nick = s.target();
+            s.out.from_user(&mask, "MODE", &[&nick], Some(&modes));
+        }
+    }
+}
+
+fn list(s: &mut IrcSession) {
+    s.numeric("321", &["Channel"], "Users  Name");
+    for (subject, count) in s.shard.channels() {
+        let name = format!("#{subject}");
+        s.numeric("322", &[&name, &count.to_string()], "");
+    }
+    s.numeric("323", &[], "End of /LIST");
+}

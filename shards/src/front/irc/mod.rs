@@ -1,0 +1,324 @@
+//! The IRC front-end: people in IRC clients (or `nc`) on the same subjects as NATS
+//! clients. A session registers its user (CAP, NICK, USER), then turns channel commands
+//! into the engine's operations: `JOIN #room.lobby` subscribes to `room.lobby` (tagged
+//! with the channel's name, so the IRC wire shows deliveries as `PRIVMSG #room.lobby`),
+//! `PRIVMSG #room.lobby :hi` publishes `hi` to `room.lobby` with the author in a header,
+//! and presence (joins, parts, quits, nick changes) is published as JSON on
+//! `$SC.PRESENCE.<subject>` for every member's wire to show. So IRC traffic crosses
+//! shards over the rings like NATS traffic; nothing here routes.
+//!
+//! [`line`](mod@line) splits the input into lines, [`names`] says which nicks and channels are
+//! valid and maps channels to subjects, [`replies`] writes numerics, [`presence`] is the
+//! JSON of presence events, and [`commands`] applies each command.
+
+pub mod commands;
+pub mod line;
+pub mod names;
+pub mod presence;
+pub mod replies;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use crate::conn::{ClientInfo, Conn, ConnFlags};
+use crate::front::{Input, Session};
+use crate::metrics::ShardMetrics;
+use crate::route::Router;
+use crate::wire::Wire;
+use line::{next_line, skip_rest, Scan};
+use names::Channel;
+use replies::Out;
+
+/// The IRC listener's settings (the `[irc]` section, with defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcSettings {
+    /// The source of server lines and numerics.
+    pub server_name: String,
+    /// Shown by clients as the network's name (005 `NETWORK`).
+    pub network: String,
+    /// When the server started, for 003, and as Unix seconds for 329.
+    pub created: String,
+    pub created_unix: u64,
+    pub nick_len_max: usize,
+    /// Including the `#`.
+    pub channel_len_max: usize,
+    pub topic_len_max: usize,
+    pub channels_per_user_max: usize,
+}
+
+impl Default for IrcSettings {
+    fn default() -> Self {
+        IrcSettings {
+            server_name: "shardcast".into(),
+            network: "shardcast".into(),
+            created: String::new(),
+            created_unix: 0,
+            nick_len_max: 30,
+            channel_len_max: 64,
+            topic_len_max: 390,
+            channels_per_user_max: 50,
+        }
+    }
+}
+
+/// A channel member on this shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+}
+
+impl Member {
+    pub fn mask(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+}
+
+/// What the IRC sessions of one shard share: the settings, the nicks in use and who is
+/// on which channel.
+#[derive(Debug, Default)]
+pub struct IrcShard {
+    pub settings: IrcSettings,
+    /// Nicks in use, by key (lower case), with the connection that holds each.
+    nicks: RefCell<FxHashMap<String, u64>>,
+    /// Members of each channel: subject → nick key → member.
+    members: RefCell<BTreeMap<String, BTreeMap<String, Member>>>,
+}
+
+impl IrcShard {
+    pub fn new(settings: IrcSettings) -> Self {
+        IrcShard {
+            settings,
+            ..IrcShard::default()
+        }
+    }
+
+    /// Takes `key` for connection `cid`; false if another connection holds it.
+    pub fn claim_nick(&self, key: &str, cid: u64) -> bool {
+        let mut nicks = self.nicks.borrow_mut();
+        match nicks.get(key) {
+            Some(&holder) => holder == cid,
+            None => {
+                nicks.insert(key.to_string(), cid);
+                true
+            }
+        }
+    }
+
+    /// Gives `key` up, if `cid` holds it.
+    pub fn release_nick(&self, key: &str, cid: u64) {
+        let mut nicks = self.nicks.borrow_mut();
+        if nicks.get(key) == Some(&cid) {
+            nicks.remove(key);
+        }
+    }
+
+    fn add_member(&self, subject: &str, member: Member) {
+        self.members
+            .borrow_mut()
+            .entry(subject.to_string())
+            .or_default()
+            .insert(names::nick_key(&member.nick), member);
+    }
+
+    fn remove_member(&self, subject: &str, nick: &str) {
+        let mut members = self.members.borrow_mut();
+        if let Some(m) = members.get_mut(subject) {
+            m.remove(&names::nick_key(nick));
+            if m.is_empty() {
+                members.remove(subject);
+            }
+        }
+    }
+
+    /// The members of `subject`'s channel on this shard, sorted by nick key.
+    pub fn members_of(&self, subject: &str) -> Vec<Member> {
+        self.members
+            .borrow()
+            .get(subject)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Channels with members on this shard, with their member counts.
+    pub fn channels(&self) -> Vec<(String, usize)> {
+        self.members
+            .borrow()
+            .iter()
+            .map(|(s, m)| (s.clone(), m.len()))
+            .collect()
+    }
+}
+
+/// One IRC connection's protocol state.
+#[derive(Debug)]
+pub struct IrcSession {
+    shard: Rc<IrcShard>,
+    nick: Option<String>,
+    /// `~` and the user name USER gave.
+    user: Option<String>,
+    realname: String,
+    host: String,
+    registered: bool,
+    /// CAP LS was sent: registration waits for CAP END.
+    cap_negotiating: bool,
+    server_time: bool,
+    away: bool,
+    joined: BTreeSet<Channel>,
+    /// Dropping the rest of an over-long line.
+    skipping: bool,
+    out: Out,
+}
+
+impl IrcSession {
+    pub fn new(shard: Rc<IrcShard>) -> Self {
+        IrcSession {
+            shard,
+            nick: None,
+            user: None,
+            realname: String::new(),
+            host: "unknown".into(),
+            registered: false,
+            cap_negotiating: false,
+            server_time: false,
+            away: false,
+            joined: BTreeSet::new(),
+            skipping: false,
+            out: Out::default(),
+        }
+    }
+
+    fn settings(&self) -> &IrcSettings {
+        &self.shard.settings
+    }
+
+    /// The nick numerics address: the client's, or `*` before it has one.
+    fn target(&self) -> String {
+        self.nick.clone().unwrap_or_else(|| "*".into())
+    }
+
+    fn member(&self) -> Member {
+        Member {
+            nick: self.target(),
+            user: self.user.clone().unwrap_or_else(|| "~unknown".into()),
+            host: self.host.clone(),
+            realname: self.realname.clone(),
+        }
+    }
+
+    fn mask(&self) -> String {
+        self.member().mask()
+    }
+
+    /// Queues a numeric to this client.
+    fn numeric(&mut self, code: &str, params: &[&str], trailing: &str) {
+        let nick = self.target();
+        let shard = Rc::clone(&self.shard);
+        self.out
+            .numeric(&shard.settings, code, &nick, params, trailing);
+    }
+
+    /// Registration completes once NICK and USER are in and CAP negotiation (if any)
+    /// has ended.
+    fn try_register(&mut self, conn: &Rc<Conn>, router: &mut Router) {
+        if self.registered || self.cap_negotiating {
+            return;
+        }
+        let (Some(nick), Some(_)) = (self.nick.clone(), self.user.as_ref()) else {
+            return;
+        };
+        self.registered = true;
+        let mask = self.mask();
+        let shard = Rc::clone(&self.shard);
+        self.out.welcome(&shard.settings, &nick, &mask);
+        conn.set_client_info(ClientInfo {
+            name: Some(nick.clone()),
+            lang: Some("irc".into()),
+            version: None,
+        });
+        commands::subscribe_inbox(router, conn, &nick);
+    }
+
+    /// Sends what was queued to the client.
+    fn flush_out(&mut self, conn: &Rc<Conn>) {
+        if !self.out.is_empty() {
+            let bytes = self.out.take();
+            conn.outbox.push_control(&bytes);
+        }
+    }
+}
+
+impl Session for IrcSession {
+    fn start(&self) -> (Wire, ConnFlags) {
+        // A person does not get their own lines back; the rest of the NATS options have
+        // no IRC meaning.
+        let flags = ConnFlags {
+            verbose: false,
+            pedantic: false,
+            echo: false,
+            no_responders: false,
+        };
+        (Wire::Irc, flags)
+    }
+
+    fn greet(&mut self, conn: &Rc<Conn>) {
+        // The server speaks only when spoken to; the client's address names its host.
+        if let Some(peer) = conn.peer {
+            self.host = peer.ip().to_string();
+        }
+    }
+
+    fn input(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        data: &[u8],
+    ) -> Input {
+        let mut consumed = 0;
+        while consumed < data.len() && !conn.is_closing() {
+            let rest = &data[consumed..];
+            if self.skipping {
+                let (n, ended) = skip_rest(rest);
+                consumed += n;
+                if ended {
+                    self.skipping = false;
+                    self.numeric("417", &[], "Input line was too long");
+                }
+                continue;
+            }
+            match next_line(rest) {
+                Scan::Line(line, n) => {
+                    commands::apply(self, router, metrics, conn, &line);
+                    consumed += n;
+                }
+                Scan::Blank(n) => consumed += n,
+                Scan::NeedMore => break,
+                Scan::TooLong(n) => {
+                    consumed += n;
+                    if rest[..n].ends_with(b"\n") {
+                        self.numeric("417", &[], "Input line was too long");
+                    } else {
+                        self.skipping = true;
+                    }
+                }
+            }
+            self.flush_out(conn);
+        }
+        self.flush_out(conn);
+        Input {
+            consumed,
+            needed: 0,
+            throttled: None,
+        }
+    }
+
+    fn closed(&mut self, router: &mut Router, conn: &Rc<Conn>) {
+        commands::leave_all(self, router, conn, "Connection closed");
+    }
+}

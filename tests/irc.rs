@@ -1,0 +1,388 @@
+//! The IRC front-end over real TCP, against servers of two shards: registration (with and
+//! without CAP), the error numerics, channels and presence between people on different
+//! shards, and the bridge to NATS both ways with async-nats.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Server, WAIT};
+
+/// A person typing raw IRC.
+struct Irc {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// Lines read so far and not yet matched.
+    seen: Vec<String>,
+}
+
+impl Irc {
+    fn connect(addr: SocketAddr) -> Irc {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Irc {
+            stream,
+            reader,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Connects, registers as `nick` and reads the welcome burst.
+    fn register(addr: SocketAddr, nick: &str) -> Irc {
+        let mut c = Irc::connect(addr);
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick} test"));
+        c.expect(&format!(" 422 {nick} "));
+        c
+    }
+
+    fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("local addr").port()
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send");
+    }
+
+    /// The next line, or None after `within`.
+    fn next_line(&mut self, within: Duration) -> Option<String> {
+        self.stream
+            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
+            .expect("timeout");
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                assert!(line.len() <= 512, "a line over 512 bytes: {line:?}");
+                assert!(line.ends_with("\r\n"), "no CRLF: {line:?}");
+                Some(line.trim_end().to_string())
+            }
+        }
+    }
+
+    /// Waits for a line containing `want`; returns it. Lines before it are kept in `seen`.
+    fn expect(&mut self, want: &str) -> String {
+        if let Some(i) = self.seen.iter().position(|l| l.contains(want)) {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Some(l) if l.contains(want) => return l,
+                Some(l) => self.seen.push(l),
+                None => panic!("no line with {want:?}; got {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Asserts that no line containing `unwanted` arrives within `wait`.
+    fn expect_none(&mut self, unwanted: &str, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.next_line(left) {
+                Some(l) => {
+                    assert!(!l.contains(unwanted), "unexpected {l:?}");
+                    self.seen.push(l);
+                }
+                None => break,
+            }
+        }
+        assert!(
+            !self.seen.iter().any(|l| l.contains(unwanted)),
+            "unexpected {unwanted:?} in {:#?}",
+            self.seen
+        );
+    }
+}
+
+/// A server with the IRC listener on (2 shards), and its IRC address.
+fn start(toml: &str) -> (Server, SocketAddr) {
+    let s = Server::start_with_logging(
+        2,
+        &format!("[irc]\nport = 0\n{toml}"),
+        "shardcast=info,shards=debug",
+    );
+    let line = s.wait_for_log("irc listening", |l| l.contains("irc listening"));
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {line}"));
+    (s, addr)
+}
+
+/// The shard that took the connection from local port `port`.
+fn shard_of(s: &Server, port: u16) -> usize {
+    let peer = format!("127.0.0.1:{port})");
+    s.wait_for_log("client connected", |l| {
+        l.contains("client connected") && l.contains(&peer)
+    })
+    .split_whitespace()
+    .find_map(|w| w.strip_prefix("shard="))
+    .and_then(|v| v.parse().ok())
+    .expect("shard= in the log line")
+}
+
+/// Registers people until two are on different shards.
+fn two_on_different_shards(s: &Server, addr: SocketAddr) -> (Irc, Irc) {
+    let first = Irc::register(addr, "alice");
+    let home = shard_of(s, first.local_port());
+    for i in 0..64 {
+        let other = Irc::register(addr, &format!("bob{i}"));
+        if shard_of(s, other.local_port()) != home {
+            return (first, other);
+        }
+    }
+    panic!("64 connections all landed on shard {home}");
+}
+
+#[test]
+fn registration_without_cap_gets_the_welcome_burst() {
+    let (_s, addr) = start("");
+    let mut c = Irc::connect(addr);
+    c.send("NICK alice");
+    c.send("USER alice 0 * :Alice A");
+    for code in ["001", "002", "003", "004", "005", "422"] {
+        let line = c.expect(&format!(" {code} alice"));
+        assert!(line.starts_with(":shardcast "), "{line}");
+    }
+    assert!(c.seen.is_empty(), "in order: {:?}", c.seen);
+    let isupport = c.seen.join("");
+    assert!(isupport.is_empty());
+    c.send("PING :lag-check");
+    assert_eq!(c.expect("PONG"), ":shardcast PONG shardcast :lag-check");
+}
+
+#[test]
+fn cap_negotiation_holds_registration_until_cap_end() {
+    let (_s, addr) = start("");
+    let mut c = Irc::connect(addr);
+    c.send("CAP LS 302");
+    assert_eq!(c.expect("CAP"), ":shardcast CAP * LS :server-time");
+    c.send("NICK carol");
+    c.send("USER carol 0 * :Carol");
+    c.send("CAP REQ :server-time");
+    assert_eq!(c.expect("CAP"), ":shardcast CAP carol ACK :server-time");
+    c.expect_none(" 001 ", Duration::from_millis(300));
+    c.send("CAP REQ :multi-prefix");
+    assert_eq!(c.expect("CAP"), ":shardcast CAP carol NAK :multi-prefix");
+    c.send("CAP END");
+    c.expect(" 001 carol ");
+    let isupport = c.expect(" 005 carol ");
+    for token in [
+        "CASEMAPPING=ascii",
+        "CHANTYPES=#",
+        "NICKLEN=30",
+        "PREFIX=(ov)@+",
+    ] {
+        assert!(isupport.contains(token), "{isupport}");
+    }
+    c.expect(" 422 carol ");
+}
+
+#[test]
+fn every_failure_has_its_numeric() {
+    let (_s, addr) = start("");
+    let mut c = Irc::connect(addr);
+    c.send("JOIN #early");
+    assert_eq!(
+        c.expect(" 451 "),
+        ":shardcast 451 * :You have not registered"
+    );
+    c.send("USER x");
+    c.expect(" 461 * USER :Not enough parameters");
+    c.send("NICK bad,nick");
+    c.expect(" 432 * bad,nick :Erroneous nickname");
+    c.send("NICK nats");
+    c.expect(" 433 * nats :Nickname is already in use");
+    c.send("NICK");
+    c.expect(" 431 * :No nickname given");
+    c.send("NICK dave");
+    c.send("USER dave 0 * :Dave");
+    c.expect(" 422 dave ");
+    c.send("FROB x");
+    c.expect(" 421 dave FROB :Unknown command");
+    c.send("JOIN #bad..name");
+    c.expect(" 403 dave #bad..name :No such channel");
+    c.send("JOIN #$SYS");
+    c.expect(" 403 dave #$SYS :No such channel ($ subjects are reserved)");
+    c.send("PRIVMSG #notjoined :hi");
+    c.expect(" 404 dave #notjoined :Cannot send to channel (join it first)");
+    c.send("PRIVMSG nobody :hi");
+    c.expect(" 401 dave nobody :No such nick/channel");
+    c.send("PRIVMSG");
+    c.expect(" 411 dave :No recipient given (PRIVMSG)");
+    c.send("PRIVMSG #x");
+    c.expect(" 412 dave :No text to send");
+    c.send("PART #never");
+    c.expect(" 442 dave #never :You're not on that channel");
+    c.send("USER again 0 * :x");
+    c.expect(" 462 dave :You may not reregister");
+    c.send(&format!("PRIVMSG #x :{}", "y".repeat(600)));
+    c.expect(" 417 dave :Input line was too long");
+    // Still usable after all that.
+    c.send("PING :still-here");
+    c.expect("still-here");
+}
+
+#[test]
+fn people_on_two_shards_chat_and_see_each_other_come_and_go() {
+    let (s, addr) = start("");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    alice.send("JOIN #Room.Lobby");
+    assert!(alice.expect("JOIN").ends_with(" JOIN #room.lobby"));
+    let names = alice.expect(" 353 alice = #room.lobby :");
+    assert!(
+        names.contains("+nats") && names.contains("alice"),
+        "{names}"
+    );
+    alice.expect(" 366 alice #room.lobby ");
+    bob.send("JOIN #room.lobby");
+    bob.expect(" 366 ");
+    // Bob's join reaches alice over the rings.
+    let join = alice.expect(&format!(":{bob_nick}!"));
+    assert!(join.ends_with("JOIN #room.lobby"), "{join}");
+    bob.send("PRIVMSG #room.lobby :hello from the other shard");
+    let line = alice.expect("PRIVMSG #room.lobby");
+    assert_eq!(
+        line,
+        format!(
+            ":{bob_nick}!~{bob_nick}@127.0.0.1 PRIVMSG #room.lobby :hello from the other shard"
+        )
+    );
+    // Not echoed to its author.
+    bob.expect_none("hello from the other shard", Duration::from_millis(300));
+    alice.send("PART #room.lobby :see you");
+    alice.expect("PART #room.lobby :see you");
+    let part = bob.expect("PART #room.lobby");
+    assert_eq!(part, ":alice!~alice@127.0.0.1 PART #room.lobby :see you");
+    alice.send("JOIN #room.lobby");
+    bob.expect("JOIN #room.lobby");
+    alice.send("QUIT :gone fishing");
+    assert_eq!(
+        alice.expect("ERROR"),
+        "ERROR :Closing Link: 127.0.0.1 (Quit: gone fishing)"
+    );
+    assert_eq!(
+        bob.expect("QUIT"),
+        ":alice!~alice@127.0.0.1 QUIT :Quit: gone fishing"
+    );
+}
+
+#[test]
+fn direct_messages_reach_a_nick_on_another_shard() {
+    let (s, addr) = start("");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    alice.send(&format!("PRIVMSG {} :psst", bob_nick.to_uppercase()));
+    assert_eq!(
+        bob.expect("psst"),
+        format!(":alice!~alice@127.0.0.1 PRIVMSG {bob_nick} :psst")
+    );
+    bob.send("NICK robert");
+    bob.expect(":robert");
+    alice.send("PRIVMSG robert :new name?");
+    bob.expect("PRIVMSG robert :new name?");
+    alice.send(&format!("PRIVMSG {bob_nick} :old name"));
+    alice.expect(&format!(" 401 alice {bob_nick} "));
+}
+
+#[test]
+fn nats_and_irc_meet_on_one_subject() {
+    let (s, addr) = start("");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        use futures::StreamExt;
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let mut room = nats.subscribe("room.lobby").await.expect("sub");
+        let mut presence = nats
+            .subscribe("$SC.PRESENCE.room.lobby")
+            .await
+            .expect("sub");
+        nats.flush().await.expect("flush");
+        let mut alice = Irc::register(addr, "alice");
+        alice.send("JOIN #room.lobby");
+        alice.expect(" 366 ");
+        let joined = tokio::time::timeout(WAIT, presence.next())
+            .await
+            .expect("presence in time")
+            .expect("presence");
+        let event: serde_json::Value = serde_json::from_slice(&joined.payload).expect("json");
+        assert_eq!(event["event"], "join");
+        assert_eq!(event["nick"], "alice");
+        assert_eq!(event["channel"], "#room.lobby");
+        // IRC → NATS: the text, with the author in a header.
+        alice.send("PRIVMSG #room.lobby :hi nats");
+        let msg = tokio::time::timeout(WAIT, room.next())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(&msg.payload[..], b"hi nats");
+        let headers = msg.headers.expect("headers");
+        assert_eq!(
+            headers.get("Shardcast-Irc-Nick").map(|v| v.as_str()),
+            Some("alice")
+        );
+        // NATS → IRC: from the pseudo-user, one PRIVMSG per line, binary summarised.
+        nats.publish("room.lobby", "hello irc\nsecond line".into())
+            .await
+            .expect("pub");
+        nats.publish("room.lobby", vec![0u8, 159, 146, 150].into())
+            .await
+            .expect("pub");
+        nats.flush().await.expect("flush");
+        assert_eq!(
+            alice.expect("hello irc"),
+            ":nats!nats@nats.shardcast PRIVMSG #room.lobby :hello irc"
+        );
+        alice.expect("PRIVMSG #room.lobby :second line");
+        alice.expect("PRIVMSG #room.lobby :[binary 4 bytes]");
+        // Upper-case subjects are not IRC's; aggregate channels show the subject.
+        alice.send("JOIN #logs.*");
+        alice.expect(" 366 alice #logs.* ");
+        nats.publish("logs.Error", "hidden".into())
+            .await
+            .expect("pub");
+        nats.publish("logs.error", "disk full".into())
+            .await
+            .expect("pub");
+        nats.flush().await.expect("flush");
+        assert_eq!(
+            alice.expect("disk full"),
+            ":nats!nats@nats.shardcast PRIVMSG #logs.* :[logs.error] disk full"
+        );
+        alice.send("PRIVMSG #logs.* :can I?");
+        alice.expect(
+            " 404 alice #logs.* :Cannot send to channel (aggregate channels are read-only)",
+        );
+        assert!(
+            !alice.seen.iter().any(|l| l.contains("hidden")),
+            "{:?}",
+            alice.seen
+        );
+    });
+}
