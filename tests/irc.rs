@@ -386,3 +386,134 @@ fn nats_and_irc_meet_on_one_subject() {
         );
     });
 }
+
+/// Sends `NAMES #channel` until the names contain every one of `nicks` (what other shards
+/// did reaches this shard's copy a moment later); returns the last names line.
+fn names_until(c: &mut Irc, channel: &str, nicks: &[&str]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        c.send(&format!("NAMES {channel}"));
+        let line = c.expect(" 353 ");
+        c.expect(" 366 ");
+        let names: Vec<&str> = line.rsplit(':').next().unwrap_or("").split(' ').collect();
+        if nicks.iter().all(|n| names.contains(n)) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "{nicks:?} never all in {line}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_nick_taken_on_one_shard_is_taken_on_the_other() {
+    let (s, addr) = start("");
+    let (mut alice, bob) = two_on_different_shards(&s, addr);
+    let bob_shard = shard_of(&s, bob.local_port());
+    // A newcomer on bob's shard (connections spread by the kernel: try until one lands).
+    let mut newcomer = loop {
+        let c = Irc::connect(addr);
+        if shard_of(&s, c.local_port()) == bob_shard {
+            break c;
+        }
+    };
+    newcomer.send("NICK ALICE");
+    newcomer.send("USER x 0 * :x");
+    // Taken (433), or, if the claim crossed alice's on its way, the owner shard keeps
+    // the first and closes the other: either way alice keeps her nick.
+    let answer = newcomer.expect(" ALICE ");
+    if answer.contains(" 433 ") {
+        assert_eq!(answer, ":shardcast 433 * ALICE :Nickname is already in use");
+    } else {
+        newcomer.expect("ERROR :Closing Link: 127.0.0.1 (Nick collision)");
+    }
+    alice.send("PING :still-alice");
+    alice.expect("still-alice");
+    // Once alice quits, the nick is free everywhere.
+    alice.send("QUIT");
+    alice.expect("ERROR");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut again = Irc::connect(addr);
+        again.send("NICK alice");
+        again.send("USER a 0 * :a");
+        let line = again.expect(" alice ");
+        if line.contains(" 001 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never freed: {line}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn names_who_and_members_cover_every_shard() {
+    let (s, addr) = start("");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    alice.send("JOIN #team");
+    alice.expect(" 366 alice #team ");
+    bob.send("JOIN #team");
+    bob.expect(" 366 ");
+    let names = names_until(&mut bob, "#team", &["alice", &bob_nick, "+nats"]);
+    assert!(
+        names.starts_with(&format!(":shardcast 353 {bob_nick} = #team :")),
+        "{names}"
+    );
+    names_until(&mut alice, "#team", &["alice", &bob_nick]);
+    bob.send("WHO #team");
+    let who = bob.expect(" 352 ");
+    let who2 = bob.expect(" 352 ");
+    bob.expect(" 315 ");
+    let both = format!("{who}\n{who2}");
+    assert!(
+        both.contains("#team ~alice 127.0.0.1 shardcast alice H :0 alice test"),
+        "{both}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let reply = tokio::time::timeout(WAIT, nats.request("$SC.MEMBERS.team", "".into()))
+            .await
+            .expect("in time")
+            .expect("reply");
+        let members: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+        let nicks: Vec<&str> = members
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|m| m["nick"].as_str())
+            .collect();
+        assert!(
+            nicks.contains(&"alice") && nicks.contains(&bob_nick.as_str()),
+            "{members}"
+        );
+        let alice_row = members
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|m| m["nick"] == "alice")
+            .expect("alice");
+        assert_eq!(alice_row["mask"], "alice!~alice@127.0.0.1");
+    });
+    // Leaving shows on every shard's copy too.
+    alice.send("PART #team");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        bob.send("NAMES #team");
+        let line = bob.expect(" 353 ");
+        bob.expect(" 366 ");
+        if !line.contains(" alice") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice still listed: {line}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -51,6 +51,10 @@ pub mod writer;
 // side), slow-consumer policies and priorities (outbox side), the load figure.
 pub mod flow;
 
+// Internal clients: a shard's own services (the IRC nick registry and channel members)
+// as clients of the engine, talking over `$SC.` subjects.
+pub mod service;
+
 // Running it: shard tasks, start-up checks, the server handle, counters.
 pub mod metrics;
 pub mod preflight;

@@ -109,7 +109,7 @@ impl ShardCtx {
         let irc = global
             .irc
             .as_ref()
-            .map(|(_, settings)| Rc::new(IrcShard::new(settings.clone())));
+            .map(|(_, settings)| Rc::new(IrcShard::new(settings.clone(), id)));
         ShardCtx {
             id,
             irc,

@@ -231,7 +231,7 @@ fn client_turn(
 
 /// Ends a turn: the router's run is delivered and each peer gets its queued items as one
 /// batch. `blob` holds the bytes that forwarded publishes point into.
-fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>) {
+pub(crate) fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>) {
     let (parsed_at, _) = ctx.metrics.latency.turn();
     // The bytes travel to other shards: this shard's budget holds them until the last
     // peer has applied them.

@@ -151,6 +151,13 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
             .detach();
         }
     }
+    if let Some(irc) = &ctx.irc {
+        glommio::spawn_local(crate::front::irc::service::run(
+            Rc::clone(ctx),
+            Rc::clone(irc),
+        ))
+        .detach();
+    }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();

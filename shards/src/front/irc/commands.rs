@@ -17,6 +17,7 @@ use crate::conn::Conn;
 use crate::front::irc::line::Line;
 use crate::front::irc::names::{check_nick, nick_key, Channel, ChannelError, NickError};
 use crate::front::irc::presence::{self, Event, Presence};
+use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
 use crate::front::irc::IrcSession;
 use crate::metrics::{Counter, ShardMetrics};
 use crate::route::{Op, Outcome, Router};
@@ -203,6 +204,9 @@ fn nick(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, wanted: Option
         s.numeric("433", &[&nick], "Nickname is already in use");
         return;
     }
+    if !same_key {
+        announce_nick(s, router, conn, &key, true);
+    }
     let Some(old) = old else {
         s.nick = Some(nick);
         s.try_register(conn, router);
@@ -210,7 +214,7 @@ fn nick(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, wanted: Option
     };
     if !s.registered {
         if !same_key {
-            s.shard.release_nick(&nick_key(&old), conn.cid);
+            release_nick(s, router, conn, &old);
         }
         s.nick = Some(nick);
         return;
@@ -235,7 +239,7 @@ fn nick(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, wanted: Option
         }
     }
     if !same_key {
-        s.shard.release_nick(&nick_key(&old), conn.cid);
+        release_nick(s, router, conn, &old);
     }
     router.apply(
         conn,
@@ -360,9 +364,28 @@ pub fn leave_all(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, reaso
     }
     if let Some(nick) = s.nick.clone() {
         if conn.is_closing() || reason.starts_with("Quit") {
-            s.shard.release_nick(&nick_key(&nick), conn.cid);
+            release_nick(s, router, conn, &nick);
         }
     }
+}
+
+/// Gives `nick` up, telling the other shards (if this connection still held it).
+fn release_nick(s: &IrcSession, router: &mut Router, conn: &Rc<Conn>, nick: &str) {
+    let key = nick_key(nick);
+    if s.shard.release_nick(&key, conn.cid) {
+        announce_nick(s, router, conn, &key, false);
+    }
+}
+
+/// Publishes this connection's claim (or release) of `key` to every shard's copy.
+fn announce_nick(s: &IrcSession, router: &mut Router, conn: &Rc<Conn>, key: &str, claim: bool) {
+    let (key, shard, cid) = (key.to_string(), s.shard.shard, conn.cid);
+    let event = if claim {
+        NickEvent::Claim { key, shard, cid }
+    } else {
+        NickEvent::Release { key, shard, cid }
+    };
+    publish_owned(router, conn, NICK_SUBJECT, None, &event.to_json());
 }
 
 fn leave(
@@ -412,6 +435,7 @@ fn presence_event(
         ts: presence::now_rfc3339(),
         reason,
         new: None,
+        realname: (event == Event::Join).then(|| s.realname.clone()),
     }
 }
 

@@ -16,12 +16,14 @@ pub mod line;
 pub mod names;
 pub mod presence;
 pub mod replies;
+pub mod service;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::conn::{ClientInfo, Conn, ConnFlags};
 use crate::front::{Input, Session};
@@ -77,48 +79,96 @@ impl Member {
     pub fn mask(&self) -> String {
         format!("{}!{}@{}", self.nick, self.user, self.host)
     }
+
+    /// The member a `nick!user@host` mask names.
+    pub fn from_mask(mask: &str, realname: String) -> Option<Member> {
+        let (nick, rest) = mask.split_once('!')?;
+        let (user, host) = rest.split_once('@')?;
+        Some(Member {
+            nick: nick.to_string(),
+            user: user.to_string(),
+            host: host.to_string(),
+            realname,
+        })
+    }
 }
 
-/// What the IRC sessions of one shard share: the settings, the nicks in use and who is
-/// on which channel.
+/// Who holds a nick: a connection on a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub shard: usize,
+    pub cid: u64,
+}
+
+/// What the IRC sessions of one shard share: the settings, and this shard's copy of the
+/// nicks in use and of who is on which channel, on every shard (kept by [`service`]).
 #[derive(Debug, Default)]
 pub struct IrcShard {
     pub settings: IrcSettings,
-    /// Nicks in use, by key (lower case), with the connection that holds each.
-    nicks: RefCell<FxHashMap<String, u64>>,
-    /// Members of each channel: subject → nick key → member.
+    /// This shard's id.
+    pub shard: usize,
+    /// Nicks in use on any shard, by key (lower case), with who holds each.
+    nicks: RefCell<FxHashMap<String, Holder>>,
+    /// Members of each channel on any shard: subject → nick key → member.
     members: RefCell<BTreeMap<String, BTreeMap<String, Member>>>,
 }
 
 impl IrcShard {
-    pub fn new(settings: IrcSettings) -> Self {
+    pub fn new(settings: IrcSettings, shard: usize) -> Self {
         IrcShard {
             settings,
+            shard,
             ..IrcShard::default()
         }
     }
 
-    /// Takes `key` for connection `cid`; false if another connection holds it.
+    /// Takes `key` for connection `cid` of this shard; false if anyone else holds it.
+    /// The caller publishes the claim ([`service::NickEvent::Claim`]).
     pub fn claim_nick(&self, key: &str, cid: u64) -> bool {
+        let me = Holder {
+            shard: self.shard,
+            cid,
+        };
         let mut nicks = self.nicks.borrow_mut();
         match nicks.get(key) {
-            Some(&holder) => holder == cid,
+            Some(&holder) => holder == me,
             None => {
-                nicks.insert(key.to_string(), cid);
+                nicks.insert(key.to_string(), me);
                 true
             }
         }
     }
 
-    /// Gives `key` up, if `cid` holds it.
-    pub fn release_nick(&self, key: &str, cid: u64) {
-        let mut nicks = self.nicks.borrow_mut();
-        if nicks.get(key) == Some(&cid) {
-            nicks.remove(key);
-        }
+    /// Gives `key` up, if connection `cid` of this shard holds it; true if it did.
+    pub fn release_nick(&self, key: &str, cid: u64) -> bool {
+        self.clear_holder(
+            key,
+            Holder {
+                shard: self.shard,
+                cid,
+            },
+        )
     }
 
-    fn add_member(&self, subject: &str, member: Member) {
+    pub fn holder(&self, key: &str) -> Option<Holder> {
+        self.nicks.borrow().get(key).copied()
+    }
+
+    pub fn set_holder(&self, key: &str, holder: Holder) {
+        self.nicks.borrow_mut().insert(key.to_string(), holder);
+    }
+
+    /// Removes `key` if `holder` holds it; true if it did.
+    pub fn clear_holder(&self, key: &str, holder: Holder) -> bool {
+        let mut nicks = self.nicks.borrow_mut();
+        if nicks.get(key) == Some(&holder) {
+            nicks.remove(key);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn add_member(&self, subject: &str, member: Member) {
         self.members
             .borrow_mut()
             .entry(subject.to_string())
@@ -126,7 +176,7 @@ impl IrcShard {
             .insert(names::nick_key(&member.nick), member);
     }
 
-    fn remove_member(&self, subject: &str, nick: &str) {
+    pub(crate) fn remove_member(&self, subject: &str, nick: &str) {
         let mut members = self.members.borrow_mut();
         if let Some(m) = members.get_mut(subject) {
             m.remove(&names::nick_key(nick));

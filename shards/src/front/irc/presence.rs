@@ -43,6 +43,9 @@ pub struct Presence {
     /// The new nick of a `nick` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new: Option<String>,
+    /// The real name a `join` event's user gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realname: Option<String>,
 }
 
 /// The presence subject of `subject`.
@@ -109,6 +112,7 @@ mod tests {
             ts: now_rfc3339(),
             reason: Some("bye".into()),
             new: Some("al2".into()),
+            realname: None,
         }
     }
 
