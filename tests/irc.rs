@@ -517,3 +517,50 @@ fn names_who_and_members_cover_every_shard() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_topic_set_on_one_shard_is_seen_on_the_other() {
+    let (s, addr) = start("");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    alice.send("JOIN #news");
+    alice.expect(" 366 alice #news ");
+    alice.send("TOPIC #news");
+    alice.expect(" 331 alice #news :No topic is set");
+    bob.send("TOPIC #news :not a member");
+    bob.expect(&format!(" 442 {bob_nick} #news "));
+    bob.send("JOIN #news");
+    bob.expect(" 366 ");
+    names_until(&mut alice, "#news", &[&bob_nick]);
+    alice.send("TOPIC #news :today: shards");
+    assert_eq!(
+        alice.expect("TOPIC #news"),
+        ":alice!~alice@127.0.0.1 TOPIC #news :today: shards"
+    );
+    assert_eq!(
+        bob.expect("TOPIC #news"),
+        ":alice!~alice@127.0.0.1 TOPIC #news :today: shards"
+    );
+    bob.send("TOPIC #news");
+    assert_eq!(
+        bob.expect(" 332 "),
+        format!(":shardcast 332 {bob_nick} #news :today: shards")
+    );
+    let who_when = bob.expect(" 333 ");
+    assert!(
+        who_when.contains(&format!("333 {bob_nick} #news alice ")),
+        "{who_when}"
+    );
+    // Someone joining later gets it with the names.
+    let mut carol = Irc::register(addr, "carol");
+    carol.send("JOIN #news");
+    carol.expect(" 332 carol #news :today: shards");
+    carol.expect(" 366 carol #news ");
+    carol.send("LIST");
+    carol.expect(" 322 carol #news 3 :today: shards");
+}

@@ -111,7 +111,7 @@ pub fn apply(
         "MODE" => mode(s, p(0), p(1)),
         "LIST" => list(s),
         "TOPIC" => match p(0) {
-            Some(name) => s.numeric("331", &[&name], "No topic is set"),
+            Some(name) => topic(s, router, conn, &name, line.param(1)),
             None => s.numeric("461", &["TOPIC"], "Not enough parameters"),
         },
         "AWAY" => {
@@ -323,6 +323,9 @@ fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
     s.joined.insert(channel.clone());
     let mask = s.mask();
     s.out.from_user(&mask, "JOIN", &[&cname], None);
+    if let Some(t) = s.shard.topic_of(channel.subject()) {
+        show_topic(s, &channel, &t);
+    }
     if !channel.is_aggregate() {
         let psid = presence_sid(&channel);
         let psubject = presence::subject_for(channel.subject());
@@ -436,6 +439,7 @@ fn presence_event(
         reason,
         new: None,
         realname: (event == Event::Join).then(|| s.realname.clone()),
+        topic: None,
     }
 }
 
@@ -635,11 +639,81 @@ fn mode(s: &mut IrcSession, target: Option<String>, change: Option<String>) {
     }
 }
 
+/// `TOPIC #c` (the topic, `332` and `333`, or `331`) or `TOPIC #c :text` (set it).
+fn topic(
+    s: &mut IrcSession,
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    name: &str,
+    text: Option<&[u8]>,
+) {
+    let channel = match Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
+        Ok(c) => c,
+        Err(e) => return channel_error(s, name, e),
+    };
+    let cname = channel.name();
+    let Some(text) = text else {
+        match s.shard.topic_of(channel.subject()) {
+            Some(t) => show_topic(s, &channel, &t),
+            None => s.numeric("331", &[&cname], "No topic is set"),
+        }
+        return;
+    };
+    if !s.joined.contains(&channel) {
+        s.numeric("442", &[&cname], "You're not on that channel");
+        return;
+    }
+    if channel.is_aggregate() {
+        s.numeric("482", &[&cname], "You're not channel operator");
+        return;
+    }
+    let mut text = presence::clean_topic(&String::from_utf8_lossy(text));
+    let max = s.settings().topic_len_max;
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    let set_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    s.shard.set_topic(
+        channel.subject(),
+        crate::front::irc::Topic {
+            text: text.clone(),
+            setter: s.target(),
+            set_at,
+        },
+    );
+    let mut event = presence_event(s, Event::Topic, &channel, None);
+    event.topic = Some(text.clone());
+    publish_presence(router, conn, &channel, &event);
+    let mask = s.mask();
+    s.out.from_user(&mask, "TOPIC", &[&cname], Some(&text));
+}
+
+fn show_topic(s: &mut IrcSession, channel: &Channel, t: &crate::front::irc::Topic) {
+    let cname = channel.name();
+    s.numeric("332", &[&cname], &t.text);
+    let settings = s.shard.settings.clone();
+    let nick = s.target();
+    let when = t.set_at.to_string();
+    s.out
+        .numeric_bare(&settings, "333", &nick, &[&cname, &t.setter, &when]);
+}
+
 fn list(s: &mut IrcSession) {
     s.numeric("321", &["Channel"], "Users  Name");
     for (subject, count) in s.shard.channels() {
         let name = format!("#{subject}");
-        s.numeric("322", &[&name, &count.to_string()], "");
+        let topic = s
+            .shard
+            .topic_of(&subject)
+            .map(|t| t.text)
+            .unwrap_or_default();
+        s.numeric("322", &[&name, &count.to_string()], &topic);
     }
     s.numeric("323", &[], "End of /LIST");
 }

@@ -60,7 +60,7 @@ impl Default for IrcSettings {
             created_unix: 0,
             nick_len_max: 30,
             channel_len_max: 64,
-            topic_len_max: 390,
+            topic_len_max: presence::TOPIC_BYTES_MAX,
             channels_per_user_max: 50,
         }
     }
@@ -93,6 +93,16 @@ impl Member {
     }
 }
 
+/// A channel's topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    /// The nick that set it.
+    pub setter: String,
+    /// When, in Unix seconds.
+    pub set_at: u64,
+}
+
 /// Who holds a nick: a connection on a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -111,6 +121,8 @@ pub struct IrcShard {
     nicks: RefCell<FxHashMap<String, Holder>>,
     /// Members of each channel on any shard: subject → nick key → member.
     members: RefCell<BTreeMap<String, BTreeMap<String, Member>>>,
+    /// Topics of channels with members (a channel's topic goes with its last member).
+    topics: RefCell<FxHashMap<String, Topic>>,
 }
 
 impl IrcShard {
@@ -182,7 +194,22 @@ impl IrcShard {
             m.remove(&names::nick_key(nick));
             if m.is_empty() {
                 members.remove(subject);
+                self.topics.borrow_mut().remove(subject);
             }
+        }
+    }
+
+    pub fn topic_of(&self, subject: &str) -> Option<Topic> {
+        self.topics.borrow().get(subject).cloned()
+    }
+
+    /// Sets (or, with an empty text, clears) `subject`'s topic.
+    pub(crate) fn set_topic(&self, subject: &str, topic: Topic) {
+        let mut topics = self.topics.borrow_mut();
+        if topic.text.is_empty() {
+            topics.remove(subject);
+        } else if self.members.borrow().contains_key(subject) {
+            topics.insert(subject.to_string(), topic);
         }
     }
 

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 /// The longest reason shown: with the mask and channel it stays within a line.
 const REASON_CHARS_MAX: usize = 64;
 
+/// The longest topic a `TOPIC` line shows, in bytes: with a mask and channel of at most
+/// 200 bytes (longer ones are not shown) the line stays within 512 bytes.
+pub const TOPIC_BYTES_MAX: usize = 300;
+
 /// The subject prefix presence events are published under.
 pub const PRESENCE_PREFIX: &str = "$SC.PRESENCE.";
 
@@ -26,6 +30,8 @@ pub enum Event {
     Part,
     Quit,
     Nick,
+    /// The channel's topic was set (`topic`; empty clears it).
+    Topic,
 }
 
 /// One presence event.
@@ -46,6 +52,9 @@ pub struct Presence {
     /// The real name a `join` event's user gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realname: Option<String>,
+    /// The new topic of a `topic` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 /// The presence subject of `subject`.
@@ -85,8 +94,23 @@ impl Presence {
                 let new = p.new.filter(|n| safe(n))?;
                 format!(":{} NICK :{new}", p.mask)
             }
+            Event::Topic => {
+                let topic = clean_topic(&p.topic.unwrap_or_default());
+                format!(":{} TOPIC {} :{topic}", p.mask, p.channel)
+            }
         })
     }
+}
+
+/// `topic` without line ends, cut to [`TOPIC_BYTES_MAX`] on a character boundary.
+pub fn clean_topic(topic: &str) -> String {
+    let mut t = topic.replace(['\r', '\n', '\0'], " ");
+    let mut cut = t.len().min(TOPIC_BYTES_MAX);
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    t.truncate(cut);
+    t
 }
 
 /// Now, as RFC 3339 in UTC with milliseconds (`2026-12-02T10:00:00.123Z`).
@@ -113,6 +137,7 @@ mod tests {
             reason: Some("bye".into()),
             new: Some("al2".into()),
             realname: None,
+            topic: Some("news".into()),
         }
     }
 
@@ -126,6 +151,10 @@ mod tests {
         );
         assert_eq!(line(Event::Quit).as_deref(), Some(":al!~al@h QUIT :bye"));
         assert_eq!(line(Event::Nick).as_deref(), Some(":al!~al@h NICK :al2"));
+        assert_eq!(
+            line(Event::Topic).as_deref(),
+            Some(":al!~al@h TOPIC #room :news")
+        );
         assert_eq!(Presence::irc_line(b"not json"), None);
         let mut bad = event(Event::Join);
         bad.mask = "a b".into();

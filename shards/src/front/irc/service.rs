@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::close::CloseReason;
 use crate::front::irc::presence::{Event, Presence, PRESENCE_PREFIX};
-use crate::front::irc::{Holder, IrcShard, Member};
+use crate::front::irc::{Holder, IrcShard, Member, Topic};
 use crate::service::{Internal, Received};
 use crate::shard::ShardCtx;
 
@@ -152,6 +152,14 @@ fn on_presence(irc: &IrcShard, msg: &Received) {
     match p.event {
         Event::Join => irc.add_member(subject, member),
         Event::Part | Event::Quit => irc.remove_member(subject, &member.nick),
+        Event::Topic => irc.set_topic(
+            subject,
+            Topic {
+                text: p.topic.unwrap_or_default(),
+                setter: member.nick,
+                set_at: unix_seconds(&p.ts),
+            },
+        ),
         Event::Nick => {
             irc.remove_member(subject, &member.nick);
             if let Some(new) = p.new {
@@ -165,6 +173,13 @@ fn on_presence(irc: &IrcShard, msg: &Received) {
             }
         }
     }
+}
+
+/// The Unix seconds of an RFC 3339 time (0 if it does not parse).
+fn unix_seconds(ts: &str) -> u64 {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp().max(0) as u64)
+        .unwrap_or(0)
 }
 
 /// A member as `$SC.MEMBERS` reports it.
