@@ -564,3 +564,47 @@ fn a_topic_set_on_one_shard_is_seen_on_the_other() {
     carol.send("LIST");
     carol.expect(" 322 carol #news 3 :today: shards");
 }
+
+#[test]
+fn a_flood_is_delayed_then_cut_off_with_excess_flood() {
+    let (s, addr) = start("flood_lines_per_sec = 50\nflood_burst = 5\nflood_max_queued = 40\n");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    alice.send("JOIN #f");
+    alice.expect(" 366 alice #f ");
+    bob.send("JOIN #f");
+    bob.expect(" 366 ");
+    names_until(&mut alice, "#f", &["alice"]);
+    // 30 lines at once: 5 go through, the rest are delayed, all arrive in order.
+    let lines: String = (0..30)
+        .map(|i| format!("PRIVMSG #f :line {i}\r\n"))
+        .collect();
+    alice.stream.write_all(lines.as_bytes()).expect("send");
+    for i in 0..30 {
+        let got = bob.expect("PRIVMSG #f :line ");
+        assert!(got.ends_with(&format!(":line {i}")), "{got} for {i}");
+    }
+    // 100 at once: more than 40 waiting, so the connection is closed.
+    let lines: String = (0..100)
+        .map(|i| format!("PRIVMSG #f :more {i}\r\n"))
+        .collect();
+    alice.stream.write_all(lines.as_bytes()).expect("send");
+    alice.expect("ERROR :Closing Link: (Excess Flood)");
+    let quit = bob.expect("QUIT");
+    assert_eq!(quit, ":alice!~alice@127.0.0.1 QUIT :Excess Flood");
+    let (_, log) = s.terminate();
+    let stopped = log
+        .iter()
+        .find(|l| l.contains("shardcast stopped"))
+        .expect("stop line");
+    let throttles: u64 = stopped
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("throttles="))
+        .and_then(|v| v.parse().ok())
+        .expect("throttles=");
+    assert!(throttles > 0, "the flood was delayed: {stopped}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("reason=\"excess_flood\"") || l.contains("reason=excess_flood")),
+        "no excess_flood close in the log"
+    );
+}

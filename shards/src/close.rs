@@ -27,6 +27,9 @@ pub enum CloseReason {
     StaleConnection,
     /// The server is shutting down.
     ServerShutdown,
+    /// An IRC client sent lines faster than its flood limit lets them through, and kept
+    /// on until too many were waiting.
+    ExcessFlood,
 }
 
 impl CloseReason {
@@ -58,6 +61,7 @@ impl CloseReason {
             CloseReason::MaxConnections => "max_connections",
             CloseReason::StaleConnection => "stale_connection",
             CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::ExcessFlood => "excess_flood",
         }
     }
 }

@@ -20,6 +20,11 @@ pub struct IrcSection {
     /// Channel names, `#` included.
     pub max_channel_len: usize,
     pub max_channels_per_user: usize,
+    /// Lines per second a connection may send on average, `flood_burst` at once; more
+    /// are delayed, and past `flood_max_queued` waiting the connection is closed.
+    pub flood_lines_per_sec: u64,
+    pub flood_burst: u64,
+    pub flood_max_queued: usize,
 }
 
 impl Default for IrcSection {
@@ -33,6 +38,9 @@ impl Default for IrcSection {
             max_nick_len: s.nick_len_max,
             max_channel_len: s.channel_len_max,
             max_channels_per_user: s.channels_per_user_max,
+            flood_lines_per_sec: s.flood_lines_per_sec,
+            flood_burst: s.flood_burst,
+            flood_max_queued: s.flood_queued_max,
         }
     }
 }
@@ -55,6 +63,9 @@ impl IrcSection {
                 nick_len_max: self.max_nick_len,
                 channel_len_max: self.max_channel_len,
                 channels_per_user_max: self.max_channels_per_user,
+                flood_lines_per_sec: self.flood_lines_per_sec,
+                flood_burst: self.flood_burst,
+                flood_queued_max: self.flood_max_queued,
                 ..IrcSettings::default()
             },
         })
@@ -84,6 +95,14 @@ impl IrcSection {
                 1,
                 10_000,
             ),
+            (
+                "irc.flood_lines_per_sec",
+                self.flood_lines_per_sec as usize,
+                1,
+                1_000_000,
+            ),
+            ("irc.flood_burst", self.flood_burst as usize, 1, 1_000_000),
+            ("irc.flood_max_queued", self.flood_max_queued, 1, 100_000),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {

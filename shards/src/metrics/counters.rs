@@ -64,7 +64,7 @@ counters! {
 }
 
 /// The close reasons counted, in a fixed order (`CloseReason::Protocol` counts as one).
-pub const CLOSE_REASONS: [CloseReason; 10] = [
+pub const CLOSE_REASONS: [CloseReason; 11] = [
     CloseReason::ClientClosed,
     CloseReason::ReadError,
     CloseReason::WriteError,
@@ -75,6 +75,7 @@ pub const CLOSE_REASONS: [CloseReason; 10] = [
     CloseReason::MaxConnections,
     CloseReason::StaleConnection,
     CloseReason::ServerShutdown,
+    CloseReason::ExcessFlood,
 ];
 
 fn reason_index(reason: CloseReason) -> usize {

@@ -189,6 +189,7 @@ fn close_text(reason: CloseReason) -> Option<&'static str> {
         CloseReason::MaxConnections => Some("Too many connections"),
         CloseReason::StaleConnection => Some("Ping timeout"),
         CloseReason::ServerShutdown => Some("Server shutting down"),
+        CloseReason::ExcessFlood => Some("Excess Flood"),
         CloseReason::Protocol(_) => Some("Protocol error"),
         _ => None,
     }

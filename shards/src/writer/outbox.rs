@@ -69,6 +69,9 @@ pub struct Outbox {
     /// Deliveries queued, for timing when the kernel takes them.
     marks: RefCell<Marks>,
     tally: Tally,
+    /// What the client is told when it is closed as a slow consumer, after its backlog is
+    /// dropped (IRC: `ERROR :Closing Link: … (Slow consumer)`); NATS says nothing.
+    farewell: RefCell<Option<Box<[u8]>>>,
 }
 
 /// What one append delivers: messages and their payload bytes (headers included), for
@@ -121,7 +124,13 @@ impl Outbox {
             env,
             marks: RefCell::new(Marks::default()),
             tally: Tally::default(),
+            farewell: RefCell::new(None),
         }
+    }
+
+    /// Sets what the client is told if it is closed as a slow consumer.
+    pub fn set_farewell(&self, line: &[u8]) {
+        *self.farewell.borrow_mut() = Some(line.into());
     }
 
     /// Changes the pending bytes with `f`, charging the shard's memory budget for the
@@ -171,6 +180,11 @@ impl Outbox {
                 self.env
                     .metrics
                     .add(Counter::BacklogDroppedBytes, discarded as u64);
+                if let Some(line) = self.farewell.borrow_mut().take() {
+                    self.with_out(|out| {
+                        out.append_control_with(line.len(), |v| v.extend_from_slice(&line))
+                    });
+                }
             }
             self.marks.borrow_mut().clear();
         }

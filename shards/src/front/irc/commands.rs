@@ -35,6 +35,16 @@ fn presence_sid(channel: &Channel) -> String {
     format!("presence {}", channel.name())
 }
 
+/// Whether `line` counts against the flood limit: everything but keepalive, the
+/// queries clients send on their own after joining, and leaving.
+pub fn costs(line: &Line<'_>) -> bool {
+    const FREE: [&str; 12] = [
+        "PING", "PONG", "MODE", "WHO", "NAMES", "LIST", "CAP", "USERHOST", "ISON", "WHOIS", "AWAY",
+        "QUIT",
+    ];
+    !FREE.iter().any(|c| line.is(c))
+}
+
 /// Applies one line from the client.
 pub fn apply(
     s: &mut IrcSession,

@@ -25,7 +25,9 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::close::CloseReason;
 use crate::conn::{ClientInfo, Conn, ConnFlags};
+use crate::flow::Bucket;
 use crate::front::{Input, Session};
 use crate::metrics::ShardMetrics;
 use crate::route::Router;
@@ -49,6 +51,12 @@ pub struct IrcSettings {
     pub channel_len_max: usize,
     pub topic_len_max: usize,
     pub channels_per_user_max: usize,
+    /// Lines per second a connection may send on average (queries and PING/PONG are
+    /// free), `flood_burst` at once; more are delayed.
+    pub flood_lines_per_sec: u64,
+    pub flood_burst: u64,
+    /// Lines that may wait for their turn; one more closes with `Excess Flood`.
+    pub flood_queued_max: usize,
 }
 
 impl Default for IrcSettings {
@@ -62,6 +70,9 @@ impl Default for IrcSettings {
             channel_len_max: 64,
             topic_len_max: presence::TOPIC_BYTES_MAX,
             channels_per_user_max: 50,
+            flood_lines_per_sec: 10,
+            flood_burst: 20,
+            flood_queued_max: 100,
         }
     }
 }
@@ -249,13 +260,14 @@ pub struct IrcSession {
     joined: BTreeSet<Channel>,
     /// Dropping the rest of an over-long line.
     skipping: bool,
+    /// The flood limit: lines that cost (see [`commands::costs`]) take a token each.
+    flood: Bucket,
     out: Out,
 }
 
 impl IrcSession {
     pub fn new(shard: Rc<IrcShard>) -> Self {
         IrcSession {
-            shard,
             nick: None,
             user: None,
             realname: String::new(),
@@ -266,7 +278,13 @@ impl IrcSession {
             away: false,
             joined: BTreeSet::new(),
             skipping: false,
+            flood: Bucket::new(
+                shard.settings.flood_lines_per_sec,
+                shard.settings.flood_burst,
+                std::time::Instant::now(),
+            ),
             out: Out::default(),
+            shard,
         }
     }
 
@@ -321,6 +339,32 @@ impl IrcSession {
         commands::subscribe_inbox(router, conn, &nick);
     }
 
+    /// Over the flood limit: the rest of the input waits `wait` (the socket is not read
+    /// meanwhile), unless too many lines are waiting already.
+    fn flood_wait(
+        &mut self,
+        conn: &Rc<Conn>,
+        rest: &[u8],
+        consumed: usize,
+        wait: std::time::Duration,
+    ) -> Input {
+        self.flush_out(conn);
+        let waiting = rest.iter().filter(|&&b| b == b'\n').count();
+        if waiting > self.settings().flood_queued_max {
+            conn.close_with(CloseReason::ExcessFlood);
+            return Input {
+                consumed: consumed + rest.len(),
+                needed: 0,
+                throttled: None,
+            };
+        }
+        Input {
+            consumed,
+            needed: 0,
+            throttled: Some(wait),
+        }
+    }
+
     /// Sends what was queued to the client.
     fn flush_out(&mut self, conn: &Rc<Conn>) {
         if !self.out.is_empty() {
@@ -348,6 +392,9 @@ impl Session for IrcSession {
         if let Some(peer) = conn.peer {
             self.host = peer.ip().to_string();
         }
+        // After the dropped backlog, the last line written may be cut: end it first.
+        let farewell = format!("\r\nERROR :Closing Link: {} (Slow consumer)\r\n", self.host);
+        conn.outbox.set_farewell(farewell.as_bytes());
     }
 
     fn input(
@@ -371,6 +418,13 @@ impl Session for IrcSession {
             }
             match next_line(rest) {
                 Scan::Line(line, n) => {
+                    if commands::costs(&line) {
+                        let wait = self.flood.wait_for(1, std::time::Instant::now(), 1.0);
+                        if !wait.is_zero() {
+                            return self.flood_wait(conn, rest, consumed, wait);
+                        }
+                        self.flood.take(1);
+                    }
                     commands::apply(self, router, metrics, conn, &line);
                     consumed += n;
                 }
@@ -396,6 +450,12 @@ impl Session for IrcSession {
     }
 
     fn closed(&mut self, router: &mut Router, conn: &Rc<Conn>) {
-        commands::leave_all(self, router, conn, "Connection closed");
+        let reason = match conn.outbox.close_reason() {
+            Some(r) if r.is_slow_consumer() => "Slow consumer",
+            Some(CloseReason::StaleConnection) => "Ping timeout",
+            Some(CloseReason::ExcessFlood) => "Excess Flood",
+            _ => "Connection closed",
+        };
+        commands::leave_all(self, router, conn, reason);
     }
 }
