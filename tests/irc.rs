@@ -323,7 +323,9 @@ fn nats_and_irc_meet_on_one_subject() {
             .subscribe("$SC.PRESENCE.room.lobby")
             .await
             .expect("sub");
-        nats.flush().await.expect("flush");
+        // The subscriptions are in force once a probe comes back through them (this
+        // client's flush sends no PING, and blocking IRC reads keep it from running).
+        subscribed(&nats).await;
         let mut alice = Irc::register(addr, "alice");
         alice.send("JOIN #room.lobby");
         alice.expect(" 366 ");
@@ -385,6 +387,19 @@ fn nats_and_irc_meet_on_one_subject() {
             alice.seen
         );
     });
+}
+
+/// Sends a probe through a subscription of its own and waits for it: the server has
+/// processed every subscription this client made before.
+async fn subscribed(nats: &async_nats::Client) {
+    use futures::StreamExt;
+    let subject = format!("probe.{}", std::process::id());
+    let mut probe = nats.subscribe(subject.clone()).await.expect("probe sub");
+    nats.publish(subject, "".into()).await.expect("probe");
+    tokio::time::timeout(WAIT, probe.next())
+        .await
+        .expect("probe in time")
+        .expect("probe");
 }
 
 /// Sends `NAMES #channel` until the names contain every one of `nicks` (what other shards
