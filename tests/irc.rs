@@ -105,6 +105,14 @@ impl Irc {
     }
 }
 
+/// A single-threaded tokio runtime for the async-nats side of a test.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A server with the IRC listener on (2 shards), and its IRC address.
 fn start(toml: &str) -> (Server, SocketAddr) {
     let s = Server::start_with_logging(
@@ -311,10 +319,7 @@ fn direct_messages_reach_a_nick_on_another_shard() {
 #[test]
 fn nats_and_irc_meet_on_one_subject() {
     let (s, addr) = start("");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         use futures::StreamExt;
         let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
@@ -489,10 +494,7 @@ fn names_who_and_members_cover_every_shard() {
         both.contains("#team ~alice 127.0.0.1 shardcast alice H :0 alice test"),
         "{both}"
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
         let reply = tokio::time::timeout(WAIT, nats.request("$SC.MEMBERS.team", "".into()))

@@ -677,15 +677,7 @@ fn topic(
         s.numeric("482", &[&cname], "You're not channel operator");
         return;
     }
-    let mut text = presence::clean_topic(&String::from_utf8_lossy(text));
-    let max = s.settings().topic_len_max;
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
+    let text = presence::clean_topic(&String::from_utf8_lossy(text), s.settings().topic_len_max);
     let set_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -95,17 +95,18 @@ impl Presence {
                 format!(":{} NICK :{new}", p.mask)
             }
             Event::Topic => {
-                let topic = clean_topic(&p.topic.unwrap_or_default());
+                let topic = clean_topic(&p.topic.unwrap_or_default(), TOPIC_BYTES_MAX);
                 format!(":{} TOPIC {} :{topic}", p.mask, p.channel)
             }
         })
     }
 }
 
-/// `topic` without line ends, cut to [`TOPIC_BYTES_MAX`] on a character boundary.
-pub fn clean_topic(topic: &str) -> String {
+/// `topic` without line ends, cut to `max_bytes` (at most [`TOPIC_BYTES_MAX`]) on a
+/// character boundary.
+pub fn clean_topic(topic: &str, max_bytes: usize) -> String {
     let mut t = topic.replace(['\r', '\n', '\0'], " ");
-    let mut cut = t.len().min(TOPIC_BYTES_MAX);
+    let mut cut = t.len().min(max_bytes.min(TOPIC_BYTES_MAX));
     while !t.is_char_boundary(cut) {
         cut -= 1;
     }
