@@ -492,18 +492,80 @@ fn a_subscription_another_shard_has_applied_is_seen_by_the_next_publish_here() {
     // shard, publishes right after: its shard must apply the waiting interest before it
     // routes B's publish, even without a PING from A (async-nats' flush sends none).
     let s = Server::start_logging(2, "shardcast=info,shards=debug");
-    let (mut a, info) = Raw::connect_info(s.addr);
-    let shard_a = shard_of(&s, info["client_id"].as_u64().expect("client_id"));
-    a.send(b"CONNECT {\"verbose\":false}\r\nSUB echo.> 1\r\nPING\r\n");
+    let (a, b) = two_clients_on_different_shards(&s);
+    sub_here_publish_there(a, b, 300);
+}
+
+#[test]
+fn a_subscription_waiting_behind_a_full_ring_is_seen_by_the_next_publish_there() {
+    // The same with rings of two slots kept full by a flood from A's shard to a
+    // subscriber on B's: A's interest batch often waits in the overflow queue behind the
+    // ring, and B's shard must wait for it, not route B's publish past it.
+    let s = Server::start_with_logging(2, "[ring]\nslots = 2\n", "shardcast=info,shards=debug");
+    let (a, shard_a) = client_where(&s, |_| true);
+    let (b, _) = client_where(&s, |shard| shard != shard_a);
+    let (mut flooder, _) = client_where(&s, |shard| shard == shard_a);
+    let (mut sink, _) = client_where(&s, |shard| shard != shard_a);
+    sink.send(b"SUB flood 1\r\nPING\r\n");
+    sink.expect(b"PONG\r\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = "PUB flood 16\r\n0123456789abcdef\r\n".repeat(256);
+            // Bounded: at most 2000 chunks (512,000 messages) or until told to stop.
+            for _ in 0..2000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                flooder.send(chunk.as_bytes());
+            }
+        })
+    };
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        sink.stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        while matches!(sink.stream.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    sub_here_publish_there(a, b, 300);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().expect("flood thread");
+    drain.join().expect("drain thread");
+    let log = s.log_lines().join("\n");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Two registered clients, the first on one shard and the second on the other.
+fn two_clients_on_different_shards(s: &Server) -> (Raw, Raw) {
+    let (a, shard_a) = client_where(s, |_| true);
+    let (b, _) = client_where(s, |shard| shard != shard_a);
+    (a, b)
+}
+
+/// A registered client on a shard `want` accepts (of up to 32 connections), and its shard.
+fn client_where(s: &Server, want: impl Fn(usize) -> bool) -> (Raw, usize) {
+    let (mut c, shard) = (0..32)
+        .map(|_| {
+            let (c, info) = Raw::connect_info(s.addr);
+            (
+                c,
+                shard_of(s, info["client_id"].as_u64().expect("client_id")),
+            )
+        })
+        .find(|(_, shard)| want(*shard))
+        .expect("one of 32 connections on the wanted shard");
+    c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    c.expect(b"PONG\r\n");
+    (c, shard)
+}
+
+/// `rounds` times: A subscribes to a new subject and sees its own echo, then B publishes
+/// to that subject at once; A must get every one of B's publishes.
+fn sub_here_publish_there(mut a: Raw, mut b: Raw, rounds: usize) {
+    a.send(b"SUB echo.> 1\r\nPING\r\n");
     a.expect(b"PONG\r\n");
-    let mut b = (0..32)
-        .map(|_| Raw::connect_info(s.addr))
-        .find(|(_, info)| shard_of(&s, info["client_id"].as_u64().expect("client_id")) != shard_a)
-        .map(|(b, _)| b)
-        .expect("one of 32 connections on the other shard");
-    b.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
-    b.expect(b"PONG\r\n");
-    let rounds = 300;
     let mut got = Vec::new();
     for i in 0..rounds {
         a.send(format!("SUB foo.{i} {}\r\nPUB echo.{i} 0\r\n\r\n", i + 2).as_bytes());

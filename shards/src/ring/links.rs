@@ -63,11 +63,12 @@ impl RingLinks {
             return false;
         };
         let mut overflow = overflow.borrow_mut();
+        let interest = msg.changes_interest();
         if overflow.is_empty() && !self.busy[peer].get() {
-            let interest = msg.changes_interest();
             match self.senders.try_send_to(peer, msg) {
                 Ok(()) => {
-                    self.counters.note_sent(self.me, peer, interest);
+                    self.counters.note_queued(self.me, peer, interest);
+                    self.counters.note_sent(self.me, peer);
                     return false;
                 }
                 Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
@@ -79,6 +80,9 @@ impl RingLinks {
         } else {
             overflow.push_back(msg);
         }
+        // Counted as queued now: the peer's read loops wait for it before they route
+        // a publish past it (`ring::inbound`).
+        self.counters.note_queued(self.me, peer, interest);
         drop(overflow);
         if let Some(w) = self.forwarder_wakers[peer].take() {
             w.wake();
@@ -126,12 +130,13 @@ impl RingLinks {
             })
             .await;
             self.busy[peer].set(true);
-            let interest = msg.changes_interest();
             let sent = self.senders.send_to(peer, msg).await;
             self.busy[peer].set(false);
             if sent.is_ok() {
-                self.counters.note_sent(self.me, peer, interest);
+                self.counters.note_sent(self.me, peer);
             }
+            // The peer is gone (shutting down), and with it every read loop that could
+            // wait for these batches.
             if sent.is_err() {
                 self.overflow[peer].borrow_mut().clear();
                 self.wake_room_waiters();

@@ -254,17 +254,20 @@ pub(crate) fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>)
 /// feeds subscribers. Later batches, and batches that arrive meanwhile, are the ring
 /// receiver's (see `ring::inbound`).
 async fn apply_waiting_batches(ctx: &ShardCtx) {
+    let counters = &ctx.global.ring_counters;
     for inbound in &ctx.inbound {
-        let mark = inbound.interest_mark(&ctx.global.ring_counters, ctx.id);
-        while let Some(batch) = inbound.take_waiting(mark).await {
-            ring_turn(ctx, inbound.from, &batch).await;
-        }
+        let mark = inbound.interest_mark(counters, ctx.id);
+        inbound
+            .wait_applied(counters, ctx.id, mark, |batch| async move {
+                ring_turn(ctx, inbound, &batch).await
+            })
+            .await;
     }
 }
 
 /// One batch as a turn of its own: applied, its acks sent, then paced for the
 /// subscribers it fed.
-async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
+async fn ring_turn(ctx: &ShardCtx, inbound: &Inbound, batch: &RingBatch) {
     // Over the memory budget, the rings wait too (their senders then wait for room).
     if ctx.memory.is_paused() {
         pushback(ctx, || false).await;
@@ -276,7 +279,8 @@ async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
     ctx.metrics.latency.start_turn(batch.parsed_at, now);
     {
         let mut router = ctx.router.borrow_mut();
-        let applied = router.apply_batch(from, batch);
+        let applied = router.apply_batch(inbound.from, batch);
+        inbound.note_applied();
         ctx.metrics
             .add(Counter::QueueMisses, applied.queue_misses as u64);
         end_turn(ctx, &mut router, None);
@@ -288,7 +292,7 @@ async fn ring_turn(ctx: &ShardCtx, from: usize, batch: &RingBatch) {
 pub async fn ring_receive(ctx: Rc<ShardCtx>, inbound: Rc<Inbound>) {
     let mut since_yield = Instant::now();
     while let Some(batch) = inbound.recv().await {
-        ring_turn(&ctx, inbound.from, &batch).await;
+        ring_turn(&ctx, &inbound, &batch).await;
         // A busy peer's batches get `RING_RECEIVE_SLICE` at a time: then the shard's read
         // loops and writers get their turns. (Yielding after every batch instead cost
         // the fixed-rate latency entry its p99: 4-5 ms became 6-80 ms.)
