@@ -4,155 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT};
-
-/// A person typing raw IRC.
-struct Irc {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    /// Lines read so far and not yet matched.
-    seen: Vec<String>,
-}
-
-impl Irc {
-    fn connect(addr: SocketAddr) -> Irc {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        Irc {
-            stream,
-            reader,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Connects, registers as `nick` and reads the welcome burst.
-    fn register(addr: SocketAddr, nick: &str) -> Irc {
-        let mut c = Irc::connect(addr);
-        c.send(&format!("NICK {nick}"));
-        c.send(&format!("USER {nick} 0 * :{nick} test"));
-        c.expect(&format!(" 422 {nick} "));
-        c
-    }
-
-    fn local_port(&self) -> u16 {
-        self.stream.local_addr().expect("local addr").port()
-    }
-
-    fn send(&mut self, line: &str) {
-        self.stream
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("send");
-    }
-
-    /// The next line, or None after `within`.
-    fn next_line(&mut self, within: Duration) -> Option<String> {
-        self.stream
-            .set_read_timeout(Some(within.max(Duration::from_millis(1))))
-            .expect("timeout");
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                assert!(line.len() <= 512, "a line over 512 bytes: {line:?}");
-                assert!(line.ends_with("\r\n"), "no CRLF: {line:?}");
-                Some(line.trim_end().to_string())
-            }
-        }
-    }
-
-    /// Waits for a line containing `want`; returns it. Lines before it are kept in `seen`.
-    fn expect(&mut self, want: &str) -> String {
-        if let Some(i) = self.seen.iter().position(|l| l.contains(want)) {
-            return self.seen.remove(i);
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_line(left) {
-                Some(l) if l.contains(want) => return l,
-                Some(l) => self.seen.push(l),
-                None => panic!("no line with {want:?}; got {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Asserts that no line containing `unwanted` arrives within `wait`.
-    fn expect_none(&mut self, unwanted: &str, wait: Duration) {
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.next_line(left) {
-                Some(l) => {
-                    assert!(!l.contains(unwanted), "unexpected {l:?}");
-                    self.seen.push(l);
-                }
-                None => break,
-            }
-        }
-        assert!(
-            !self.seen.iter().any(|l| l.contains(unwanted)),
-            "unexpected {unwanted:?} in {:#?}",
-            self.seen
-        );
-    }
-}
-
-/// A single-threaded tokio runtime for the async-nats side of a test.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// A server with the IRC listener on (2 shards), and its IRC address.
-fn start(toml: &str) -> (Server, SocketAddr) {
-    let s = Server::start_with_logging(
-        2,
-        &format!("[irc]\nport = 0\n{toml}"),
-        "shardcast=info,shards=debug",
-    );
-    let line = s.wait_for_log("irc listening", |l| l.contains("irc listening"));
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no addr in {line}"));
-    (s, addr)
-}
-
-/// The shard that took the connection from local port `port`.
-fn shard_of(s: &Server, port: u16) -> usize {
-    let peer = format!("127.0.0.1:{port})");
-    s.wait_for_log("client connected", |l| {
-        l.contains("client connected") && l.contains(&peer)
-    })
-    .split_whitespace()
-    .find_map(|w| w.strip_prefix("shard="))
-    .and_then(|v| v.parse().ok())
-    .expect("shard= in the log line")
-}
-
-/// Registers people until two are on different shards.
-fn two_on_different_shards(s: &Server, addr: SocketAddr) -> (Irc, Irc) {
-    let first = Irc::register(addr, "alice");
-    let home = shard_of(s, first.local_port());
-    for i in 0..64 {
-        let other = Irc::register(addr, &format!("bob{i}"));
-        if shard_of(s, other.local_port()) != home {
-            return (first, other);
-        }
-    }
-    panic!("64 connections all landed on shard {home}");
-}
+use common::irc::{
+    names_until, runtime, shard_of, start, subscribed, two_on_different_shards, Irc,
+};
+use common::WAIT;
 
 #[test]
 fn registration_without_cap_gets_the_welcome_burst() {
@@ -394,36 +252,6 @@ fn nats_and_irc_meet_on_one_subject() {
     });
 }
 
-/// Sends a probe through a subscription of its own and waits for it: the server has
-/// processed every subscription this client made before.
-async fn subscribed(nats: &async_nats::Client) {
-    use futures::StreamExt;
-    let subject = format!("probe.{}", std::process::id());
-    let mut probe = nats.subscribe(subject.clone()).await.expect("probe sub");
-    nats.publish(subject, "".into()).await.expect("probe");
-    tokio::time::timeout(WAIT, probe.next())
-        .await
-        .expect("probe in time")
-        .expect("probe");
-}
-
-/// Sends `NAMES #channel` until the names contain every one of `nicks` (what other shards
-/// did reaches this shard's copy a moment later); returns the last names line.
-fn names_until(c: &mut Irc, channel: &str, nicks: &[&str]) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        c.send(&format!("NAMES {channel}"));
-        let line = c.expect(" 353 ");
-        c.expect(" 366 ");
-        let names: Vec<&str> = line.rsplit(':').next().unwrap_or("").split(' ').collect();
-        if nicks.iter().all(|n| names.contains(n)) {
-            return line;
-        }
-        assert!(Instant::now() < deadline, "{nicks:?} never all in {line}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_nick_taken_on_one_shard_is_taken_on_the_other() {
     let (s, addr) = start("");
@@ -580,48 +408,4 @@ fn a_topic_set_on_one_shard_is_seen_on_the_other() {
     carol.expect(" 366 carol #news ");
     carol.send("LIST");
     carol.expect(" 322 carol #news 3 :today: shards");
-}
-
-#[test]
-fn a_flood_is_delayed_then_cut_off_with_excess_flood() {
-    let (s, addr) = start("flood_lines_per_sec = 50\nflood_burst = 5\nflood_max_queued = 40\n");
-    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    alice.send("JOIN #f");
-    alice.expect(" 366 alice #f ");
-    bob.send("JOIN #f");
-    bob.expect(" 366 ");
-    names_until(&mut alice, "#f", &["alice"]);
-    // 30 lines at once: 5 go through, the rest are delayed, all arrive in order.
-    let lines: String = (0..30)
-        .map(|i| format!("PRIVMSG #f :line {i}\r\n"))
-        .collect();
-    alice.stream.write_all(lines.as_bytes()).expect("send");
-    for i in 0..30 {
-        let got = bob.expect("PRIVMSG #f :line ");
-        assert!(got.ends_with(&format!(":line {i}")), "{got} for {i}");
-    }
-    // 100 at once: more than 40 waiting, so the connection is closed.
-    let lines: String = (0..100)
-        .map(|i| format!("PRIVMSG #f :more {i}\r\n"))
-        .collect();
-    alice.stream.write_all(lines.as_bytes()).expect("send");
-    alice.expect("ERROR :Closing Link: (Excess Flood)");
-    let quit = bob.expect("QUIT");
-    assert_eq!(quit, ":alice!~alice@127.0.0.1 QUIT :Excess Flood");
-    let (_, log) = s.terminate();
-    let stopped = log
-        .iter()
-        .find(|l| l.contains("shardcast stopped"))
-        .expect("stop line");
-    let throttles: u64 = stopped
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("throttles="))
-        .and_then(|v| v.parse().ok())
-        .expect("throttles=");
-    assert!(throttles > 0, "the flood was delayed: {stopped}");
-    assert!(
-        log.iter()
-            .any(|l| l.contains("reason=\"excess_flood\"") || l.contains("reason=excess_flood")),
-        "no excess_flood close in the log"
-    );
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod irc;
+
 /// How long any expectation waits before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 

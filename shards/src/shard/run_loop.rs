@@ -127,10 +127,19 @@ async fn read_loop(
         if conn.has_published() && ctx.memory.is_paused() {
             pushback(ctx, || conn.is_closing()).await;
         }
-        match rb.read_from(transport, needed).await {
-            Ok(0) => return conn.close(CloseReason::ClientClosed),
-            Ok(_) => {}
-            Err(_) => return conn.close(CloseReason::ReadError),
+        // A close by the server (a slow consumer, an error sent) ends the read at once:
+        // the session's goodbye (an IRC QUIT to the channels) is not held back until
+        // the writer has given up on the client.
+        let read = async { Some(rb.read_from(transport, needed).await) };
+        let closed = async {
+            conn.outbox.closed().await;
+            None
+        };
+        match futures_lite::future::or(read, closed).await {
+            None => return,
+            Some(Ok(0)) => return conn.close(CloseReason::ClientClosed),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return conn.close(CloseReason::ReadError),
         }
         if conn.is_closing() {
             return;
