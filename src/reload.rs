@@ -77,6 +77,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("log.format", old.log.format != new.log.format),
         ("monitoring", old.monitoring != new.monitoring),
         ("irc", old.irc != new.irc),
+        ("history", old.history != new.history),
     ];
     checks
         .into_iter()
@@ -114,6 +115,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.ring = old.ring.clone();
     new.monitoring = old.monitoring.clone();
     new.irc = old.irc.clone();
+    new.history = old.history.clone();
     new
 }
 

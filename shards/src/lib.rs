@@ -55,6 +55,9 @@ pub mod flow;
 // as clients of the engine, talking over `$SC.` subjects.
 pub mod service;
 
+// History: the last messages of watched subjects, kept by an owner shard's service.
+pub mod history;
+
 // Running it: shard tasks, start-up checks, the server handle, counters.
 pub mod metrics;
 pub mod preflight;

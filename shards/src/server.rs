@@ -13,6 +13,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 
 use crate::front::irc::IrcSettings;
+use crate::history::HistoryConfig;
 use crate::limits::{
     Limits, LimitsError, EXECUTOR_IO_MEMORY_BYTES, SHARDS_MAX, SHARD_START_TIMEOUT,
     SNAPSHOT_TIMEOUT,
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     /// The IRC listener, off when None.
     pub irc: Option<IrcConfig>,
+    /// What history keeps (its service runs when IRC is on or patterns are listed).
+    pub history: HistoryConfig,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             metrics: MetricsConfig::default(),
             irc: None,
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -325,6 +329,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         next_cid: AtomicU64::new(1),
         ring_counters: crate::ring::RingCounters::new(shards),
         load: crate::flow::SharedLoad::new(shards),
+        history: cfg.history.clone(),
         irc: irc_holder
             .as_ref()
             .map(|(_, addr, settings)| (*addr, settings.clone())),

@@ -14,9 +14,11 @@ use shards::Limits;
 use crate::units;
 
 pub mod flow;
+pub mod history;
 pub mod irc;
 
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
+use history::HistorySection;
 use irc::IrcSection;
 
 /// The commented default configuration, built into the binary (`shardcast config`).
@@ -64,6 +66,7 @@ pub struct Config {
     pub slow_consumer: SlowConsumerSection,
     pub priority: PrioritySection,
     pub irc: IrcSection,
+    pub history: HistorySection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -204,6 +207,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerSection::default(),
             priority: PrioritySection::default(),
             irc: IrcSection::default(),
+            history: HistorySection::default(),
         }
     }
 }
@@ -370,6 +374,12 @@ impl Config {
             path: path.into(),
             message,
         })?;
+        cfg.history
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         Ok(cfg)
     }
 
@@ -424,6 +434,7 @@ impl Config {
                 stats_log_interval: self.monitoring.stats_log_interval.0,
             },
             irc: self.irc.engine(&self.host),
+            history: self.history.engine(),
         }
     }
 }

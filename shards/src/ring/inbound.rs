@@ -1,7 +1,7 @@
 //! The receiving end of one ring, shared by the task that awaits it and by this shard's
 //! client read loops: before a read loop routes a client's input it takes the batches
 //! waiting in every ring up to the last one that changes interest
-//! ([`Inbound::take_waiting`] with [`Inbound::interest_mark`]). So an interest change that
+//! ([`Inbound::wait_applied`] with [`Inbound::interest_mark`]). So an interest change that
 //! another shard sent before this shard routes a publish is applied first, and a publish
 //! reaches a subscriber whose SUB another shard has already processed, PING or not.
 //! Batches that only carry publishes are left to the ring's receiver task: a read loop

@@ -114,6 +114,17 @@ impl Transport for Loopback {
     }
 }
 
+/// The shard that owns `key` (a nick, a subject's history): a stable hash of it.
+pub fn owner_of(key: &str, shards: usize) -> usize {
+    // FNV-1a: stable across processes and shards.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
+
 /// A message delivered to an internal client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -173,6 +184,20 @@ impl Internal {
                     sid: sid.as_bytes(),
                     subject: subject.as_bytes(),
                     queue: queue.map(str::as_bytes),
+                },
+            );
+        })
+        .await;
+    }
+
+    /// Removes the subscription `sid`.
+    pub async fn unsubscribe(&self, sid: &str) {
+        self.turn(|router, conn| {
+            router.apply(
+                conn,
+                Op::Unsubscribe {
+                    sid: sid.as_bytes(),
+                    max_msgs: None,
                 },
             );
         })
@@ -255,4 +280,18 @@ fn compose(subject: &str, reply: Option<&str>, headers: Option<&[u8]>, payload: 
     block.put_slice(headers);
     block.put_slice(payload);
     block.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_spread_and_are_stable() {
+        assert_eq!(owner_of("alice", 1), 0);
+        let owners: std::collections::HashSet<usize> =
+            (0..64).map(|i| owner_of(&format!("nick{i}"), 4)).collect();
+        assert_eq!(owners.len(), 4);
+        assert_eq!(owner_of("bob", 4), owner_of("bob", 4));
+    }
 }

@@ -42,6 +42,8 @@ pub struct Global {
     pub load: SharedLoad,
     /// The IRC listener's address (real port) and settings, when it is on.
     pub irc: Option<(SocketAddr, IrcSettings)>,
+    /// What history keeps.
+    pub history: crate::history::HistoryConfig,
 }
 
 /// One shard's state.
@@ -106,10 +108,10 @@ impl ShardCtx {
             metrics: Rc::clone(&metrics),
             memory: Rc::clone(&memory),
         });
-        let irc = global
-            .irc
-            .as_ref()
-            .map(|(_, settings)| Rc::new(IrcShard::new(settings.clone(), id)));
+        let irc = global.irc.as_ref().map(|(_, settings)| {
+            let history = global.history.is_on();
+            Rc::new(IrcShard::new(settings.clone(), id, history))
+        });
         ShardCtx {
             id,
             irc,

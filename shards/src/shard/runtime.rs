@@ -158,6 +158,14 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
         ))
         .detach();
     }
+    let history = &ctx.global.history;
+    if history.is_on() && (ctx.irc.is_some() || !history.subjects.is_empty()) {
+        glommio::spawn_local(crate::history::service::run(
+            Rc::clone(ctx),
+            history.clone(),
+        ))
+        .detach();
+    }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();

@@ -39,26 +39,12 @@ pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>, tag: &[u8]) -> Framed
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-    } else if let Some(text) = shown(m, tag) {
+    } else if let Some(text) = shown(m.subject, m.payload(), tag) {
         let source = m
             .header_len
             .and_then(|n| header_value(&m.body[..n], MASK_HEADER))
             .unwrap_or(NATS_SOURCE.as_bytes());
-        // `:source PRIVMSG target :` then the text and CRLF, within 512 bytes.
-        let head_len = 1 + source.len() + 9 + tag.len() + 2;
-        let room = (LINE_BYTES_MAX - 2).saturating_sub(head_len);
-        for (i, piece) in pieces(&text, room).iter().enumerate() {
-            out.push(b':');
-            out.extend_from_slice(source);
-            out.extend_from_slice(b" PRIVMSG ");
-            if i == 0 {
-                tag_at = out.len()..out.len() + tag.len();
-            }
-            out.extend_from_slice(tag);
-            out.extend_from_slice(b" :");
-            out.extend_from_slice(piece.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        tag_at = encode_lines(out, b"", source, tag, &text);
     }
     Framed {
         tag: tag_at,
@@ -67,25 +53,83 @@ pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>, tag: &[u8]) -> Framed
     }
 }
 
+/// A kept message replayed to someone who joined its channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed<'a> {
+    pub subject: &'a [u8],
+    /// The IRC author's `nick!user@host`; None for NATS publishers.
+    pub source: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    /// When it was received (RFC 3339, `2026-12-02T13:00:12.100Z`).
+    pub ts: &'a str,
+    /// The client ACKed `server-time`: the time goes in an `@time=` tag; otherwise the
+    /// text starts with `[13:00:12]`.
+    pub tagged: bool,
+}
+
+/// Appends `r` as the IRC lines of a replay to the channel `tag`, shown as a live
+/// message would be, with its original time.
+pub fn encode_replay(out: &mut Vec<u8>, r: &Replayed<'_>, tag: &[u8]) {
+    let Some(text) = shown(r.subject, r.payload, tag) else {
+        return;
+    };
+    let source = r.source.unwrap_or(NATS_SOURCE.as_bytes());
+    if r.tagged {
+        let time_tag = format!("@time={} ", r.ts);
+        encode_lines(out, time_tag.as_bytes(), source, tag, &text);
+    } else {
+        let clock = r.ts.get(11..19).unwrap_or("");
+        encode_lines(out, b"", source, tag, &format!("[{clock}] {text}"));
+    }
+}
+
+/// Appends `text` as `PRIVMSG` lines from `source` to `tag`, each after `line_tags` (IRCv3
+/// tags, which do not count towards the 512 bytes); returns where the first names `tag`.
+fn encode_lines(
+    out: &mut Vec<u8>,
+    line_tags: &[u8],
+    source: &[u8],
+    tag: &[u8],
+    text: &str,
+) -> std::ops::Range<usize> {
+    let mut tag_at = out.len()..out.len();
+    // `:source PRIVMSG target :` then the text and CRLF, within 512 bytes.
+    let head_len = 1 + source.len() + 9 + tag.len() + 2;
+    let room = (LINE_BYTES_MAX - 2).saturating_sub(head_len);
+    for (i, piece) in pieces(text, room).iter().enumerate() {
+        out.extend_from_slice(line_tags);
+        out.push(b':');
+        out.extend_from_slice(source);
+        out.extend_from_slice(b" PRIVMSG ");
+        if i == 0 {
+            tag_at = out.len()..out.len() + tag.len();
+        }
+        out.extend_from_slice(tag);
+        out.extend_from_slice(b" :");
+        out.extend_from_slice(piece.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    tag_at
+}
+
 /// The most bytes [`encode_head`] appends.
 pub fn head_len_max() -> usize {
     LINES_MAX * LINE_BYTES_MAX
 }
 
-/// The text a subscriber tagged `tag` sees for `m`, prefixed with the subject on an
+/// The text a subscriber tagged `tag` sees for a message on `subject`, prefixed with the subject on an
 /// aggregate channel; None when nothing is shown (empty payload, or a subject IRC does
 /// not address).
-fn shown(m: &MsgView<'_>, tag: &[u8]) -> Option<String> {
-    let payload = m.payload();
+fn shown(subject: &[u8], payload: &[u8], tag: &[u8]) -> Option<String> {
     if payload.is_empty() {
         return None;
     }
     let aggregate = tag.first() == Some(&b'#') && is_pattern(&tag[1..]);
-    if aggregate && Channel::for_subject(m.subject, SUBJECT_SHOWN_BYTES_MAX).is_none() {
+    if aggregate && Channel::for_subject(subject, SUBJECT_SHOWN_BYTES_MAX).is_none() {
         return None;
     }
     let mut text = if aggregate {
-        format!("[{}] ", String::from_utf8_lossy(m.subject))
+        format!("[{}] ", String::from_utf8_lossy(subject))
     } else {
         String::new()
     };
@@ -292,6 +336,36 @@ mod tests {
         // A payload that fits exactly is not marked.
         let five = "a\nb\nc\nd\ne";
         assert!(!render("f", None, five.as_bytes(), "#f").contains('…'));
+    }
+
+    #[test]
+    fn replays_carry_their_time_as_a_tag_or_in_the_text() {
+        let r = Replayed {
+            subject: b"room",
+            source: Some(b"al!~al@h"),
+            payload: b"hi\nthere",
+            ts: "2026-12-02T13:00:12.100Z",
+            tagged: true,
+        };
+        let mut out = Vec::new();
+        encode_replay(&mut out, &r, b"#room");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "@time=2026-12-02T13:00:12.100Z :al!~al@h PRIVMSG #room :hi\r\n\
+             @time=2026-12-02T13:00:12.100Z :al!~al@h PRIVMSG #room :there\r\n"
+        );
+        out.clear();
+        let plain = Replayed {
+            source: None,
+            tagged: false,
+            payload: b"hi",
+            ..r
+        };
+        encode_replay(&mut out, &plain, b"#room");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            ":nats!nats@nats.shardcast PRIVMSG #room :[13:00:12] hi\r\n"
+        );
     }
 
     #[test]

@@ -10,19 +10,19 @@
 
 use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
-
 use crate::close::CloseReason;
 use crate::conn::Conn;
 use crate::front::irc::line::Line;
 use crate::front::irc::names::{check_nick, nick_key, Channel, ChannelError, NickError};
 use crate::front::irc::presence::{self, Event, Presence};
+use crate::front::irc::publish::{publish_owned, publish_presence, request_history};
+use crate::front::irc::queries::{list, mode, names, show_topic, topic, who};
 use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
 use crate::front::irc::IrcSession;
 use crate::metrics::{Counter, ShardMetrics};
 use crate::route::{Op, Outcome, Router};
 use crate::wire::irc::{MASK_HEADER, NATS_NICK, NICK_HEADER};
-use crate::wire::{MsgView, Refusal};
+use crate::wire::Refusal;
 
 /// The subject a user's direct messages are published to.
 pub fn inbox_subject(nick: &str) -> String {
@@ -296,7 +296,7 @@ pub fn subscribe_inbox(router: &mut Router, conn: &Rc<Conn>, nick: &str) {
     );
 }
 
-fn channel_error(s: &mut IrcSession, name: &str, e: ChannelError) {
+pub(super) fn channel_error(s: &mut IrcSession, name: &str, e: ChannelError) {
     let shown: String = name.chars().take(64).collect();
     s.numeric("403", &[&shown], e.text());
 }
@@ -352,6 +352,9 @@ fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
         publish_presence(router, conn, &channel, &event);
     }
     names(s, &channel);
+    if s.shard.history && !channel.is_aggregate() {
+        request_history(s, router, conn, &channel);
+    }
 }
 
 fn part(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str, reason: &str) {
@@ -434,7 +437,7 @@ fn leave(
     publish_presence(router, conn, channel, &e);
 }
 
-fn presence_event(
+pub(super) fn presence_event(
     s: &IrcSession,
     event: Event,
     channel: &Channel,
@@ -451,38 +454,6 @@ fn presence_event(
         realname: (event == Event::Join).then(|| s.realname.clone()),
         topic: None,
     }
-}
-
-fn publish_presence(router: &mut Router, conn: &Rc<Conn>, channel: &Channel, event: &Presence) {
-    let subject = presence::subject_for(channel.subject());
-    publish_owned(router, conn, &subject, None, &event.to_json());
-}
-
-/// Publishes `payload` to `subject`, with `headers` (a whole NATS header block) if any,
-/// from a block of its own.
-fn publish_owned(
-    router: &mut Router,
-    conn: &Rc<Conn>,
-    subject: &str,
-    headers: Option<&[u8]>,
-    payload: &[u8],
-) {
-    let header_len = headers.map_or(0, <[u8]>::len);
-    let mut block = BytesMut::with_capacity(subject.len() + header_len + payload.len());
-    block.put_slice(subject.as_bytes());
-    if let Some(h) = headers {
-        block.put_slice(h);
-    }
-    block.put_slice(payload);
-    let owner: Bytes = block.freeze();
-    let msg = MsgView {
-        subject: &owner[..subject.len()],
-        reply: None,
-        header_len: headers.map(<[u8]>::len),
-        body: &owner[subject.len()..],
-    };
-    conn.published(1, payload.len() as u64);
-    router.apply(conn, Op::PublishOwned { msg, owner: &owner });
 }
 
 fn message(
@@ -553,169 +524,4 @@ fn message(
         metrics.add(Counter::BytesIn, text.len() as u64);
         publish_owned(router, conn, &subject, Some(headers.as_bytes()), text);
     }
-}
-
-/// 353 lines (split to fit) and 366 for `channel`: this shard's members, the NATS
-/// pseudo-user, and the client itself.
-fn names(s: &mut IrcSession, channel: &Channel) {
-    let cname = channel.name();
-    let mut nicks = vec![format!("+{NATS_NICK}")];
-    if channel.is_aggregate() {
-        nicks.push(s.target());
-    } else {
-        nicks.extend(
-            s.shard
-                .members_of(channel.subject())
-                .into_iter()
-                .map(|m| m.nick),
-        );
-    }
-    let mut line = String::new();
-    for nick in nicks {
-        if line.len() + nick.len() + 1 > 400 {
-            s.numeric("353", &["=", &cname], &line);
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(&nick);
-    }
-    s.numeric("353", &["=", &cname], &line);
-    s.numeric("366", &[&cname], "End of /NAMES list.");
-}
-
-fn who(s: &mut IrcSession, target: Option<String>) {
-    let target = target.unwrap_or_else(|| "*".into());
-    if let Ok(channel) = Channel::parse(target.as_bytes(), s.settings().channel_len_max) {
-        let server = s.settings().server_name.clone();
-        let cname = channel.name();
-        for m in s.shard.members_of(channel.subject()) {
-            let flags = "H";
-            let real = format!("0 {}", m.realname);
-            s.numeric(
-                "352",
-                &[&cname, &m.user, &m.host, &server, &m.nick, flags],
-                &real,
-            );
-        }
-    }
-    s.numeric("315", &[&target], "End of /WHO list.");
-}
-
-fn mode(s: &mut IrcSession, target: Option<String>, change: Option<String>) {
-    let Some(target) = target else {
-        s.numeric("461", &["MODE"], "Not enough parameters");
-        return;
-    };
-    if target.starts_with('#') {
-        let channel = match Channel::parse(target.as_bytes(), s.settings().channel_len_max) {
-            Ok(c) => c,
-            Err(e) => return channel_error(s, &target, e),
-        };
-        let cname = channel.name();
-        let nick = s.target();
-        let settings = s.shard.settings.clone();
-        match change.as_deref() {
-            None => {
-                s.out
-                    .numeric_bare(&settings, "324", &nick, &[&cname, "+nt"]);
-                let created = s.settings().created_unix.to_string();
-                s.out
-                    .numeric_bare(&settings, "329", &nick, &[&cname, &created]);
-            }
-            Some("b") | Some("+b") => s.numeric("368", &[&cname], "End of channel ban list"),
-            Some("e") | Some("+e") => s.numeric("349", &[&cname], "End of channel exception list"),
-            Some("I") | Some("+I") => s.numeric("347", &[&cname], "End of channel invite list"),
-            Some(_) => s.numeric("482", &[&cname], "You're not channel operator"),
-        }
-        return;
-    }
-    if nick_key(&target) != nick_key(&s.target()) {
-        s.numeric("502", &[], "Can't change mode for other users");
-        return;
-    }
-    match change {
-        None => {
-            let nick = s.target();
-            let settings = s.shard.settings.clone();
-            s.out.numeric_bare(&settings, "221", &nick, &["+i"]);
-        }
-        Some(modes) => {
-            let mask = s.mask();
-            let nick = s.target();
-            s.out.from_user(&mask, "MODE", &[&nick], Some(&modes));
-        }
-    }
-}
-
-/// `TOPIC #c` (the topic, `332` and `333`, or `331`) or `TOPIC #c :text` (set it).
-fn topic(
-    s: &mut IrcSession,
-    router: &mut Router,
-    conn: &Rc<Conn>,
-    name: &str,
-    text: Option<&[u8]>,
-) {
-    let channel = match Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
-        Ok(c) => c,
-        Err(e) => return channel_error(s, name, e),
-    };
-    let cname = channel.name();
-    let Some(text) = text else {
-        match s.shard.topic_of(channel.subject()) {
-            Some(t) => show_topic(s, &channel, &t),
-            None => s.numeric("331", &[&cname], "No topic is set"),
-        }
-        return;
-    };
-    if !s.joined.contains(&channel) {
-        s.numeric("442", &[&cname], "You're not on that channel");
-        return;
-    }
-    if channel.is_aggregate() {
-        s.numeric("482", &[&cname], "You're not channel operator");
-        return;
-    }
-    let text = presence::clean_topic(&String::from_utf8_lossy(text), s.settings().topic_len_max);
-    let set_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    s.shard.set_topic(
-        channel.subject(),
-        crate::front::irc::Topic {
-            text: text.clone(),
-            setter: s.target(),
-            set_at,
-        },
-    );
-    let mut event = presence_event(s, Event::Topic, &channel, None);
-    event.topic = Some(text.clone());
-    publish_presence(router, conn, &channel, &event);
-    let mask = s.mask();
-    s.out.from_user(&mask, "TOPIC", &[&cname], Some(&text));
-}
-
-fn show_topic(s: &mut IrcSession, channel: &Channel, t: &crate::front::irc::Topic) {
-    let cname = channel.name();
-    s.numeric("332", &[&cname], &t.text);
-    let settings = s.shard.settings.clone();
-    let nick = s.target();
-    let when = t.set_at.to_string();
-    s.out
-        .numeric_bare(&settings, "333", &nick, &[&cname, &t.setter, &when]);
-}
-
-fn list(s: &mut IrcSession) {
-    s.numeric("321", &["Channel"], "Users  Name");
-    for (subject, count) in s.shard.channels() {
-        let name = format!("#{subject}");
-        let topic = s
-            .shard
-            .topic_of(&subject)
-            .map(|t| t.text)
-            .unwrap_or_default();
-        s.numeric("322", &[&name, &count.to_string()], &topic);
-    }
-    s.numeric("323", &[], "End of /LIST");
 }

@@ -15,6 +15,8 @@ pub mod commands;
 pub mod line;
 pub mod names;
 pub mod presence;
+pub mod publish;
+pub mod queries;
 pub mod replies;
 pub mod service;
 
@@ -134,13 +136,16 @@ pub struct IrcShard {
     members: RefCell<BTreeMap<String, BTreeMap<String, Member>>>,
     /// Topics of channels with members (a channel's topic goes with its last member).
     topics: RefCell<FxHashMap<String, Topic>>,
+    /// History is kept: a JOIN asks for the channel's.
+    pub history: bool,
 }
 
 impl IrcShard {
-    pub fn new(settings: IrcSettings, shard: usize) -> Self {
+    pub fn new(settings: IrcSettings, shard: usize, history: bool) -> Self {
         IrcShard {
             settings,
             shard,
+            history,
             ..IrcShard::default()
         }
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::close::CloseReason;
 use crate::front::irc::presence::{Event, Presence, PRESENCE_PREFIX};
 use crate::front::irc::{Holder, IrcShard, Member, Topic};
-use crate::service::{Internal, Received};
+use crate::service::{owner_of, Internal, Received};
 use crate::shard::ShardCtx;
 
 /// Where nick events are published.
@@ -55,17 +55,6 @@ impl NickEvent {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-/// The shard that decides between colliding claims of `key`.
-pub fn owner_of(key: &str, shards: usize) -> usize {
-    // FNV-1a: stable across processes and shards.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % shards.max(1) as u64) as usize
 }
 
 /// Runs the service of `ctx`'s shard until the shard stops.
@@ -211,15 +200,6 @@ async fn on_members_request(irc: &IrcShard, client: &Internal, msg: &Received) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owners_spread_and_are_stable() {
-        assert_eq!(owner_of("alice", 1), 0);
-        let owners: std::collections::HashSet<usize> =
-            (0..64).map(|i| owner_of(&format!("nick{i}"), 4)).collect();
-        assert_eq!(owners.len(), 4);
-        assert_eq!(owner_of("bob", 4), owner_of("bob", 4));
-    }
 
     #[test]
     fn nick_events_round_trip() {
