@@ -2,6 +2,8 @@
 //! to it over real TCP. `Raw` sends bytes and expects exact bytes back.
 #![allow(dead_code)]
 
+pub mod irc;
+
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
