@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use common::irc::{names_until, runtime, start, subscribed, two_on_different_shards, Irc};
 use common::WAIT;
@@ -121,4 +122,107 @@ fn a_slow_client_is_closed_and_the_others_see_it_quit_at_once() {
             .any(|l| l.contains("slow consumer closed") && l.contains("max_pending")),
         "no slow consumer line in the log"
     );
+}
+
+#[test]
+fn a_full_channel_refuses_the_next_member_with_471() {
+    let (s, addr) = start("max_members_per_channel = 2\n");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    alice.send("JOIN #small");
+    alice.expect(" 366 alice #small ");
+    bob.send("JOIN #small");
+    bob.expect(" 366 ");
+    let mut carol = Irc::register(addr, "carol");
+    // Once carol's shard counts both members, the channel is full for her.
+    names_until(&mut carol, "#small", &["alice"]);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    names_until(&mut carol, "#small", &[&bob_nick]);
+    carol.send("JOIN #small");
+    assert_eq!(
+        carol.expect(" 471 "),
+        ":shardcast 471 carol #small :Cannot join channel (+l)"
+    );
+    // A member leaves: there is room again (once carol's shard has seen the part).
+    bob.send("PART #small");
+    bob.expect(" PART ");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        carol.seen.clear();
+        carol.send("JOIN #small");
+        let answer = loop {
+            let line = carol.next_line(WAIT).expect("an answer to JOIN");
+            if line.contains(" JOIN #small") || line.contains(" 471 carol #small ") {
+                break line;
+            }
+        };
+        if answer.contains(" JOIN ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never room again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_connection_that_does_not_register_in_time_is_closed() {
+    let (_s, addr) = start("registration_timeout = \"1s\"\n");
+    let mut lurker = Irc::connect(addr);
+    lurker.send("NICK lurker");
+    // No USER: registration never completes.
+    assert_eq!(
+        lurker.expect("ERROR"),
+        "ERROR :Closing Link: (Registration timeout)"
+    );
+    assert_eq!(lurker.next_line(WAIT), None, "closed after the ERROR");
+}
+
+#[test]
+fn an_idle_user_is_closed_and_the_others_see_why() {
+    let (s, addr) = start("idle_timeout = \"2s\"\n");
+    let rt = runtime();
+    let nats = rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let presence = nats.subscribe("$SC.PRESENCE.quiet").await.expect("sub");
+        subscribed(&nats).await;
+        (nats, presence)
+    });
+    let mut bob = Irc::register(addr, "bob");
+    bob.send("JOIN #quiet");
+    bob.expect(" 366 bob #quiet ");
+    // Keepalive and queries do not count as activity.
+    let started = Instant::now();
+    let error = loop {
+        bob.send("PING :still-here");
+        if let Some(line) = bob.next_line(Duration::from_millis(300)) {
+            if line.starts_with("ERROR") {
+                break line;
+            }
+        }
+        assert!(started.elapsed() < WAIT, "never closed for idling");
+    };
+    assert_eq!(error, "ERROR :Closing Link: (Idle timeout)");
+    let (nats, mut presence) = nats;
+    let quit = rt.block_on(async {
+        use futures::StreamExt;
+        loop {
+            let m = tokio::time::timeout(WAIT, presence.next())
+                .await
+                .expect("quit event in time")
+                .expect("event");
+            let event: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+            if event["event"] == "quit" {
+                break event;
+            }
+        }
+    });
+    assert_eq!(quit["nick"], "bob");
+    assert_eq!(quit["reason"], "Idle timeout");
+    // async-nats unsubscribes from a tokio task: drop the NATS side in the runtime.
+    let _in_runtime = rt.enter();
+    drop((presence, nats));
 }

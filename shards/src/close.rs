@@ -30,6 +30,10 @@ pub enum CloseReason {
     /// An IRC client sent lines faster than its flood limit lets them through, and kept
     /// on until too many were waiting.
     ExcessFlood,
+    /// An IRC client did not register within `irc.registration_timeout`.
+    RegistrationTimeout,
+    /// An IRC user sent nothing but keepalive and queries for `irc.idle_timeout`.
+    IdleTimeout,
 }
 
 impl CloseReason {
@@ -62,6 +66,8 @@ impl CloseReason {
             CloseReason::StaleConnection => "stale_connection",
             CloseReason::ServerShutdown => "server_shutdown",
             CloseReason::ExcessFlood => "excess_flood",
+            CloseReason::RegistrationTimeout => "registration_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
         }
     }
 }

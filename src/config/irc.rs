@@ -1,6 +1,8 @@
 //! The `[irc]` section: the IRC listener (off unless a port is given) and its limits.
 
 use serde::Deserialize;
+
+use super::Dur;
 use shards::front::irc::IrcSettings;
 use shards::server::IrcConfig;
 
@@ -20,6 +22,12 @@ pub struct IrcSection {
     /// Channel names, `#` included.
     pub max_channel_len: usize,
     pub max_channels_per_user: usize,
+    pub max_members_per_channel: usize,
+    /// How long a connection may take to register (NICK, USER, CAP END).
+    pub registration_timeout: Dur,
+    /// How long a registered user may send nothing but keepalive and queries ("0s": no
+    /// limit).
+    pub idle_timeout: Dur,
     /// Lines per second a connection may send on average, `flood_burst` at once; more
     /// are delayed, and past `flood_max_queued` waiting the connection is closed.
     pub flood_lines_per_sec: u64,
@@ -38,6 +46,9 @@ impl Default for IrcSection {
             max_nick_len: s.nick_len_max,
             max_channel_len: s.channel_len_max,
             max_channels_per_user: s.channels_per_user_max,
+            max_members_per_channel: s.members_per_channel_max,
+            registration_timeout: Dur(s.registration_timeout),
+            idle_timeout: Dur(s.idle_timeout),
             flood_lines_per_sec: s.flood_lines_per_sec,
             flood_burst: s.flood_burst,
             flood_max_queued: s.flood_queued_max,
@@ -63,6 +74,9 @@ impl IrcSection {
                 nick_len_max: self.max_nick_len,
                 channel_len_max: self.max_channel_len,
                 channels_per_user_max: self.max_channels_per_user,
+                members_per_channel_max: self.max_members_per_channel,
+                registration_timeout: self.registration_timeout.0,
+                idle_timeout: self.idle_timeout.0,
                 flood_lines_per_sec: self.flood_lines_per_sec,
                 flood_burst: self.flood_burst,
                 flood_queued_max: self.flood_max_queued,
@@ -102,12 +116,31 @@ impl IrcSection {
                 1_000_000,
             ),
             ("irc.flood_burst", self.flood_burst as usize, 1, 1_000_000),
+            (
+                "irc.max_members_per_channel",
+                self.max_members_per_channel,
+                1,
+                10_000_000,
+            ),
             ("irc.flood_max_queued", self.flood_max_queued, 1, 100_000),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
                 return Err(format!("{name} must be from {min} to {max}, got {value}"));
             }
+        }
+        if self.registration_timeout.0 < std::time::Duration::from_secs(1) {
+            return Err(format!(
+                "irc.registration_timeout must be at least 1s, got {:?}",
+                self.registration_timeout.0
+            ));
+        }
+        if !self.idle_timeout.0.is_zero() && self.idle_timeout.0 < std::time::Duration::from_secs(1)
+        {
+            return Err(format!(
+                "irc.idle_timeout must be \"0s\" (no limit) or at least 1s, got {:?}",
+                self.idle_timeout.0
+            ));
         }
         Ok(())
     }

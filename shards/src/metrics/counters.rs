@@ -64,7 +64,7 @@ counters! {
 }
 
 /// The close reasons counted, in a fixed order (`CloseReason::Protocol` counts as one).
-pub const CLOSE_REASONS: [CloseReason; 11] = [
+pub const CLOSE_REASONS: [CloseReason; 13] = [
     CloseReason::ClientClosed,
     CloseReason::ReadError,
     CloseReason::WriteError,
@@ -76,6 +76,8 @@ pub const CLOSE_REASONS: [CloseReason; 11] = [
     CloseReason::StaleConnection,
     CloseReason::ServerShutdown,
     CloseReason::ExcessFlood,
+    CloseReason::RegistrationTimeout,
+    CloseReason::IdleTimeout,
 ];
 
 fn reason_index(reason: CloseReason) -> usize {

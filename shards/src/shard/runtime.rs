@@ -157,6 +157,11 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
             Rc::clone(irc),
         ))
         .detach();
+        glommio::spawn_local(crate::front::irc::timeouts::run(
+            Rc::clone(ctx),
+            Rc::clone(irc),
+        ))
+        .detach();
     }
     let history = &ctx.global.history;
     if history.is_on() && (ctx.irc.is_some() || !history.subjects.is_empty()) {

@@ -234,6 +234,8 @@ fn close_text(reason: CloseReason) -> Option<&'static str> {
         CloseReason::StaleConnection => Some("Ping timeout"),
         CloseReason::ServerShutdown => Some("Server shutting down"),
         CloseReason::ExcessFlood => Some("Excess Flood"),
+        CloseReason::RegistrationTimeout => Some("Registration timeout"),
+        CloseReason::IdleTimeout => Some("Idle timeout"),
         CloseReason::Protocol(_) => Some("Protocol error"),
         _ => None,
     }

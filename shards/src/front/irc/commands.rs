@@ -314,6 +314,12 @@ fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
         s.numeric("405", &[&cname], "You have joined too many channels");
         return;
     }
+    if !channel.is_aggregate()
+        && s.shard.member_count(channel.subject()) >= s.settings().members_per_channel_max
+    {
+        s.numeric("471", &[&cname], "Cannot join channel (+l)");
+        return;
+    }
     let applied = router.apply(
         conn,
         Op::Subscribe {

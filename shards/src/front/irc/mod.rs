@@ -19,6 +19,7 @@ pub mod publish;
 pub mod queries;
 pub mod replies;
 pub mod service;
+pub mod timeouts;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +54,13 @@ pub struct IrcSettings {
     pub channel_len_max: usize,
     pub topic_len_max: usize,
     pub channels_per_user_max: usize,
+    /// Members one channel may have (as this shard's copy counts them).
+    pub members_per_channel_max: usize,
+    /// How long a connection may take to register.
+    pub registration_timeout: std::time::Duration,
+    /// How long a registered user may send nothing but keepalive and queries (zero: no
+    /// limit).
+    pub idle_timeout: std::time::Duration,
     /// Lines per second a connection may send on average (queries and PING/PONG are
     /// free), `flood_burst` at once; more are delayed.
     pub flood_lines_per_sec: u64,
@@ -72,6 +80,9 @@ impl Default for IrcSettings {
             channel_len_max: 64,
             topic_len_max: presence::TOPIC_BYTES_MAX,
             channels_per_user_max: 50,
+            members_per_channel_max: 10_000,
+            registration_timeout: std::time::Duration::from_secs(60),
+            idle_timeout: std::time::Duration::ZERO,
             flood_lines_per_sec: 10,
             flood_burst: 20,
             flood_queued_max: 100,
@@ -138,6 +149,8 @@ pub struct IrcShard {
     topics: RefCell<FxHashMap<String, Topic>>,
     /// History is kept: a JOIN asks for the channel's.
     pub history: bool,
+    /// What this shard's connections last did, for the timeouts.
+    pub activity: timeouts::Activities,
 }
 
 impl IrcShard {
@@ -227,6 +240,11 @@ impl IrcShard {
         } else if self.members.borrow().contains_key(subject) {
             topics.insert(subject.to_string(), topic);
         }
+    }
+
+    /// How many members `subject`'s channel has (this shard's copy).
+    pub fn member_count(&self, subject: &str) -> usize {
+        self.members.borrow().get(subject).map_or(0, BTreeMap::len)
     }
 
     /// The members of `subject`'s channel on this shard, sorted by nick key.
@@ -333,6 +351,9 @@ impl IrcSession {
             return;
         };
         self.registered = true;
+        self.shard
+            .activity
+            .registered(conn.cid, std::time::Instant::now());
         let mask = self.mask();
         let shard = Rc::clone(&self.shard);
         self.out.welcome(&shard.settings, &nick, &mask);
@@ -400,6 +421,9 @@ impl Session for IrcSession {
         // After the dropped backlog, the last line written may be cut: end it first.
         let farewell = format!("\r\nERROR :Closing Link: {} (Slow consumer)\r\n", self.host);
         conn.outbox.set_farewell(farewell.as_bytes());
+        self.shard
+            .activity
+            .connected(conn.cid, std::time::Instant::now());
     }
 
     fn input(
@@ -424,11 +448,13 @@ impl Session for IrcSession {
             match next_line(rest) {
                 Scan::Line(line, n) => {
                     if commands::costs(&line) {
-                        let wait = self.flood.wait_for(1, std::time::Instant::now(), 1.0);
+                        let now = std::time::Instant::now();
+                        let wait = self.flood.wait_for(1, now, 1.0);
                         if !wait.is_zero() {
                             return self.flood_wait(conn, rest, consumed, wait);
                         }
                         self.flood.take(1);
+                        self.shard.activity.spoke(conn.cid, now);
                     }
                     commands::apply(self, router, metrics, conn, &line);
                     consumed += n;
@@ -459,8 +485,10 @@ impl Session for IrcSession {
             Some(r) if r.is_slow_consumer() => "Slow consumer",
             Some(CloseReason::StaleConnection) => "Ping timeout",
             Some(CloseReason::ExcessFlood) => "Excess Flood",
+            Some(CloseReason::IdleTimeout) => "Idle timeout",
             _ => "Connection closed",
         };
+        self.shard.activity.closed(conn.cid);
         commands::leave_all(self, router, conn, reason);
     }
 }
