@@ -408,3 +408,51 @@ fn a_topic_set_on_one_shard_is_seen_on_the_other() {
     carol.send("LIST");
     carol.expect(" 322 carol #news 3 :today: shards");
 }
+
+#[test]
+fn whois_userhost_and_ison_find_people_on_every_shard() {
+    let (s, addr) = start("");
+    let (mut alice, mut bob) = two_on_different_shards(&s, addr);
+    let bob_nick = bob
+        .expect(" 001 ")
+        .split_whitespace()
+        .nth(2)
+        .expect("nick")
+        .to_string();
+    alice.send("JOIN #who");
+    alice.expect(" 366 alice #who ");
+    // Bob's shard learns of alice's channel a moment later.
+    names_until(&mut bob, "#who", &["alice"]);
+    bob.send("WHOIS alice");
+    assert_eq!(
+        bob.expect(" 311 "),
+        format!(":shardcast 311 {bob_nick} alice ~alice 127.0.0.1 * :alice test")
+    );
+    assert_eq!(
+        bob.expect(" 319 "),
+        format!(":shardcast 319 {bob_nick} alice :#who")
+    );
+    bob.expect(" 312 ");
+    bob.expect(&format!(" 318 {bob_nick} alice :End of /WHOIS list."));
+    bob.send("WHOIS nobody");
+    bob.expect(&format!(" 401 {bob_nick} nobody :No such nick/channel"));
+    bob.expect(&format!(" 318 {bob_nick} nobody "));
+    bob.send(&format!("USERHOST alice nobody {bob_nick}"));
+    assert_eq!(
+        bob.expect(" 302 "),
+        format!(
+            ":shardcast 302 {bob_nick} :alice=+~alice@127.0.0.1 {bob_nick}=+~{bob_nick}@127.0.0.1"
+        )
+    );
+    bob.send("ISON :alice nobody ALICE");
+    assert_eq!(
+        bob.expect(" 303 "),
+        format!(":shardcast 303 {bob_nick} :alice ALICE")
+    );
+    // A message to oneself comes straight back.
+    alice.send("PRIVMSG alice :note to self");
+    assert_eq!(
+        alice.expect("note to self"),
+        ":alice!~alice@127.0.0.1 PRIVMSG alice :note to self"
+    );
+}

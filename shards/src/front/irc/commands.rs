@@ -16,7 +16,9 @@ use crate::front::irc::line::Line;
 use crate::front::irc::names::{check_nick, nick_key, Channel, ChannelError, NickError};
 use crate::front::irc::presence::{self, Event, Presence};
 use crate::front::irc::publish::{publish_owned, publish_presence, request_history};
-use crate::front::irc::queries::{list, mode, names, show_topic, topic, who};
+use crate::front::irc::queries::{
+    ison, list, mode, names, show_topic, topic, userhost, who, whois,
+};
 use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
 use crate::front::irc::IrcSession;
 use crate::metrics::{Counter, ShardMetrics};
@@ -77,7 +79,10 @@ pub fn apply(
         },
         "PONG" => conn.pong_received(std::time::Instant::now()),
         "QUIT" => {
-            let reason = format!("Quit: {}", p(0).unwrap_or_default());
+            let reason = match p(0).filter(|r| !r.is_empty()) {
+                Some(r) => format!("Quit: {r}"),
+                None => "Client Quit".to_string(),
+            };
             leave_all(s, router, conn, &reason);
             let text = format!("Closing Link: {} ({reason})", s.host);
             s.out.line(&["ERROR"], Some(&text));
@@ -120,6 +125,22 @@ pub fn apply(
         "WHO" => who(s, p(0)),
         "MODE" => mode(s, p(0), p(1)),
         "LIST" => list(s),
+        "WHOIS" => whois(s, p(0), p(1)),
+        "USERHOST" | "ISON" => {
+            // ISON's nicks may come in one trailing parameter.
+            let nicks: Vec<String> = line
+                .params()
+                .iter()
+                .flat_map(|p| p.split(|&b| b == b' '))
+                .filter(|n| !n.is_empty())
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect();
+            if command == "ISON" {
+                ison(s, &nicks);
+            } else {
+                userhost(s, &nicks);
+            }
+        }
         "TOPIC" => match p(0) {
             Some(name) => topic(s, router, conn, &name, line.param(1)),
             None => s.numeric("461", &["TOPIC"], "Not enough parameters"),
@@ -374,8 +395,8 @@ fn part(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str, re
     }
     let mask = s.mask();
     leave(s, router, conn, &channel, Event::Part, reason);
-    s.out
-        .from_user(&mask, "PART", &[&channel.name()], Some(reason));
+    let reason = (!reason.is_empty()).then_some(reason);
+    s.out.from_user(&mask, "PART", &[&channel.name()], reason);
 }
 
 /// Leaves every channel (QUIT, `JOIN 0`, or a closed connection); the others see
@@ -514,6 +535,13 @@ fn message(
                 }
                 Ok(c) => c.subject().to_string(),
             }
+        } else if nick_key(target) == nick_key(&s.target()) {
+            // To oneself: straight back (the engine gives no one their own messages).
+            let mask = s.mask();
+            let me = s.target();
+            let shown = String::from_utf8_lossy(text).into_owned();
+            s.out.from_user(&mask, command, &[&me], Some(&shown));
+            continue;
         } else {
             let known = check_nick(target.as_bytes(), s.settings().nick_len_max).is_ok()
                 && router.has_interest(inbox_subject(target).as_bytes());

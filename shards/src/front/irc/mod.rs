@@ -242,6 +242,21 @@ impl IrcShard {
         }
     }
 
+    /// What this shard knows of the user with nick key `key`, if anyone has that nick:
+    /// their member entry (None if they are on no channel) and their channels.
+    pub fn whois(&self, key: &str) -> Option<(Option<Member>, Vec<String>)> {
+        self.nicks.borrow().get(key)?;
+        let mut member = None;
+        let mut channels = Vec::new();
+        for (subject, members) in self.members.borrow().iter() {
+            if let Some(m) = members.get(key) {
+                member.get_or_insert_with(|| m.clone());
+                channels.push(format!("#{subject}"));
+            }
+        }
+        Some((member, channels))
+    }
+
     /// How many members `subject`'s channel has (this shard's copy).
     pub fn member_count(&self, subject: &str) -> usize {
         self.members.borrow().get(subject).map_or(0, BTreeMap::len)

@@ -88,6 +88,7 @@ impl Presence {
         }
         Some(match p.event {
             Event::Join => format!(":{} JOIN {}", p.mask, p.channel),
+            Event::Part if reason.is_empty() => format!(":{} PART {}", p.mask, p.channel),
             Event::Part => format!(":{} PART {} :{reason}", p.mask, p.channel),
             Event::Quit => format!(":{} QUIT :{reason}", p.mask),
             Event::Nick => {

@@ -1,6 +1,6 @@
-//! The channel queries and TOPIC: NAMES (this shard's copy of every shard's members),
-//! WHO, MODE (queries; changes are refused), TOPIC (query, or set and shown to every
-//! shard's members), LIST.
+//! The queries and TOPIC: NAMES (this shard's copy of every shard's members), WHO, MODE
+//! (queries; changes are refused), TOPIC (query, or set and shown to every shard's
+//! members), LIST, and about users: WHOIS, USERHOST, ISON.
 
 use std::rc::Rc;
 
@@ -9,7 +9,7 @@ use crate::front::irc::commands::{channel_error, presence_event};
 use crate::front::irc::names::{nick_key, Channel};
 use crate::front::irc::presence::{self, Event};
 use crate::front::irc::publish::publish_presence;
-use crate::front::irc::IrcSession;
+use crate::front::irc::{IrcSession, Member};
 use crate::route::Router;
 use crate::wire::irc::NATS_NICK;
 
@@ -176,4 +176,74 @@ pub(super) fn list(s: &mut IrcSession) {
         s.numeric("322", &[&name, &count.to_string()], &topic);
     }
     s.numeric("323", &[], "End of /LIST");
+}
+
+/// What is known of `nick`: the member entry and channels (the client's own from its
+/// session), or None if nobody has the nick.
+fn lookup(s: &IrcSession, nick: &str) -> Option<(Member, Vec<String>)> {
+    let key = nick_key(nick);
+    if key == nick_key(&s.target()) && s.registered {
+        let channels = s.joined.iter().map(Channel::name).collect();
+        return Some((s.member(), channels));
+    }
+    let (member, channels) = s.shard.whois(&key)?;
+    let member = member.unwrap_or_else(|| Member {
+        nick: nick.to_string(),
+        user: format!("~{nick}"),
+        host: "*".into(),
+        realname: String::new(),
+    });
+    Some((member, channels))
+}
+
+/// `WHOIS [server] nick`: 311, 319 (channels), 312, 318; or 401 and 318.
+pub(super) fn whois(s: &mut IrcSession, first: Option<String>, second: Option<String>) {
+    let Some(target) = second.or(first) else {
+        s.numeric("431", &[], "No nickname given");
+        return;
+    };
+    let nick = target.split(',').next().unwrap_or("").to_string();
+    match lookup(s, &nick) {
+        Some((m, channels)) => {
+            s.numeric("311", &[&m.nick, &m.user, &m.host, "*"], &m.realname);
+            if !channels.is_empty() {
+                s.numeric("319", &[&m.nick], &channels.join(" "));
+            }
+            let settings = s.shard.settings.clone();
+            s.numeric("312", &[&m.nick, &settings.server_name], &settings.network);
+        }
+        None => s.numeric("401", &[&nick], "No such nick/channel"),
+    }
+    s.numeric("318", &[&nick], "End of /WHOIS list.");
+}
+
+/// `USERHOST nick…` (up to 5): 302 with `nick=+user@host` for each one present.
+pub(super) fn userhost(s: &mut IrcSession, nicks: &[String]) {
+    if nicks.is_empty() {
+        s.numeric("461", &["USERHOST"], "Not enough parameters");
+        return;
+    }
+    let found: Vec<String> = nicks
+        .iter()
+        .take(5)
+        .filter_map(|n| lookup(s, n))
+        .map(|(m, _)| format!("{}=+{}@{}", m.nick, m.user, m.host))
+        .collect();
+    s.numeric("302", &[], &found.join(" "));
+}
+
+/// `ISON nick…`: 303 with the nicks that are in use.
+pub(super) fn ison(s: &mut IrcSession, nicks: &[String]) {
+    if nicks.is_empty() {
+        s.numeric("461", &["ISON"], "Not enough parameters");
+        return;
+    }
+    let online: Vec<&str> = nicks
+        .iter()
+        .take(64)
+        .filter(|n| lookup(s, n).is_some())
+        .map(String::as_str)
+        .collect();
+    let line = online.join(" ");
+    s.numeric("303", &[], &line);
 }
