@@ -10,6 +10,7 @@
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +23,7 @@ use super::args::{BenchArgs, IrcPublisher};
 use super::client::{Client, ClientError, READ_POLL};
 use super::irc_line::Line;
 use super::roles::{wait_for, ClientStats, Kind, RoleCtx};
-use super::shared::{now_ns, ns, GO, STOP};
+use super::shared::{now_ns, ns, Shared, GO, STOP};
 
 /// Registrations in flight over all generator threads. ngircd listens with a backlog of
 /// 10 and accepts one connection per turn of its loop; with more connections waiting, the
@@ -96,10 +97,16 @@ struct IrcConn {
     start: usize,
     end: usize,
     nick: String,
+    /// The run's phase: a connection still registering stops waiting when the run stops.
+    shared: Arc<Shared>,
 }
 
 impl IrcConn {
-    async fn connect(addr: &str, nick: String) -> Result<IrcConn, ClientError> {
+    async fn connect(
+        addr: &str,
+        nick: String,
+        shared: &Arc<Shared>,
+    ) -> Result<IrcConn, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::Connect {
@@ -118,6 +125,7 @@ impl IrcConn {
             start: 0,
             end: 0,
             nick,
+            shared: Arc::clone(shared),
         })
     }
 
@@ -189,14 +197,14 @@ impl IrcConn {
                 let line = Line::parse(raw);
                 if line.command == b"PING" {
                     append_pong(&mut pongs, &line);
+                } else if done(&line) {
+                    found = true;
+                    break;
                 } else if line.command == b"ERROR" || line.is_error_numeric() {
                     return Err(irc_error(format!(
                         "{what}: the IRC server answered {}",
                         line.text()
                     )));
-                } else if done(&line) {
-                    found = true;
-                    break;
                 }
             }
             if !pongs.is_empty() {
@@ -205,6 +213,9 @@ impl IrcConn {
             }
             if found {
                 return Ok(());
+            }
+            if self.shared.phase() >= STOP {
+                return Err(irc_error(format!("{what}: the run stopped")));
             }
             if now_ns() > deadline {
                 return Err(irc_error(format!("{what}: no reply within {within:?}")));
@@ -260,7 +271,7 @@ pub async fn member(ctx: &RoleCtx, index: usize) -> Result<ClientStats, ClientEr
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
         let nick = format!("b{}{index}", target.tag);
-        let mut conn = IrcConn::connect(&target.addr, nick).await?;
+        let mut conn = IrcConn::connect(&target.addr, nick, &ctx.shared).await?;
         conn.register().await?;
         conn
     };
@@ -380,7 +391,7 @@ impl Sink {
             }),
             IrcPublisher::Irc => {
                 let nick = format!("p{}", target.tag);
-                let mut conn = IrcConn::connect(&target.addr, nick.clone()).await?;
+                let mut conn = IrcConn::connect(&target.addr, nick.clone(), &ctx.shared).await?;
                 conn.register().await?;
                 if let Some((name, password)) = &target.oper {
                     conn.write(format!("OPER {name} {password}\r\n").as_bytes())
@@ -389,9 +400,13 @@ impl Sink {
                         l.command == b"381"
                     })
                     .await?;
+                    // ngircd's +F; a server without it says 501 (its operators' privileges
+                    // are then what lifts its flood limits).
                     conn.write(format!("MODE {nick} +F\r\n").as_bytes()).await?;
                     conn.await_reply(&format!("MODE {nick} +F"), REPLY_TIMEOUT, |l| {
-                        l.command == b"MODE" && l.trailing.contains(&b'F') || l.command == b"221"
+                        l.command == b"MODE" && l.trailing.contains(&b'F')
+                            || l.command == b"221"
+                            || l.command == b"501"
                     })
                     .await?;
                 }
