@@ -167,7 +167,7 @@ impl IrcConn {
     /// The next complete line (without CR LF), if any.
     fn next_line(&mut self) -> Result<Option<&[u8]>, ClientError> {
         let data = self.buf.get(self.start..self.end).unwrap_or_default();
-        match data.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', data) {
             Some(i) => {
                 let line = &self.buf[self.start..self.start + i];
                 self.start += i + 1;
@@ -359,9 +359,25 @@ fn record(hist: &mut Histogram<u64>, now: u64, sent: u64) {
 
 /// `<seq> <send time ns> …` → (seq, send time).
 fn parse_payload(text: &[u8]) -> Option<(u64, u64)> {
-    let mut words = text.splitn(3, |&b| b == b' ');
-    let number = |w: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(w?).ok()?.parse().ok() };
-    Some((number(words.next())?, number(words.next())?))
+    let (seq, rest) = leading_number(text)?;
+    let (sent, rest) = leading_number(rest.strip_prefix(b" ")?)?;
+    matches!(rest.first(), None | Some(b' ')).then_some((seq, sent))
+}
+
+/// The decimal number `text` starts with (at most 19 digits, so it fits), and the rest.
+fn leading_number(text: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = text
+        .iter()
+        .take(20)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let value = text[..digits]
+        .iter()
+        .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+    Some((value, &text[digits..]))
 }
 
 /// Writes message `seq`'s payload of `size` bytes, sent at `sent`, over `body`.
@@ -555,5 +571,8 @@ mod tests {
         assert_eq!(parse_payload(&body), Some((42, 1_234_567_890_123)));
         assert_eq!(parse_payload(b"[binary 64 bytes]"), None);
         assert_eq!(parse_payload(b"hello there"), None);
+        assert_eq!(parse_payload(b"1 2"), Some((1, 2)));
+        assert_eq!(parse_payload(b"1 2x"), None);
+        assert_eq!(parse_payload(b"99999999999999999999 1"), None);
     }
 }

@@ -13,20 +13,19 @@ impl<'a> Line<'a> {
     pub fn parse(line: &'a [u8]) -> Line<'a> {
         let mut rest = line;
         if rest.first() == Some(&b':') {
-            rest = rest
-                .iter()
-                .position(|&b| b == b' ')
-                .map_or(&[][..], |i| &rest[i + 1..]);
+            rest = memchr::memchr(b' ', rest).map_or(&[][..], |i| &rest[i + 1..]);
         }
-        let (command, params) = match rest.iter().position(|&b| b == b' ') {
+        let (command, params) = match memchr::memchr(b' ', rest) {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &[][..]),
         };
         let (middle, trailing) = if params.first() == Some(&b':') {
             (&[][..], &params[1..])
         } else {
-            match params.windows(2).position(|w| w == b" :") {
-                Some(i) => (&params[..i], &params[i + 2..]),
+            // The trailing parameter starts at the first " :".
+            let colon = memchr::memchr_iter(b':', params).find(|&i| i > 0 && params[i - 1] == b' ');
+            match colon {
+                Some(i) => (&params[..i - 1], &params[i + 1..]),
                 None => (params, &[][..]),
             }
         };
