@@ -108,9 +108,9 @@ else
     LAT_DURATION=5s OVERLOAD_DURATION=3s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
     RATELIMIT=100000 RATELIMIT_DURATION=3s
 fi
-# IRC: members in one channel; messages so that each run delivers about 2 M lines.
+# IRC: members in one channel; messages so that each run delivers about 4 M lines.
 IRC_MEMBERS=(100 1000)
-IRC_DELIVERIES=2000000
+IRC_DELIVERIES=4000000
 
 # --- processes this script started: the only ones it ever signals ----------------------
 

@@ -71,7 +71,7 @@ def section(r):
     out += [
         "S IRC clients register, join one channel and count the lines said there; then one",
         "publisher sends 128 B lines as fast as it can (`shardcast bench irc --subs S --msgs",
-        "2M/S --size 128 --threads 2`, so each run delivers about 2 M lines). shardcast runs",
+        "4M/S --size 128 --threads 2`, so each run delivers about 4 M lines). shardcast runs",
         "with its NATS port publishing to the channel's subject (`--irc-publisher nats`);",
         "ngircd gets an IRC publisher that is an IRC operator with user mode +F",
         "(`--irc-publisher irc --irc-oper …`), which lifts its flood throttling. Deliveries/s",
