@@ -77,7 +77,9 @@ def section(r):
         "(`--irc-publisher irc --irc-oper …`), which lifts its flood throttling. Deliveries/s",
         "count every member's lines from the first to the last; latency is from the",
         "publisher's send time (in the line) to the member's read. Lost = lines a member never",
-        "got (expected − received). The generator shares the two CPUs with the server.",
+        "got (expected − received). The publisher is not held to a rate, so the latency here",
+        "is mostly time spent queued behind it, not what a member sees at a sustainable rate.",
+        "The generator shares the two CPUs with the server.",
         "",
     ]
     when = [r.campaign.machine_field(k) for k in ("date", "shardcast commit", "command")]
@@ -106,6 +108,14 @@ def section(r):
         r.table(["members", "measured", "result"], checks),
         "",
     ]
+    unclean = [run for run in r.campaign.runs
+               if run.get("entry", "").startswith("irc-") and run.get("server") == r.SC
+               and run.get("server_rc") not in ("", "0", None)]
+    for run in unclean:
+        out.append(f"- run {run.get('run')} (`{run.get('entry')}`, rep {run.get('rep')}): shardcast exited "
+                   f"with status {run.get('server_rc')} after SIGTERM (the bench run itself completed).")
+    if unclean:
+        out.append("")
     return "\n".join(out)
 
 
