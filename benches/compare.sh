@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# compare.sh: shardcast against nats-server on this machine, with the same load generator
-# (`shardcast bench`) and the same matrix, then docs/benchmarks.md and its charts.
+# compare.sh: shardcast against nats-server (and, for IRC, ngircd) on this machine, with the
+# same load generator (`shardcast bench`) and the same matrix, then docs/benchmarks.md and its
+# charts.
 #
-#   benches/compare.sh [--quick] [--reps N] [--out DIR] [--md FILE] [--img DIR] [--no-build]
+#   benches/compare.sh [--quick] [--reps N] [--only REGEX] [--out DIR] [--md FILE] [--img DIR]
+#                      [--no-build]
 #
 #   --quick      1 rep and a reduced matrix (a smoke run of a few minutes)
 #   --reps N     repetitions of the whole matrix (default 3)
@@ -10,6 +12,8 @@
 #   --md FILE    report to write (default docs/benchmarks.md)
 #   --img DIR    charts to write (default docs/img)
 #   --no-build   use target/release/shardcast as it is instead of `cargo build --release`
+#   --only REGEX run only the entries whose id matches REGEX (bash =~, e.g. '^irc-'), skip
+#                iperf3, and update only those entries' sections of --md (report.py --splice)
 #
 # Each rep measures the loopback ceiling with iperf3, then runs every matrix entry against
 # shardcast, then nats-server (A B A B ...): a fresh server process on a fresh free port per
@@ -18,6 +22,11 @@
 # HTTP monitoring on a free port, which the bench reads (`--monitor`) for what the server
 # dropped. The flow-control entries (ratelimit, policy-*) run shardcast alone, with the
 # configuration they name (written to $OUT/configs/).
+#
+# The IRC entries (irc-100, irc-1000: S members in one channel, one publisher) run shardcast
+# (`--irc PORT`, its NATS port publishing to the channel's subject) against ngircd (a
+# loopback configuration written to $OUT/configs/, an IRC publisher that is an IRC operator
+# with user mode +F, so ngircd does not throttle it).
 #
 # Outputs in $OUT:
 #   machine.txt  the machine, tool versions, shardcast commit and this command line
@@ -54,11 +63,15 @@ OUT=$ROOT/target/compare
 MD=$ROOT/docs/benchmarks.md
 IMG=$ROOT/docs/img
 BUILD=1
+ONLY=
 BENCH_TIMEOUT_S=${BENCH_TIMEOUT_S:-600}
 SETTLE_S=${SETTLE_S:-1}
 READY_TIMEOUT_S=10
 FD_MIN=65536
 SERVERS=(shardcast nats-server)
+IRC_SERVERS=(shardcast ngircd)
+# The IRC publisher's operator account on ngircd (loopback only).
+IRC_OPER=bench:bench
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -74,6 +87,7 @@ while (($#)); do
         --md) [[ -n ${2:-} ]] || die "--md needs a file"; MD=$(abspath "$2"); shift ;;
         --img) [[ -n ${2:-} ]] || die "--img needs a directory"; IMG=$(abspath "$2"); shift ;;
         --no-build) BUILD=0 ;;
+        --only) [[ -n ${2:-} ]] || die "--only needs a regular expression"; ONLY=$2; shift ;;
         -h | --help) usage 0 ;;
         *) log "unknown argument: $1"; usage 1 ;;
     esac
@@ -81,6 +95,8 @@ while (($#)); do
 done
 if ((QUICK && !REPS_SET)); then REPS=1; fi
 cd "$ROOT"
+# Debian installs the daemons (nats-server, ngircd) in /usr/sbin.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 # Matrix sizes (the entries themselves are listed further down).
 if ((QUICK)); then
@@ -92,6 +108,9 @@ else
     LAT_DURATION=5s OVERLOAD_DURATION=3s CONNS=10000 STALLED_MSGS=150000 IPERF_S=3
     RATELIMIT=100000 RATELIMIT_DURATION=3s
 fi
+# IRC: members in one channel; messages so that each run delivers about 4 M lines.
+IRC_MEMBERS=(100 1000)
+IRC_DELIVERIES=4000000
 
 # --- processes this script started: the only ones it ever signals ----------------------
 
@@ -343,8 +362,10 @@ ENTRY_ARGS=()
 ENTRY_CFG=()
 ENTRY_SERVERS=()
 # add_entry ID BENCH-ARGS [CONFIG-TOML [SERVERS]]: shardcast runs with CONFIG-TOML (written
-# to $OUT/configs/ID.toml) when given; SERVERS defaults to both.
+# to $OUT/configs/ID.toml) when given; SERVERS defaults to both. With --only, an entry whose
+# ID does not match is left out.
 add_entry() {
+    if [[ -n $ONLY ]] && ! [[ $1 =~ $ONLY ]]; then return 0; fi
     ENTRY_IDS+=("$1")
     ENTRY_ARGS+=("$2")
     local cfg=
@@ -377,8 +398,58 @@ add_entry policy-drop_new "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --st
     "[slow_consumer]\npolicy = \"drop_new\"\n" shardcast
 add_entry policy-stall_publishers "pubsub --subs 50 --msgs $STALLED_MSGS --size 512 --stalled 3" \
     "[slow_consumer]\npolicy = \"stall_publishers\"\n" shardcast
+# IRC: S members in one channel, one publisher as fast as it can (see the header).
+for members in "${IRC_MEMBERS[@]}"; do
+    add_entry "irc-$members" \
+        "irc --subs $members --msgs $((IRC_DELIVERIES / members)) --size 128 --threads 2" "" \
+        "${IRC_SERVERS[*]}"
+done
+((${#ENTRY_IDS[@]})) || die "--only '$ONLY' matches no entry"
+if [[ " ${ENTRY_SERVERS[*]} " == *" ngircd "* ]]; then
+    need_cmd ngircd ngircd
+    echo "ngircd: $(ngircd --version 2>&1 | head -n1)" >>"$OUT/machine.txt"
+fi
 
 # --- runs ------------------------------------------------------------------------------
+
+# Writes a loopback-only ngircd configuration for port $2 to $1, its PID file in the scratch
+# directory $3 (ngircd drops from root to nobody before writing it).
+ngircd_config() {
+    local conf=$1 port=$2 scratch=$3
+    chmod 777 "$scratch"
+    cat >"$conf" <<EOF
+[Global]
+Name = irc.bench.local
+Info = shardcast benches/compare.sh peer
+Listen = 127.0.0.1
+Ports = $port
+AdminInfo1 = shardcast benches/compare.sh
+AdminInfo2 = loopback only
+AdminEMail = bench@localhost
+PidFile = $scratch/ngircd.pid
+MotdPhrase = benchmark
+
+[Limits]
+# Every member comes from 127.0.0.1 and there is one channel: no connection or join limits.
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 30
+# No keepalive PINGs during a run.
+PingTimeout = 600
+PongTimeout = 600
+
+[Options]
+DNS = no
+Ident = no
+PAM = no
+
+[Operator]
+# The bench's IRC publisher: OPER, then user mode +F (no flood throttling).
+Name = ${IRC_OPER%%:*}
+Password = ${IRC_OPER#*:}
+EOF
+}
 
 RUN=0
 FAILED=0
@@ -403,17 +474,33 @@ run_one() { # entry server config rep bench-args...
     mport=$(free_port)
     local cfg_args=()
     [[ -n $cfg ]] && cfg_args=(-c "$cfg")
+    # IRC entries: shardcast also listens for IRC (its NATS port publishes); ngircd is IRC only.
+    local irc_port= irc_serve=() scratch=
+    if [[ $entry == irc-* ]]; then
+        case $server in
+            shardcast) irc_port=$(free_port)
+                irc_serve=(--irc "$irc_port")
+                extra+=(--irc-url "127.0.0.1:$irc_port" --irc-publisher nats) ;;
+            *) extra+=(--irc-url "127.0.0.1:$port" --irc-publisher irc --irc-oper "$IRC_OPER") ;;
+        esac
+    fi
     log "[$RUN/$TOTAL] rep $rep $entry $server (port $port)"
     case $server in
-        shardcast) start_bg "$slog" "$BIN" serve ${cfg_args[@]+"${cfg_args[@]}"} -a 127.0.0.1 -p "$port" -m "$mport" ;;
+        shardcast) start_bg "$slog" "$BIN" serve ${cfg_args[@]+"${cfg_args[@]}"} -a 127.0.0.1 -p "$port" -m "$mport" \
+            ${irc_serve[@]+"${irc_serve[@]}"} ;;
         nats-server) start_bg "$slog" nats-server -a 127.0.0.1 -p "$port" -m "$mport" ;;
+        ngircd) scratch=$(mktemp -d /tmp/compare-ngircd.XXXXXX)
+            mkdir -p "$OUT/configs"
+            ngircd_config "$OUT/configs/$tag.ngircd.conf" "$port" "$scratch"
+            start_bg "$slog" ngircd -n -f "$OUT/configs/$tag.ngircd.conf" ;;
         *) die "unknown server $server" ;;
     esac
-    extra+=(--monitor "http://127.0.0.1:$mport")
+    [[ $server == ngircd ]] || extra+=(--monitor "http://127.0.0.1:$mport")
     spid=$BG_PID
     local ready_log=
     [[ $server == shardcast ]] && ready_log=$slog
-    if ! wait_ready "$port" "$spid" "$ready_log"; then
+    if ! wait_ready "$port" "$spid" "$ready_log" ||
+        { [[ -n $irc_port ]] && ! wait_ready "$irc_port" "$spid" "$ready_log"; }; then
         status="server-failed"
         echo "server not ready on port $port; see $(basename "$slog")" >"$blog"
     else
@@ -447,6 +534,7 @@ run_one() { # entry server config rep bench-args...
     fi
     stop_pid "$spid"
     server_rc=$STOP_RC
+    [[ -z $scratch ]] || rm -rf "$scratch"
     printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "$RUN" "$entry" "$server" "$rep" "$status" "$row" \
         "$server_rc" "logs/$tag.bench.txt" >>"$RUNS"
     if [[ $status == ok ]]; then
@@ -488,7 +576,7 @@ print("%.3f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))' "$json"); t
 }
 
 for ((rep = 1; rep <= REPS; rep++)); do
-    run_iperf "$rep"
+    [[ -n $ONLY ]] || run_iperf "$rep"
     for i in "${!ENTRY_IDS[@]}"; do
         read -ra bench_args <<<"${ENTRY_ARGS[$i]}"
         read -ra servers <<<"${ENTRY_SERVERS[$i]}"
@@ -502,9 +590,12 @@ done
 
 log "report: $MD, charts in $IMG"
 mkdir -p "$(dirname "$MD")" "$IMG"
+splice=()
+# Part of the matrix: replace only its sections, keep the rest of the report as it is.
+[[ -z $ONLY ]] || splice=(--splice)
 "$PY" "$ROOT/benches/report.py" --results "$RESULTS" --entries "$RUNS" --iperf "$IPERF" \
-    --machine "$OUT/machine.txt" --md "$MD" --img "$IMG" --notes "$ROOT/benches/benchmark-notes.md" ||
-    die "report.py failed; the raw results are in $OUT"
+    --machine "$OUT/machine.txt" --md "$MD" --img "$IMG" --notes "$ROOT/benches/benchmark-notes.md" \
+    ${splice[@]+"${splice[@]}"} || die "report.py failed; the raw results are in $OUT"
 
 if ((FAILED)); then
     log "$FAILED of $TOTAL runs failed (see $RUNS and $OUT/logs)"

@@ -22,6 +22,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_flow  # noqa: E402  (next to this file)
+import report_irc  # noqa: E402
 
 SERVERS = ("shardcast", "nats-server")
 SC, NATS = SERVERS
@@ -609,6 +610,9 @@ def section_targets(campaign):
          f"peak RSS ≤ {report_flow.OVERLOAD_RSS_RATIO_MAX:g}×, deliveries/s ≥ "
          f"{report_flow.OVERLOAD_RATE_RATIO_MIN:g}×, p99 ≤ {report_flow.OVERLOAD_P99_RATIO_MAX:g}× nats-server",
          *report_flow.target_overload(flow_helpers(campaign))),
+        ("(h) IRC: one channel",
+         f"deliveries/s ≥ {report_irc.RATE_RATIO_MIN:g}× ngircd at every size, 0 lost",
+         *report_irc.target(flow_helpers(campaign))),
     ]
     rows = [[name, goal, measured, verdict(ok)] for name, goal, ok, measured in checks]
     return "\n".join([
@@ -827,6 +831,7 @@ def report(campaign, charts, command):
         section_stalled(campaign, charts),
         section_overload(campaign),
         report_flow.section(flow_helpers(campaign)),
+        report_irc.section(flow_helpers(campaign)),
         section_targets(campaign),
         section_runs(campaign),
     ]
@@ -843,6 +848,9 @@ def main():
     ap.add_argument("--img", required=True, help="directory for the PNG charts")
     ap.add_argument("--command", help="command line for the header (default: machine.txt's `command:`)")
     ap.add_argument("--notes", help="Markdown appended after the generated sections (hand-written analysis)")
+    ap.add_argument("--splice", action="store_true",
+                    help="a campaign of some entries only (compare.sh --only): replace the IRC section of "
+                         "the existing --md and leave the rest of it, charts included, as it is")
     args = ap.parse_args()
 
     for path, what in ((args.results, "--results"), (args.entries, "--entries")):
@@ -850,6 +858,8 @@ def main():
             print(f"report.py: {what} {path} does not exist", file=sys.stderr)
             return 1
     campaign = Campaign(args.results, args.entries, args.iperf, args.machine)
+    if args.splice:
+        return splice_into(campaign, args.md)
     charts = Charts(args.img, args.md)
     charts.draw(campaign)
     text = report(campaign, charts, args.command or campaign.machine_field("command"))
@@ -861,6 +871,21 @@ def main():
         f.write(text)
     charts_note = f"{len(charts.written)} charts in {args.img}" if charts.plt else "no charts (matplotlib missing)"
     print(f"report.py: wrote {args.md}, {charts_note}", file=sys.stderr)
+    return 0
+
+
+def splice_into(campaign, md):
+    """Replaces the IRC section of `md` with this campaign's (the only section spliced so far)."""
+    if not report_irc.irc_entries(campaign):
+        print("report.py: --splice: this campaign has no IRC entries; nothing to replace", file=sys.stderr)
+        return 1
+    old = ""
+    if os.path.exists(md):
+        with open(md) as f:
+            old = f.read()
+    with open(md, "w") as f:
+        f.write(report_irc.splice(old, report_irc.section(flow_helpers(campaign))))
+    print(f"report.py: replaced the IRC section of {md}", file=sys.stderr)
     return 0
 
 

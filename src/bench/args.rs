@@ -27,7 +27,25 @@ pub enum Scenario {
     Conns,
     /// Publish at a fixed `--rate` and measure end-to-end latency (coordinated-omission corrected).
     Latency,
+    /// `--subs` IRC clients in one channel (`#PREFIX`, at `--irc-url`) and one publisher into
+    /// it: a NATS client publishing to the subject PREFIX, or an IRC client (`--irc-publisher`).
+    Irc,
 }
+
+/// Who publishes into the channel in the `irc` scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IrcPublisher {
+    /// One NATS connection (`--url`) publishing to the channel's subject (shardcast only).
+    Nats,
+    /// One IRC connection (`--irc-url`) sending PRIVMSG to the channel (any IRC server).
+    Irc,
+}
+
+/// The shortest `irc` payload: a sequence number and a timestamp in ASCII.
+pub const IRC_PAYLOAD_BYTES_MIN: usize = 40;
+/// The longest: a PRIVMSG line with the channel and a server's prefix stays under 512 bytes.
+pub const IRC_PAYLOAD_BYTES_MAX: usize = 400;
 
 /// `shardcast bench <scenario> [options]`.
 #[derive(Debug, Clone, Args)]
@@ -95,6 +113,16 @@ pub struct BenchArgs {
     /// Write the latency percentile distribution (HdrHistogram text format, µs) to FILE.
     #[arg(long, value_name = "FILE")]
     pub hist: Option<PathBuf>,
+    /// `irc`: the IRC server, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub irc_url: Option<String>,
+    /// `irc`: who publishes into the channel.
+    #[arg(long, value_enum, default_value = "nats")]
+    pub irc_publisher: IrcPublisher,
+    /// `irc`: the IRC publisher becomes an IRC operator (`OPER NAME PASSWORD`) and sets user
+    /// mode +F, which lifts flood throttling on servers that have it (ngircd).
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    pub irc_oper: Option<String>,
 }
 
 impl BenchArgs {
@@ -125,6 +153,7 @@ impl BenchArgs {
             Scenario::Pub => needs(true, false)?,
             Scenario::Sub | Scenario::Conns => needs(false, true)?,
             Scenario::Pubsub | Scenario::Queue | Scenario::Reqrep => needs(true, true)?,
+            Scenario::Irc => self.validate_irc()?,
             Scenario::Latency => {
                 needs(true, true)?;
                 if self.size < 8 {
@@ -139,6 +168,37 @@ impl BenchArgs {
         }
         if self.scenario == Scenario::Reqrep && self.size < 8 {
             return Err("reqrep needs --size 8 or more (the payload carries a timestamp)".into());
+        }
+        Ok(())
+    }
+
+    /// The `irc` scenario's own rules: one publisher, short text payloads, no warm-up.
+    fn validate_irc(&self) -> Result<(), String> {
+        if self.irc_url.is_none() {
+            return Err("irc needs --irc-url HOST:PORT (the IRC server)".into());
+        }
+        if self.subs == 0 {
+            return Err("irc needs --subs 1 or more".into());
+        }
+        if self.pubs != 1 || self.subjects != 1 || self.stalled != 0 {
+            return Err(
+                "irc runs one publisher into one channel: --pubs 1, --subjects 1, no --stalled"
+                    .into(),
+            );
+        }
+        if !self.warmup.is_zero() {
+            return Err("irc has no warm-up (--warmup)".into());
+        }
+        if !(IRC_PAYLOAD_BYTES_MIN..=IRC_PAYLOAD_BYTES_MAX).contains(&self.size) {
+            return Err(format!(
+                "irc sends text lines: --size must be {IRC_PAYLOAD_BYTES_MIN}–{IRC_PAYLOAD_BYTES_MAX} bytes"
+            ));
+        }
+        if self.irc_oper.as_deref().is_some_and(|o| !o.contains(':')) {
+            return Err("--irc-oper takes NAME:PASSWORD".into());
+        }
+        if self.irc_oper.is_some() && self.irc_publisher != IrcPublisher::Irc {
+            return Err("--irc-oper is for --irc-publisher irc".into());
         }
         Ok(())
     }

@@ -50,6 +50,8 @@ pub enum ClientError {
     Protocol(shards::protocol::ProtoError),
     #[error("no PONG within {0:?} of connecting")]
     HandshakeTimeout(Duration),
+    #[error("{0}")]
+    Irc(String),
     #[error("--size {size} is larger than the server's max_payload ({max} bytes)")]
     PayloadTooLarge { size: usize, max: u64 },
 }

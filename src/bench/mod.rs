@@ -7,6 +7,8 @@
 
 pub mod args;
 mod client;
+mod irc;
+mod irc_line;
 pub mod monitor;
 pub mod plan;
 pub mod procfs;
@@ -181,6 +183,7 @@ fn spawn_workers(
             .collect();
         let shared = Arc::clone(shared);
         let (addr, prefix) = (addr.to_string(), args.subject.clone());
+        let irc_target = irc::IrcTarget::new(args);
         let (size, warmup, timeout) = (args.size, args.warmup, args.timeout);
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("bench-{t}"))
@@ -197,6 +200,10 @@ fn spawn_workers(
                     timeout,
                     hist: Rc::new(RefCell::new(hist)),
                     gate: Rc::new(glommio::sync::Semaphore::new(roles::CONNECTS_IN_FLIGHT)),
+                    irc: Rc::new(irc_target),
+                    irc_gate: Rc::new(glommio::sync::Semaphore::new(
+                        (irc::REGISTRATIONS_IN_FLIGHT / threads).max(1) as u64,
+                    )),
                 };
                 let tasks: Vec<_> = roles
                     .into_iter()
@@ -237,6 +244,8 @@ fn role_name(role: Role) -> String {
         Role::Requester { index, .. } => format!("requester {index}"),
         Role::Responder => "responder".into(),
         Role::Idle { index } => format!("idle connection {index}"),
+        Role::IrcMember { index } => format!("IRC member {index}"),
+        Role::IrcPublisher { .. } => "IRC publisher".into(),
     }
 }
 
@@ -413,7 +422,7 @@ fn expected_by_formula(args: &BenchArgs, plan: &Plan) -> u64 {
     match args.scenario {
         Scenario::Pub | Scenario::Conns => 0,
         Scenario::Queue | Scenario::Reqrep => args.msgs,
-        Scenario::Sub | Scenario::Pubsub | Scenario::Latency => {
+        Scenario::Sub | Scenario::Pubsub | Scenario::Latency | Scenario::Irc => {
             (0..args.subs).map(|i| per_subject(i % plan.subjects)).sum()
         }
     }
@@ -431,7 +440,7 @@ fn final_expected(args: &BenchArgs, plan: &Plan, shared: &Shared) -> u64 {
         Scenario::Pub | Scenario::Conns => 0,
         Scenario::Sub => expected_by_formula(args, plan),
         Scenario::Queue | Scenario::Reqrep => sent(0),
-        Scenario::Pubsub | Scenario::Latency => {
+        Scenario::Pubsub | Scenario::Latency | Scenario::Irc => {
             (0..args.subs).map(|i| sent(i % plan.subjects)).sum()
         }
     }
@@ -482,10 +491,14 @@ fn build_report(
         }
         _ => None,
     };
+    let url = match (args.scenario, &args.irc_url) {
+        (Scenario::Irc, Some(irc)) => format!("irc://{irc} (publisher: {:?})", args.irc_publisher),
+        _ => args.url.clone(),
+    };
     Report {
         label: args.label.clone(),
         scenario: args.scenario,
-        url: args.url.clone(),
+        url,
         pubs: args.pubs,
         subs: args.subs,
         stalled: args.stalled,

@@ -24,6 +24,10 @@ pub enum Role {
     Responder,
     /// Holds an idle subscribed connection.
     Idle { index: usize },
+    /// An IRC client in the channel, counting and timing what is said there.
+    IrcMember { index: usize },
+    /// Says `count` lines in the channel (or until the deadline), over NATS or IRC.
+    IrcPublisher { count: Option<u64> },
 }
 
 /// Every connection of a run, in start order.
@@ -81,6 +85,11 @@ impl Plan {
                     count: count(index),
                 }));
                 receivers = args.pubs;
+            }
+            Scenario::Irc => {
+                roles.extend((0..args.subs).map(|index| Role::IrcMember { index }));
+                roles.push(Role::IrcPublisher { count: count(0) });
+                senders = 1;
             }
             Scenario::Conns => {
                 roles.extend((0..args.subs).map(|index| Role::Idle { index }));

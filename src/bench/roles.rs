@@ -17,6 +17,7 @@ use shards::protocol::msg::encode_pub;
 use shards::protocol::ServerOp;
 
 use super::client::{Client, ClientError, SubSpec, IDLE_READ_POLL};
+use super::irc::{self, IrcTarget};
 use super::plan::Role;
 use super::shared::{now_ns, ns, Shared, GO, STOP, WARMUP};
 
@@ -39,6 +40,10 @@ pub struct RoleCtx {
     pub hist: Rc<RefCell<Histogram<u64>>>,
     /// Limits connection attempts in flight on this executor (the server's accept backlog is finite).
     pub gate: Rc<Semaphore>,
+    /// The `irc` scenario's server and channel.
+    pub irc: Rc<IrcTarget>,
+    /// Limits IRC registrations in flight on this executor (see [`irc::REGISTRATIONS_IN_FLIGHT`]).
+    pub irc_gate: Rc<Semaphore>,
 }
 
 /// Connection attempts in flight per generator thread.
@@ -102,6 +107,8 @@ pub async fn run(role: Role, ctx: RoleCtx) -> Result<ClientStats, ClientError> {
             client.set_read_poll(IDLE_READ_POLL)?;
             idle(&ctx, client).await
         }
+        Role::IrcMember { index } => irc::member(&ctx, index).await,
+        Role::IrcPublisher { count } => irc::publisher(&ctx, count).await,
         Role::Responder => {
             let s = format!("{}.req", ctx.prefix);
             let client = subscribed(&ctx, &s, Some("bench.responders")).await?;
@@ -127,7 +134,7 @@ async fn subscribed(
 }
 
 /// Waits until the run reaches `phase` (or stops). Returns false if it stopped first.
-async fn wait_for(shared: &Shared, phase: u8) -> bool {
+pub(super) async fn wait_for(shared: &Shared, phase: u8) -> bool {
     loop {
         let now = shared.phase();
         if now >= phase {
