@@ -1,7 +1,8 @@
 //! The server process as an operator handles it: SIGTERM flushes and exits 0, SIGUSR2
 //! (lame duck on nats-server) is logged and ignored, a restart on the same port works at
-//! once after SIGTERM or SIGKILL although the old connections still hold the port, and a
-//! port another live process listens on is refused with a clear message.
+//! once after SIGTERM or SIGKILL although the old connections still hold the port, a
+//! port another live process listens on is refused with a clear message, and SIGTERM
+//! amid a crowd of departing IRC members still stops at once.
 
 mod common;
 
@@ -175,4 +176,30 @@ fn lingering_on(port: u16) -> usize {
             local_port == Some(port) && fields.get(3) != Some(&LISTEN)
         })
         .count()
+}
+
+#[test]
+fn sigterm_while_many_irc_members_leave_exits_at_once_and_cleanly() {
+    // 400 people in one channel on small rings: each departure is a QUIT for everyone
+    // left, so rings between shards are full when SIGTERM comes. Turns waiting for room
+    // must not hold the shutdown until its grace runs out (nor panic when it does).
+    let (s, addr) = common::irc::start("[ring]\nslots = 2\noverflow_batches_max = 1\n");
+    let people: Vec<common::irc::Irc> = (0..400)
+        .map(|i| {
+            let mut c = common::irc::Irc::register(addr, &format!("p{i}"));
+            c.send("JOIN #crowd");
+            c
+        })
+        .collect();
+    // Everyone is in once the last one sees itself join.
+    let mut people = people;
+    if let Some(last) = people.last_mut() {
+        last.expect(" 366 p399 #crowd ");
+    }
+    drop(people);
+    let (status, log) = s.terminate();
+    let log = log.join("\n");
+    assert!(status.success(), "exit status {status:?}\n{log}");
+    assert!(!log.contains("still open"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -136,19 +136,21 @@ impl Inbound {
 
     /// Applies with `apply` the batches up to `mark` that are in the ring, and waits for
     /// those still in the sender's overflow queue or being applied by the ring's
-    /// receiver, until every batch up to `mark` is applied.
+    /// receiver, until every batch up to `mark` is applied, or `give_up` says so (the
+    /// server is stopping: a stopped peer drops what it had queued).
     pub async fn wait_applied<F, Fut>(
         &self,
         counters: &RingCounters,
         me: usize,
         mark: u64,
         apply: F,
+        give_up: impl Fn() -> bool,
     ) where
         F: Fn(RingMsg) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
         let mut empty = 0u32;
-        while self.applied.get() < mark {
+        while self.applied.get() < mark && !give_up() {
             match self.take_waiting(counters, me, mark).await {
                 Some(batch) => apply(batch).await,
                 None if empty < WAIT_YIELDS => {

@@ -33,6 +33,10 @@ pub struct RingLinks {
     /// Client turns waiting for room: at most one per connection on the shard.
     room_waiters: RefCell<WakerSet>,
     overflow_batches_max: usize,
+    /// The shard is stopping: client turns no longer wait for room (a peer that stopped
+    /// first takes nothing more, and glommio does not wake a sender waiting on a full
+    /// ring whose receiver is gone).
+    stopping: Cell<bool>,
 }
 
 impl RingLinks {
@@ -53,6 +57,7 @@ impl RingLinks {
             forwarder_wakers: (0..n).map(|_| Cell::new(None)).collect(),
             room_waiters: RefCell::new(WakerSet::new(waiters_max)),
             overflow_batches_max,
+            stopping: Cell::new(false),
         }
     }
 
@@ -90,11 +95,19 @@ impl RingLinks {
         true
     }
 
-    /// True while every overflow queue is under its bound.
+    /// True while every overflow queue is under its bound (or the shard is stopping).
     pub fn has_room(&self) -> bool {
-        self.overflow
-            .iter()
-            .all(|q| q.borrow().len() < self.overflow_batches_max)
+        self.stopping.get()
+            || self
+                .overflow
+                .iter()
+                .all(|q| q.borrow().len() < self.overflow_batches_max)
+    }
+
+    /// The shard is stopping: every turn waiting for room goes on, and none waits again.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.wake_room_waiters();
     }
 
     /// Waits until `has_room`.

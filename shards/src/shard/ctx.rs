@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-use glommio::sync::Gate;
 use rustc_hash::FxHashMap;
 
 use crate::conn::Conn;
@@ -73,7 +72,7 @@ pub struct ShardCtx {
     /// What the shard's IRC sessions share, when the IRC listener is on.
     pub irc: Option<Rc<IrcShard>>,
     /// Tracks connection tasks so shutdown can wait for them.
-    pub gate: Gate,
+    pub tasks: crate::shard::tasks::Tasks,
     pub stopping: Cell<bool>,
 }
 
@@ -128,7 +127,7 @@ impl ShardCtx {
             congestion,
             memory,
             outbox_env,
-            gate: Gate::new(),
+            tasks: Default::default(),
             stopping: Cell::new(false),
         }
     }

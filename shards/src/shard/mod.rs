@@ -9,5 +9,6 @@ pub mod listener;
 pub mod run_loop;
 pub mod runtime;
 pub mod stats;
+pub mod tasks;
 
 pub use ctx::{Global, ShardCtx};

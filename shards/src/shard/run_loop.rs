@@ -267,9 +267,13 @@ async fn apply_waiting_batches(ctx: &ShardCtx) {
     for inbound in &ctx.inbound {
         let mark = inbound.interest_mark(counters, ctx.id);
         inbound
-            .wait_applied(counters, ctx.id, mark, |batch| async move {
-                ring_turn(ctx, inbound, &batch).await
-            })
+            .wait_applied(
+                counters,
+                ctx.id,
+                mark,
+                |batch| async move { ring_turn(ctx, inbound, &batch).await },
+                || ctx.stopping.get(),
+            )
             .await;
     }
 }

@@ -205,11 +205,11 @@ async fn accept_loop<S: Session + 'static>(
                 let transport = Tcp::new(stream, ctx.limits().write_deadline);
                 let session = session(ctx);
                 let served = run_loop::serve_conn(Rc::clone(ctx), transport, session);
-                match ctx.gate.spawn(served) {
-                    Ok(task) => {
+                match ctx.tasks.spawn(served) {
+                    Some(task) => {
                         task.detach();
                     }
-                    Err(_) => return,
+                    None => return,
                 }
             }
             Err(e) => {
@@ -223,6 +223,9 @@ async fn accept_loop<S: Session + 'static>(
 
 async fn shutdown(ctx: &Rc<ShardCtx>) {
     ctx.stopping.set(true);
+    if let Some(links) = &ctx.links {
+        links.stop();
+    }
     let conns: Vec<_> = ctx.conns.borrow().values().cloned().collect();
     tracing::debug!(shard = ctx.id, connections = conns.len(), "shard stopping");
     for conn in conns {
@@ -230,8 +233,9 @@ async fn shutdown(ctx: &Rc<ShardCtx>) {
     }
     ctx.congestion.clear();
     let bound = ctx.limits().shutdown_grace + SHUTDOWN_SLACK;
+    ctx.tasks.close();
     let closed = glommio::timer::timeout(bound, async {
-        ctx.gate.close().await?;
+        ctx.tasks.all_done().await;
         Ok(())
     })
     .await;
