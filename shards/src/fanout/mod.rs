@@ -3,10 +3,10 @@
 //! speaks (its [`Wire`] encodes), and never allocates per delivery; subscriptions that
 //! reach their auto-unsubscribe limit are handed back to the router to remove.
 //!
-//! A message for several subscribers is encoded once ([`Encoded`]): subscribers whose
-//! wire gives the same encoding and whose tag (sid) matches the first one's (clients
-//! usually number from 1) get the whole frame with a single copy; the others are encoded
-//! for themselves.
+//! A message for several subscribers is encoded once per wire ([`Encoded`]): subscribers
+//! whose wire gives the same encoding as the last one encoded and whose tag (sid) matches
+//! (clients usually number from 1) get the whole frame with a single copy; the others
+//! are encoded for themselves. A change of wire along the list encodes again.
 
 pub mod run;
 
@@ -88,7 +88,10 @@ pub fn to_plain(
                 continue;
             }
             let wire = sub.wire().for_msg(m);
-            if !encoded {
+            // Encoded for the first subscriber, and again whenever the wire changes: one
+            // subscriber of another protocol (a service's internal client among a
+            // channel's IRC members) must not leave everyone after it to encode alone.
+            if !encoded || enc.wire != Some(wire) {
                 enc.encode(wire, m, &sub.sid);
                 encoded = true;
             }

@@ -5,7 +5,10 @@
 //!
 //! A run only holds messages that every subscriber receives the same way: plain
 //! subscriptions without a delivery limit, one per connection, all on wires that encode
-//! alike, no queue groups on the subject, no headers, a publisher without verbose acks. The caller ends the run
+//! alike, no queue groups on the subject, no headers, a publisher without verbose acks.
+//! Up to [`OUTSIDERS_MAX`] subscribers on another wire or tag (a service's internal client
+//! among a channel's IRC members, which keeps the channel's history) do not stop the run:
+//! they get each message on its own as it joins the run. The caller ends the run
 //! ([`Run::flush`]) before anything else happens in the turn (another subject,
 //! SUB/UNSUB/PING, the end of the turn), so every connection sees its messages in the
 //! order the publisher sent them.
@@ -27,6 +30,10 @@ use crate::metrics::SubjectTable;
 use crate::subject::Match;
 use crate::wire::{MsgView, Wire};
 use crate::writer::Delivered;
+
+/// Subscribers of a subject that may differ from the run's wire or tag and still leave
+/// the others a run.
+pub const OUTSIDERS_MAX: usize = 2;
 
 /// The current run of one shard.
 #[derive(Debug, Default)]
@@ -53,6 +60,10 @@ pub struct Run {
     ineligible: Option<Rc<Match<Rc<Sub>>>>,
     /// Scratch set for the eligibility check.
     cids: FxHashSet<u64>,
+    /// The subscribers the run's frames do not fit, served message by message; and the
+    /// deliveries made to them since the run began.
+    outsiders: Vec<Rc<Sub>>,
+    outsider_deliveries: usize,
 }
 
 /// What [`Run::join`] did with a message.
@@ -122,9 +133,11 @@ impl Run {
                 let first = target
                     .plain
                     .iter()
-                    .find(|s| Some(s.cid) != skip_cid && s.is_live());
+                    .find(|s| Some(s.cid) != skip_cid && s.is_live() && !self.is_outsider(s));
                 let Some(first) = first else {
-                    return Added::Yes; // nobody to deliver to
+                    // Only outsiders (or nobody) to deliver to: no run.
+                    self.outsiders.clear();
+                    return Added::No;
                 };
                 let wire = first.wire().for_msg(m);
                 self.target = Some(Rc::clone(target));
@@ -147,7 +160,20 @@ impl Run {
         let sid_at = wire.encode(&mut self.frames, m, &self.sid);
         self.marks.push((start, sid_at.start));
         self.payload_bytes += m.body.len() as u64;
+        // Outsiders get it now: each still sees its messages in order, and the run is
+        // delivered before anything else of the turn.
+        let mut expired = Vec::new();
+        for sub in &self.outsiders {
+            if Some(sub.cid) != self.skip_cid && super::deliver(sub, m, class, &mut expired) {
+                self.outsider_deliveries += 1;
+            }
+        }
+        debug_assert!(expired.is_empty(), "outsiders have no delivery limit");
         Added::Yes
+    }
+
+    fn is_outsider(&self, sub: &Rc<Sub>) -> bool {
+        self.outsiders.iter().any(|o| Rc::ptr_eq(o, sub))
     }
 
     /// Whether every subscriber in `target` gets each message the same way, once per
@@ -156,6 +182,10 @@ impl Run {
     /// (nats-server interleaves those per message). Checked once per run; a subject found
     /// ineligible is remembered until its match changes (a SUB/UNSUB on a pattern that
     /// matches it makes a new one).
+    ///
+    /// The subscribers that do not encode like the reference (the first subscriber, or
+    /// failing that the first one unlike it) become the run's outsiders, up to
+    /// [`OUTSIDERS_MAX`].
     fn eligible(&mut self, target: &Rc<Match<Rc<Sub>>>, m: &MsgView<'_>) -> bool {
         if self
             .ineligible
@@ -165,24 +195,37 @@ impl Run {
             return false;
         }
         self.cids.clear();
-        let first = target.plain.first();
-        let wire = first.map(|s| s.wire().for_msg(m));
-        // Frames on a wire that cannot be re-tagged serve only subscribers with one tag.
-        let same_tag = |s: &Rc<Sub>| {
-            wire.is_some_and(Wire::retaggable) || first.is_some_and(|f| f.sid == s.sid)
-        };
+        let plain = &target.plain;
         let ok = target.queues.is_empty()
-            && target.plain.len() >= 2
-            && target.plain.iter().all(|s| {
-                s.max_msgs() == 0
-                    && Some(s.wire().for_msg(m)) == wire
-                    && same_tag(s)
-                    && self.cids.insert(s.cid)
-            });
-        if !ok {
-            self.ineligible = Some(Rc::clone(target));
+            && plain.len() >= 2
+            && plain
+                .iter()
+                .all(|s| s.max_msgs() == 0 && self.cids.insert(s.cid));
+        let alike = |a: &Rc<Sub>, b: &Rc<Sub>| {
+            let wire = a.wire().for_msg(m);
+            // Frames on a wire that cannot be re-tagged serve only subscribers with one tag.
+            wire == b.wire().for_msg(m) && (wire.retaggable() || a.sid == b.sid)
+        };
+        let unlike = |r: usize| plain.iter().filter(|s| !alike(&plain[r], s)).count();
+        let reference = ok
+            .then(|| {
+                let first_unlike = plain.iter().position(|s| !alike(&plain[0], s));
+                [Some(0), first_unlike]
+                    .into_iter()
+                    .flatten()
+                    .find(|&r| unlike(r) <= OUTSIDERS_MAX)
+            })
+            .flatten();
+        self.outsiders.clear();
+        self.outsider_deliveries = 0;
+        match reference {
+            Some(r) => {
+                let outsiders = plain.iter().filter(|s| !alike(&plain[r], s));
+                self.outsiders.extend(outsiders.cloned());
+            }
+            None => self.ineligible = Some(Rc::clone(target)),
         }
-        ok
+        reference.is_some()
     }
 
     /// Whether no run is in progress (every turn ends by delivering its run).
@@ -213,7 +256,7 @@ impl Run {
             class: self.class,
         };
         for sub in &target.plain {
-            if Some(sub.cid) == self.skip_cid || !sub.is_live() {
+            if Some(sub.cid) == self.skip_cid || !sub.is_live() || self.is_outsider(sub) {
                 continue;
             }
             let pushed = if *sub.sid == *self.sid {
@@ -245,6 +288,8 @@ impl Run {
         }
         self.frames.clear();
         self.marks.clear();
+        self.outsiders.clear();
+        delivered += std::mem::take(&mut self.outsider_deliveries);
         let reached = delivered.checked_div(msgs).unwrap_or(0) as u64;
         subjects.delivered(
             &self.subject,

@@ -504,3 +504,41 @@ fn a_queue_group_spread_over_shards_gets_each_message_once() {
         "{counts:?}"
     );
 }
+
+#[test]
+fn a_run_serves_subscribers_on_another_wire_message_by_message_in_order() {
+    // A channel's IRC members and, first in the list, a NATS subscriber (as the history
+    // service is): both kinds get every message, in order, each on its own wire; then
+    // with more NATS subscribers than a run leaves out.
+    for nats_subs in [1, 3] {
+        let mut s = Shard::new(0, 1);
+        let nats: Vec<Rc<Conn>> = (0..nats_subs).map(|_| s.conn()).collect();
+        for (i, n) in nats.iter().enumerate() {
+            s.sub(n, &format!("h{i}"), "feed", None);
+        }
+        let irc: Vec<Rc<Conn>> = (0..3).map(|_| s.conn()).collect();
+        for c in &irc {
+            s.router.set_options(c, Default::default(), Wire::Irc);
+            s.sub(c, "#feed", "feed", None);
+        }
+        let p = s.conn();
+        let msgs: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
+        let batch: Vec<(&str, Option<&str>, &str)> =
+            msgs.iter().map(|m| ("feed", None, m.as_str())).collect();
+        s.publish_all(&p, &batch);
+        for (i, n) in nats.iter().enumerate() {
+            let want: String = msgs
+                .iter()
+                .map(|m| format!("MSG feed h{i} {}\r\n{m}\r\n", m.len()))
+                .collect();
+            assert_eq!(read(n), want, "{nats_subs} NATS subscribers");
+        }
+        let want: String = msgs
+            .iter()
+            .map(|m| format!(":nats!nats@nats.shardcast PRIVMSG #feed :{m}\r\n"))
+            .collect();
+        for c in &irc {
+            assert_eq!(read(c), want, "{nats_subs} NATS subscribers");
+        }
+    }
+}
