@@ -78,6 +78,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("monitoring", old.monitoring != new.monitoring),
         ("irc", old.irc != new.irc),
         ("history", old.history != new.history),
+        ("logs", old.logs != new.logs),
     ];
     checks
         .into_iter()
@@ -116,6 +117,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.monitoring = old.monitoring.clone();
     new.irc = old.irc.clone();
     new.history = old.history.clone();
+    new.logs = old.logs.clone();
     new
 }
 

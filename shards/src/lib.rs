@@ -58,6 +58,9 @@ pub mod service;
 // History: the last messages of watched subjects, kept by an owner shard's service.
 pub mod history;
 
+// Log streaming: logs parsed into records and routed to subjects by rules.
+pub mod logs;
+
 // Running it: shard tasks, start-up checks, the server handle, counters.
 pub mod metrics;
 pub mod preflight;

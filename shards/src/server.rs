@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub irc: Option<IrcConfig>,
     /// What history keeps (its service runs when IRC is on or patterns are listed).
     pub history: HistoryConfig,
+    /// Log routing (its service runs when `logs.enabled`).
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             metrics: MetricsConfig::default(),
             irc: None,
             history: HistoryConfig::default(),
+            logs: crate::logs::LogsConfig::default(),
         }
     }
 }
@@ -330,6 +333,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         ring_counters: crate::ring::RingCounters::new(shards),
         load: crate::flow::SharedLoad::new(shards),
         history: cfg.history.clone(),
+        logs: cfg.logs.clone(),
         irc: irc_holder
             .as_ref()
             .map(|(_, addr, settings)| (*addr, settings.clone())),

@@ -16,10 +16,12 @@ use crate::units;
 pub mod flow;
 pub mod history;
 pub mod irc;
+pub mod logs;
 
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
 use history::HistorySection;
 use irc::IrcSection;
+use logs::LogsSection;
 
 /// The commented default configuration, built into the binary (`shardcast config`).
 pub const DEFAULT_TOML: &str = include_str!("../../tuning/shardcast.toml");
@@ -67,6 +69,7 @@ pub struct Config {
     pub priority: PrioritySection,
     pub irc: IrcSection,
     pub history: HistorySection,
+    pub logs: LogsSection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -208,6 +211,7 @@ impl Default for Config {
             priority: PrioritySection::default(),
             irc: IrcSection::default(),
             history: HistorySection::default(),
+            logs: LogsSection::default(),
         }
     }
 }
@@ -374,6 +378,12 @@ impl Config {
             path: path.into(),
             message,
         })?;
+        cfg.logs
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         cfg.history
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -435,6 +445,7 @@ impl Config {
             },
             irc: self.irc.engine(&self.host),
             history: self.history.engine(),
+            logs: self.logs.engine(),
         }
     }
 }

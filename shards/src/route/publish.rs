@@ -13,6 +13,11 @@ use crate::route::Router;
 use crate::subject::pattern_matches;
 use crate::wire::MsgView;
 
+/// Queue groups named with this prefix deliver to a member on the publishing shard
+/// when they have one (the shards' own services: each log is routed by the shard that
+/// received it, in the order it came), and to one on another shard otherwise.
+pub const LOCAL_QUEUE_PREFIX: &[u8] = b"$sc.local.";
+
 /// Where a publish's parts sit in the turn's input buffer, for forwarding by reference.
 #[derive(Debug, Clone, Copy)]
 pub struct PubSpans {
@@ -117,10 +122,13 @@ impl Router {
                 peers.insert(p as usize);
             }
             for group in &local.queues {
+                // A group that prefers local members and has some here looks no further.
+                let local_only =
+                    group.name.starts_with(LOCAL_QUEUE_PREFIX) && !group.members.is_empty();
                 let remote_members = remote
                     .queues
                     .iter()
-                    .find(|q| q.name == group.name)
+                    .find(|q| q.name == group.name && !local_only)
                     .map_or(&[][..], |q| &q.members[..]);
                 let total = group.members.len() + remote_members.len();
                 let start = self.pick(total);

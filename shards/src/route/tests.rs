@@ -542,3 +542,37 @@ fn a_run_serves_subscribers_on_another_wire_message_by_message_in_order() {
         }
     }
 }
+
+#[test]
+fn a_local_preferring_group_takes_what_its_shard_receives() {
+    let mut shards = [Shard::new(0, 2), Shard::new(1, 2)];
+    let mut members = Vec::new();
+    for id in 0..2 {
+        let m = shards[id].conn();
+        shards[id].sub(&m, "1", "logs.in", Some("$sc.local.logs"));
+        members.push(m);
+        let sent = shards[id].end_turn(None);
+        settle(&mut shards, id, sent);
+    }
+    // Published on each shard: that shard's member takes all, nothing crosses.
+    for shard in &mut shards {
+        let p = shard.conn();
+        for i in 0..50 {
+            let sent = shard.publish(&p, "logs.in", None, &i.to_string());
+            assert!(sent.is_empty(), "a forward for a local group");
+        }
+    }
+    let counts: Vec<usize> = members
+        .iter()
+        .map(|m| read(m).matches("MSG logs.in").count())
+        .collect();
+    assert_eq!(counts, [50, 50]);
+    // With no member on the publishing shard, another shard's takes it.
+    shards[1].unsub(&members[1], "1", None);
+    let sent = shards[1].end_turn(None);
+    settle(&mut shards, 1, sent);
+    let p = shards[1].conn();
+    let sent = shards[1].publish(&p, "logs.in", None, "x");
+    settle(&mut shards, 1, sent);
+    assert_eq!(read(&members[0]), "MSG logs.in 1 1\r\nx\r\n");
+}

@@ -43,6 +43,8 @@ pub struct Global {
     pub irc: Option<(SocketAddr, IrcSettings)>,
     /// What history keeps.
     pub history: crate::history::HistoryConfig,
+    /// Log routing.
+    pub logs: crate::logs::LogsConfig,
 }
 
 /// One shard's state.

@@ -171,6 +171,21 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
         ))
         .detach();
     }
+    let logs = &ctx.global.logs;
+    if logs.enabled {
+        // Checked when the configuration was loaded; a failure here is a bug, logged.
+        match crate::logs::Rules::compile(&logs.routes, logs.all_subject.as_deref()) {
+            Ok(rules) => {
+                glommio::spawn_local(crate::logs::service::run(
+                    Rc::clone(ctx),
+                    logs.clone(),
+                    rules,
+                ))
+                .detach();
+            }
+            Err(e) => tracing::error!(shard = ctx.id, error = %e, "log routing off"),
+        }
+    }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();

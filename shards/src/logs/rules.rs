@@ -1,0 +1,419 @@
+//! Routing rules: which subjects a log record goes to. Conditions in one rule AND
+//! together, values in one condition OR together; a record goes to every matching
+//! rule's subject, plus the `all` subject; a matching rule with `stop` ends the
+//! evaluation. Keywords are found with one multi-pattern automaton per rule (aho-corasick,
+//! ASCII case-insensitive), so a thousand keywords cost about as much as one; regexes use
+//! the `regex` crate (linear time) with a size limit.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexBuilder};
+
+use crate::logs::record::{canonical_level, Record};
+use crate::subject::validate::is_valid_literal_subject;
+
+/// The largest compiled regex a rule may have.
+pub const REGEX_BYTES_MAX: usize = 1 << 20;
+/// The most rules, and the most keywords one rule may list.
+pub const RULES_MAX: usize = 1_000;
+pub const KEYWORDS_MAX: usize = 10_000;
+/// The longest subject a template may produce (longer ones are not routed).
+pub const SUBJECT_BYTES_MAX: usize = 256;
+
+/// One `[[logs.route]]` as configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The subject, with `{level}`, `{category}`, `{app}`, `{host}` or `{<field>}` in it.
+    pub to: String,
+    pub level: Vec<String>,
+    pub category: Vec<String>,
+    pub keyword: Vec<String>,
+    pub regex: Option<String>,
+    pub stop: bool,
+}
+
+/// Why a rule cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("logs.route[{index}]: {reason}")]
+pub struct RuleError {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// One piece of a subject template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    to: Vec<Piece>,
+    levels: Vec<&'static str>,
+    categories: Vec<String>,
+    keywords: Option<AhoCorasick>,
+    regex: Option<Regex>,
+    stop: bool,
+}
+
+/// The compiled rules, and the subject every record also goes to.
+#[derive(Debug, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+    all: Option<String>,
+}
+
+impl Rules {
+    /// Compiles `configs`; the first bad rule is named with its index and the reason.
+    pub fn compile(configs: &[RouteConfig], all: Option<&str>) -> Result<Rules, RuleError> {
+        if configs.len() > RULES_MAX {
+            return Err(RuleError {
+                index: RULES_MAX,
+                reason: format!("at most {RULES_MAX} rules"),
+            });
+        }
+        if let Some(all) = all {
+            if !is_valid_literal_subject(all.as_bytes()) {
+                return Err(RuleError {
+                    index: 0,
+                    reason: format!("logs.all_subject {all:?} is not a subject"),
+                });
+            }
+        }
+        let rules = configs
+            .iter()
+            .enumerate()
+            .map(|(index, c)| Rule::compile(c).map_err(|reason| RuleError { index, reason }))
+            .collect::<Result<_, _>>()?;
+        Ok(Rules {
+            rules,
+            all: all.map(str::to_string),
+        })
+    }
+
+    /// The subjects `record` goes to, each once, in rule order (the `all` subject last),
+    /// and for each rule whether it matched.
+    pub fn route(&self, record: &Record, matched: &mut Vec<bool>) -> Vec<String> {
+        matched.clear();
+        matched.resize(self.rules.len(), false);
+        let mut subjects: Vec<String> = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matches(record) {
+                continue;
+            }
+            matched[i] = true;
+            if let Some(s) = rule.subject(record) {
+                if !subjects.contains(&s) {
+                    subjects.push(s);
+                }
+            }
+            if rule.stop {
+                break;
+            }
+        }
+        if let Some(all) = &self.all {
+            if !subjects.contains(all) {
+                subjects.push(all.clone());
+            }
+        }
+        subjects
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl Rule {
+    fn compile(c: &RouteConfig) -> Result<Rule, String> {
+        let to = template(&c.to)?;
+        let levels = c
+            .level
+            .iter()
+            .map(|l| {
+                canonical_level(l).ok_or_else(|| {
+                    format!("level {l:?} is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if c.keyword.len() > KEYWORDS_MAX {
+            return Err(format!(
+                "at most {KEYWORDS_MAX} keywords, got {}",
+                c.keyword.len()
+            ));
+        }
+        if c.keyword.iter().any(String::is_empty) {
+            return Err("a keyword is empty".into());
+        }
+        let keywords = (!c.keyword.is_empty())
+            .then(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(&c.keyword)
+                    .map_err(|e| format!("keywords: {e}"))
+            })
+            .transpose()?;
+        let regex = c
+            .regex
+            .as_deref()
+            .map(|r| {
+                RegexBuilder::new(r)
+                    .size_limit(REGEX_BYTES_MAX)
+                    .build()
+                    .map_err(|e| format!("regex {r:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(Rule {
+            to,
+            levels,
+            categories: c.category.clone(),
+            keywords,
+            regex,
+            stop: c.stop,
+        })
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        (self.levels.is_empty() || self.levels.contains(&r.level.as_str()))
+            && (self.categories.is_empty()
+                || r.category
+                    .as_deref()
+                    .is_some_and(|c| self.categories.iter().any(|w| w.eq_ignore_ascii_case(c))))
+            && self
+                .keywords
+                .as_ref()
+                .map_or(true, |k| k.is_match(r.message.as_str()))
+            && self
+                .regex
+                .as_ref()
+                .map_or(true, |re| re.is_match(&r.message))
+    }
+
+    /// The rule's subject for `r`: each `{field}` is the record's value made one subject
+    /// token (lower case; anything but letters, digits, `-` and `_` becomes `_`; `_` if
+    /// missing). None if the result is not a usable subject.
+    fn subject(&self, r: &Record) -> Option<String> {
+        let mut out = String::new();
+        for piece in &self.to {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(f) => out.push_str(&token(field(r, f).as_deref())),
+            }
+        }
+        (out.len() <= SUBJECT_BYTES_MAX && is_valid_literal_subject(out.as_bytes())).then_some(out)
+    }
+}
+
+/// The value of field `name` of `r`, as text.
+fn field(r: &Record, name: &str) -> Option<String> {
+    match name {
+        "level" => Some(r.level.clone()),
+        "category" => r.category.clone(),
+        "app" => r.app.clone(),
+        "host" => r.host.clone(),
+        other => r.fields.get(other).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }),
+    }
+}
+
+/// `value` as one subject token.
+pub fn token(value: Option<&str>) -> String {
+    let t: String = value
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() {
+        "_".into()
+    } else {
+        t
+    }
+}
+
+/// Splits `to` into text and `{field}` pieces; the text must make a subject.
+fn template(to: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = to;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_string()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("to = {to:?}: a '{{' without its '}}'"));
+        };
+        let name = &rest[open + 1..open + close];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("to = {to:?}: {{{name}}} is not a field name"));
+        }
+        pieces.push(Piece::Field(name.to_string()));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    // With every field as a plain token, it must be a subject to publish to.
+    let sample: String = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.as_str(),
+            Piece::Field(_) => "x",
+        })
+        .collect();
+    if !is_valid_literal_subject(sample.as_bytes()) || sample.starts_with('$') {
+        return Err(format!(
+            "to = {to:?} is not a subject to publish to (tokens separated by '.', no wildcards, not starting with '$')"
+        ));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::record::parse_line;
+
+    fn rule(to: &str) -> RouteConfig {
+        RouteConfig {
+            to: to.into(),
+            ..RouteConfig::default()
+        }
+    }
+
+    fn route(rules: &Rules, line: &str) -> Vec<String> {
+        let r = parse_line(line.as_bytes(), "2026-12-02T00:00:00Z", 4096).expect("record");
+        rules.route(&r, &mut Vec::new())
+    }
+
+    fn example() -> Rules {
+        let rules = [
+            RouteConfig {
+                level: vec!["ERROR".into(), "fatal".into()],
+                ..rule("logs.error")
+            },
+            RouteConfig {
+                category: vec!["SECURITY".into()],
+                keyword: vec!["auth".into(), "permission".into()],
+                ..rule("logs.security")
+            },
+            RouteConfig {
+                keyword: vec!["sql".into(), "database".into()],
+                ..rule("logs.database")
+            },
+            RouteConfig {
+                regex: Some(r"timeout after \d+ms".into()),
+                ..rule("logs.{app}.{level}")
+            },
+        ];
+        Rules::compile(&rules, Some("logs.all")).expect("valid")
+    }
+
+    #[test]
+    fn conditions_and_together_values_or_together() {
+        let r = example();
+        assert_eq!(route(&r, "INFO hello"), ["logs.all"]);
+        assert_eq!(route(&r, "FATAL [x] boom"), ["logs.error", "logs.all"]);
+        // Category and keyword both needed.
+        assert_eq!(
+            route(&r, "INFO [security] AUTH failed"),
+            ["logs.security", "logs.all"]
+        );
+        assert_eq!(route(&r, "INFO [web] auth failed"), ["logs.all"]);
+        assert_eq!(
+            route(&r, "WARN slow SQL query"),
+            ["logs.database", "logs.all"]
+        );
+        let json = r#"{"level":"error","app":"API v2","message":"db timeout after 300ms"}"#;
+        assert_eq!(
+            route(&r, json),
+            ["logs.error", "logs.api_v2.error", "logs.all"]
+        );
+        // A missing field is `_`.
+        assert_eq!(
+            route(&r, "INFO timeout after 5ms"),
+            ["logs._.info", "logs.all"]
+        );
+    }
+
+    #[test]
+    fn stop_ends_the_evaluation() {
+        let rules = [
+            RouteConfig {
+                level: vec!["DEBUG".into()],
+                stop: true,
+                ..rule("logs.debug.{category}")
+            },
+            rule("logs.everything"),
+        ];
+        let r = Rules::compile(&rules, None).expect("valid");
+        assert_eq!(route(&r, "DEBUG [cache] miss"), ["logs.debug.cache"]);
+        assert_eq!(route(&r, "INFO [cache] hit"), ["logs.everything"]);
+        let mut matched = Vec::new();
+        let rec = parse_line(b"DEBUG x", "t", 100).expect("record");
+        r.route(&rec, &mut matched);
+        assert_eq!(matched, [true, false]);
+    }
+
+    #[test]
+    fn bad_rules_are_named_with_their_index() {
+        let bad = |c: RouteConfig| {
+            Rules::compile(&[rule("ok"), c], None)
+                .expect_err("bad")
+                .to_string()
+        };
+        assert!(bad(rule("logs.*")).starts_with("logs.route[1]: to = \"logs.*\""));
+        assert!(bad(rule("logs.{")).contains("without its"));
+        assert!(bad(rule("$SYS.x")).contains("not a subject"));
+        let e = bad(RouteConfig {
+            level: vec!["LOUD".into()],
+            ..rule("a")
+        });
+        assert!(e.contains("level \"LOUD\""), "{e}");
+        let e = bad(RouteConfig {
+            regex: Some("(unclosed".into()),
+            ..rule("a")
+        });
+        assert!(e.starts_with("logs.route[1]: regex"), "{e}");
+        let e = bad(RouteConfig {
+            regex: Some(r"\w{1000}\w{1000}\w{1000}".into()),
+            ..rule("a")
+        });
+        assert!(e.contains("regex"), "{e}");
+    }
+
+    #[test]
+    fn a_thousand_keywords_are_one_automaton() {
+        let keywords: Vec<String> = (0..1000).map(|i| format!("kw{i:04}")).collect();
+        let r = Rules::compile(
+            &[RouteConfig {
+                keyword: keywords,
+                ..rule("logs.hit")
+            }],
+            None,
+        )
+        .expect("valid");
+        assert_eq!(route(&r, "INFO found KW0999 here"), ["logs.hit"]);
+        assert!(route(&r, "INFO nothing").is_empty());
+    }
+
+    #[test]
+    fn tokens_are_sanitised() {
+        assert_eq!(token(Some("API v2.1/α")), "api_v2_1__");
+        assert_eq!(token(Some("")), "_");
+        assert_eq!(token(None), "_");
+    }
+}

@@ -1,0 +1,121 @@
+//! The `[logs]` section: routing what is published to `logs.ingest(.>)` into subjects by
+//! rules (`[[logs.route]]`).
+
+use serde::Deserialize;
+use shards::logs::{LogsConfig, RouteConfig, Rules};
+
+use super::ByteSize;
+
+/// `[logs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsSection {
+    /// Route logs published to `logs.ingest` and `logs.ingest.<app>`.
+    pub enabled: bool,
+    /// Where every record also goes; "" for nowhere.
+    pub all_subject: String,
+    /// The largest log accepted.
+    pub max_record_bytes: ByteSize,
+    /// The rules, in order.
+    pub route: Vec<RouteSection>,
+}
+
+/// One `[[logs.route]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub to: String,
+    #[serde(default)]
+    pub level: Vec<String>,
+    #[serde(default)]
+    pub category: Vec<String>,
+    #[serde(default)]
+    pub keyword: Vec<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub stop: bool,
+}
+
+impl Default for LogsSection {
+    fn default() -> Self {
+        let d = LogsConfig::default();
+        LogsSection {
+            enabled: d.enabled,
+            all_subject: d.all_subject.unwrap_or_default(),
+            max_record_bytes: ByteSize(d.record_bytes_max as u64),
+            route: Vec::new(),
+        }
+    }
+}
+
+impl LogsSection {
+    /// The engine's view.
+    pub fn engine(&self) -> LogsConfig {
+        LogsConfig {
+            enabled: self.enabled,
+            routes: self
+                .route
+                .iter()
+                .map(|r| RouteConfig {
+                    to: r.to.clone(),
+                    level: r.level.clone(),
+                    category: r.category.clone(),
+                    keyword: r.keyword.clone(),
+                    regex: r.regex.clone(),
+                    stop: r.stop,
+                })
+                .collect(),
+            all_subject: (!self.all_subject.is_empty()).then(|| self.all_subject.clone()),
+            record_bytes_max: usize::try_from(self.max_record_bytes.0).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Compiles the rules (so a bad one stops the start, named with its index) and
+    /// checks the size limit.
+    pub fn validate(&self) -> Result<(), String> {
+        let size = self.max_record_bytes.0;
+        if !(64..=1024 * 1024).contains(&size) {
+            return Err(format!(
+                "logs.max_record_bytes must be from 64B to 1MiB, got {size}"
+            ));
+        }
+        let engine = self.engine();
+        Rules::compile(&engine.routes, engine.all_subject.as_deref())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LogsSection, String> {
+        let s: LogsSection = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate().map(|()| s)
+    }
+
+    #[test]
+    fn rules_from_toml() {
+        let s = parse(
+            "enabled = true\n\
+             [[route]]\nto = \"logs.error\"\nlevel = [\"ERROR\", \"FATAL\"]\n\
+             [[route]]\nto = \"logs.{app}.{level}\"\nregex = 'timeout after \\d+ms'\nstop = true\n",
+        )
+        .expect("valid");
+        let e = s.engine();
+        assert_eq!(e.routes.len(), 2);
+        assert!(e.routes[1].stop);
+        assert_eq!(e.all_subject.as_deref(), Some("logs.all"));
+    }
+
+    #[test]
+    fn a_bad_rule_is_named() {
+        let e = parse("[[route]]\nto = \"ok\"\n[[route]]\nto = \"a\"\nregex = \"(\"\n")
+            .expect_err("bad");
+        assert!(e.starts_with("logs.route[1]: regex"), "{e}");
+        let e = parse("[[route]]\nto = \"a\"\nlevl = [\"x\"]\n").expect_err("unknown key");
+        assert!(e.contains("levl"), "{e}");
+    }
+}

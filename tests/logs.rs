@@ -1,0 +1,172 @@
+//! Log routing over real TCP with async-nats, against a server of two shards: logs
+//! published to `logs.ingest(.<app>)` (JSON and text lines) become JSON records on the
+//! subjects their rules name, with a `Shardcast-Log-Level` header; malformed logs are
+//! answered with the reason; a bad rule stops the start naming its index.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use common::irc::{runtime, subscribed};
+use common::{Server, WAIT};
+
+const RULES: &str = r#"
+[logs]
+enabled = true
+
+[[logs.route]]
+to = "logs.error"
+level = ["ERROR", "FATAL"]
+
+[[logs.route]]
+to = "logs.security"
+category = ["SECURITY"]
+keyword = ["auth", "permission"]
+
+[[logs.route]]
+to = "logs.database"
+keyword = ["sql", "database"]
+
+[[logs.route]]
+to = "logs.{app}.{level}"
+regex = 'timeout after \d+ms'
+"#;
+
+/// The next message on `sub`, within WAIT.
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("subscription open")
+}
+
+#[test]
+fn logs_are_parsed_and_routed_by_their_rules() {
+    let s = Server::start_with(2, RULES);
+    let rt = runtime();
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let mut all = nats.subscribe("logs.all").await.expect("sub");
+        let mut error = nats.subscribe("logs.error").await.expect("sub");
+        let mut security = nats.subscribe("logs.security").await.expect("sub");
+        let mut database = nats.subscribe("logs.database").await.expect("sub");
+        let mut templated = nats.subscribe("logs.api.*").await.expect("sub");
+        subscribed(&nats).await;
+        let logs: [(&str, &str); 4] = [
+            ("logs.ingest", "INFO [web] page served"),
+            ("logs.ingest.api", "ERROR [db] SQL timeout after 300ms"),
+            (
+                "logs.ingest",
+                r#"{"level":"warn","category":"SECURITY","message":"permission denied","user":"bob"}"#,
+            ),
+            ("logs.ingest.billing", "debug nothing to see"),
+        ];
+        for (subject, line) in logs {
+            nats.publish(subject, line.into()).await.expect("publish");
+        }
+        nats.flush().await.expect("flush");
+        // Every record reaches logs.all, in order, as JSON.
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let m = next(&mut all).await;
+            let r: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+            let level = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Shardcast-Log-Level"))
+                .map(|v| v.to_string());
+            assert_eq!(level.as_deref(), r["level"].as_str(), "{r}");
+            seen.push(r);
+        }
+        let messages: Vec<&str> = seen.iter().map(|r| r["message"].as_str().expect("message")).collect();
+        assert_eq!(
+            messages,
+            ["page served", "SQL timeout after 300ms", "permission denied", "nothing to see"]
+        );
+        assert_eq!(seen[1]["app"], "api");
+        assert_eq!(seen[1]["category"], "db");
+        assert_eq!(seen[2]["fields"]["user"], "bob");
+        assert_eq!(seen[3]["level"], "DEBUG");
+        assert_eq!(seen[3]["app"], "billing");
+        // Each rule's subject got exactly what its conditions select.
+        let e = next(&mut error).await;
+        assert!(String::from_utf8_lossy(&e.payload).contains("SQL timeout"));
+        let sec = next(&mut security).await;
+        assert!(String::from_utf8_lossy(&sec.payload).contains("permission denied"));
+        let db = next(&mut database).await;
+        assert!(String::from_utf8_lossy(&db.payload).contains("SQL timeout"));
+        let t = next(&mut templated).await;
+        assert_eq!(t.subject.as_str(), "logs.api.error");
+        for sub in [&mut error, &mut security, &mut database, &mut templated] {
+            let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+            assert!(extra.is_err(), "one record too many: {extra:?}");
+        }
+    });
+}
+
+#[test]
+fn malformed_logs_are_answered_with_the_reason_and_nothing_is_routed() {
+    let s = Server::start_with(
+        2,
+        &RULES.replace(
+            "enabled = true\n",
+            "enabled = true\nmax_record_bytes = \"1KiB\"\n",
+        ),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let mut all = nats.subscribe("logs.all").await.expect("sub");
+        subscribed(&nats).await;
+        let ask = |body: Vec<u8>| {
+            let nats = nats.clone();
+            async move {
+                let reply = tokio::time::timeout(WAIT, nats.request("logs.ingest", body.into()))
+                    .await
+                    .expect("an answer in time")
+                    .expect("an answer");
+                let answer: serde_json::Value =
+                    serde_json::from_slice(&reply.payload).expect("a JSON answer");
+                answer["error"]
+                    .as_str()
+                    .map_or_else(|| answer.to_string(), str::to_string)
+            }
+        };
+        let bad_json = ask(b"{\"level\": oops".to_vec()).await;
+        assert!(bad_json.contains("not valid JSON"), "{bad_json}");
+        let no_message = ask(br#"{"level":"INFO"}"#.to_vec()).await;
+        assert_eq!(
+            no_message,
+            "a JSON log must be an object with a \"message\" string"
+        );
+        let too_big = ask(vec![b'x'; 2000]).await;
+        assert!(too_big.contains("over the 1024-byte limit"), "{too_big}");
+        let binary = ask(vec![0xff, 0xfe, 0x00]).await;
+        assert!(binary.contains("not UTF-8"), "{binary}");
+        // A good one as a request is answered with where it went.
+        let ok = ask(b"FATAL disk gone".to_vec()).await;
+        assert_eq!(ok, r#"{"routed":["logs.error","logs.all"]}"#);
+        let m = next(&mut all).await;
+        assert!(String::from_utf8_lossy(&m.payload).contains("disk gone"));
+        let extra = tokio::time::timeout(Duration::from_millis(200), all.next()).await;
+        assert!(extra.is_err(), "a malformed log was routed: {extra:?}");
+    });
+}
+
+#[test]
+fn a_bad_rule_stops_the_start_and_names_its_index() {
+    let dir = common::TempDir::new("badrule");
+    let path = dir.0.join("rules.toml");
+    let text = "[logs]\nenabled = true\n[[logs.route]]\nto = \"logs.ok\"\n\
+                [[logs.route]]\nto = \"logs.x\"\nregex = \"(unclosed\"\n";
+    std::fs::write(&path, text).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args(["serve", "-c", path.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("logs.route[1]: regex \"(unclosed\""), "{err}");
+}
