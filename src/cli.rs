@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Serve IRC clients on PORT; 0 picks a free one (overrides `irc.port`).
     #[arg(long = "irc", value_name = "PORT")]
     pub irc_port: Option<u16>,
+    /// Take logs, one per line, on TCP port PORT and route them (turns `[logs]` on; 0
+    /// picks a free one; overrides `logs.tcp_port`).
+    #[arg(long = "log-tcp", value_name = "PORT")]
+    pub log_tcp_port: Option<u16>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -134,6 +138,10 @@ impl ServeArgs {
         }
         if let Some(port) = self.irc_port {
             cfg.irc.port = Some(port);
+        }
+        if let Some(port) = self.log_tcp_port {
+            cfg.logs.enabled = true;
+            cfg.logs.tcp_port = Some(port);
         }
         Ok(cfg)
     }

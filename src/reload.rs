@@ -41,6 +41,11 @@ pub fn reload(args: &ServeArgs, running: &mut Config, logger: &Logger, controlle
     refused.extend(limits.refused);
     let mut applied = log_changes;
     applied.extend(limits.applied);
+    if running.logs.route != new.logs.route || running.logs.all_subject != new.logs.all_subject {
+        // Validated with the file: every rule compiles.
+        controller.reload_log_rules(&new.logs.engine());
+        applied.push("logs.route");
+    }
     *running = keep_restart_only(running, new);
     if applied.is_empty() {
         tracing::info!("configuration reloaded: nothing changed that can change while running");
@@ -78,7 +83,12 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("monitoring", old.monitoring != new.monitoring),
         ("irc", old.irc != new.irc),
         ("history", old.history != new.history),
-        ("logs", old.logs != new.logs),
+        ("logs.enabled", old.logs.enabled != new.logs.enabled),
+        ("logs.tcp_port", old.logs.tcp_port != new.logs.tcp_port),
+        (
+            "logs.max_record_bytes",
+            old.logs.max_record_bytes != new.logs.max_record_bytes,
+        ),
     ];
     checks
         .into_iter()
@@ -117,7 +127,9 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.monitoring = old.monitoring.clone();
     new.irc = old.irc.clone();
     new.history = old.history.clone();
-    new.logs = old.logs.clone();
+    new.logs.enabled = old.logs.enabled;
+    new.logs.tcp_port = old.logs.tcp_port;
+    new.logs.max_record_bytes = old.logs.max_record_bytes;
     new
 }
 

@@ -80,6 +80,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     if let Some(addr) = server.irc_addr() {
         tracing::info!(addr = %addr, "irc listening");
     }
+    if let Some(addr) = server.log_tcp_addr() {
+        tracing::info!(addr = %addr, "log tcp listening");
+    }
     log_flow(&cfg, server.shards());
     notify_systemd(&[sd_notify::NotifyState::Ready]);
 

@@ -170,3 +170,122 @@ fn a_bad_rule_stops_the_start_and_names_its_index() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("logs.route[1]: regex \"(unclosed\""), "{err}");
 }
+
+#[test]
+fn the_tcp_line_port_routes_each_line_in_order_and_skips_bad_ones() {
+    use std::io::Write;
+    let s = Server::start_with_logging(
+        2,
+        &RULES.replace(
+            "enabled = true\n",
+            "enabled = true\ntcp_port = 0\nmax_record_bytes = \"1KiB\"\n",
+        ),
+        "shardcast=info",
+    );
+    let line = s.wait_for_log("log tcp listening", |l| l.contains("log tcp listening"));
+    let addr: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {line}"));
+    let rt = runtime();
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let mut all = nats.subscribe("logs.all").await.expect("sub");
+        let mut error = nats.subscribe("logs.error").await.expect("sub");
+        subscribed(&nats).await;
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+        let mut input = String::new();
+        for i in 0..100 {
+            input.push_str(&format!("INFO [web] request {i}\n"));
+            if i == 50 {
+                // Malformed: too long, bad JSON, not UTF-8 (below). All skipped.
+                input.push_str(&"x".repeat(3000));
+                input.push('\n');
+                input.push_str("{\"level\": nope\n");
+            }
+        }
+        tcp.write_all(input.as_bytes()).expect("write");
+        tcp.write_all(&[0xff, 0xfe, b'\n']).expect("write");
+        tcp.write_all(b"{\"level\":\"error\",\"message\":\"last one\",\"app\":\"tcp\"}\n")
+            .expect("write");
+        for i in 0..100 {
+            let m = next(&mut all).await;
+            let r: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+            assert_eq!(r["message"], format!("request {i}"), "{r}");
+        }
+        let last = next(&mut all).await;
+        let r: serde_json::Value = serde_json::from_slice(&last.payload).expect("json");
+        assert_eq!(
+            (r["message"].as_str(), r["app"].as_str()),
+            (Some("last one"), Some("tcp"))
+        );
+        let e = next(&mut error).await;
+        assert!(String::from_utf8_lossy(&e.payload).contains("last one"));
+        let extra = tokio::time::timeout(Duration::from_millis(200), all.next()).await;
+        assert!(extra.is_err(), "a malformed line was routed: {extra:?}");
+    });
+}
+
+#[test]
+fn rules_reload_on_sighup_and_a_bad_file_keeps_them() {
+    let first =
+        "[logs]\nenabled = true\n[[logs.route]]\nto = \"logs.error\"\nlevel = [\"ERROR\"]\n";
+    let s = Server::start_with_logging(2, first, "shardcast=info");
+    let rt = runtime();
+    let send_error = |nats: &async_nats::Client| {
+        let nats = nats.clone();
+        async move {
+            let reply =
+                tokio::time::timeout(WAIT, nats.request("logs.ingest", "ERROR boom".into()))
+                    .await
+                    .expect("an answer in time")
+                    .expect("an answer");
+            String::from_utf8_lossy(&reply.payload).into_owned()
+        }
+    };
+    let nats = rt.block_on(async { async_nats::connect(s.addr.to_string()).await.expect("nats") });
+    assert_eq!(
+        rt.block_on(send_error(&nats)),
+        r#"{"routed":["logs.error","logs.all"]}"#
+    );
+    // New rules: errors go to logs.alerts, and nothing to logs.all.
+    let path = s.config_path().expect("started with a file");
+    let second = "[logs]\nenabled = true\nall_subject = \"\"\n[[logs.route]]\nto = \"logs.alerts\"\nlevel = [\"ERROR\"]\n";
+    std::fs::write(&path, second).expect("rewrite");
+    s.signal(libc::SIGHUP);
+    let line = s.wait_for_log("reloaded", |l| l.contains("configuration reloaded"));
+    assert!(line.contains("logs.route"), "{line}");
+    // Every shard has them once requests from 8 fresh connections (spread over the
+    // shards by the kernel) all come back so.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let answers: Vec<String> = (0..8)
+            .map(|_| {
+                rt.block_on(async {
+                    let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+                    send_error(&nats).await
+                })
+            })
+            .collect();
+        if answers.iter().all(|a| a == r#"{"routed":["logs.alerts"]}"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answers:?}");
+    }
+    // A bad file: the reload fails, the rules in force stay.
+    std::fs::write(
+        &path,
+        "[logs]\nenabled = true\n[[logs.route]]\nto = \"logs.*\"\n",
+    )
+    .expect("rewrite");
+    s.signal(libc::SIGHUP);
+    let line = s.wait_for_log("reload failed", |l| l.contains("reload failed"));
+    assert!(line.contains("logs.route[0]"), "{line}");
+    assert_eq!(
+        rt.block_on(send_error(&nats)),
+        r#"{"routed":["logs.alerts"]}"#
+    );
+    let _in_runtime = rt.enter();
+    drop(nats);
+}

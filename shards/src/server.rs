@@ -109,6 +109,7 @@ pub enum ServerError {
 pub struct ServerHandle {
     addr: SocketAddr,
     irc_addr: Option<SocketAddr>,
+    log_tcp_addr: Option<SocketAddr>,
     shards: usize,
     controller: Controller,
     handles: PoolThreadHandles<Option<MetricsSnapshot>>,
@@ -123,6 +124,11 @@ impl ServerHandle {
     /// The IRC listener's address, if it is on (with the real port if 0 was asked for).
     pub fn irc_addr(&self) -> Option<SocketAddr> {
         self.irc_addr
+    }
+
+    /// The log line port's address (the real port when 0 was asked for), if it is on.
+    pub fn log_tcp_addr(&self) -> Option<SocketAddr> {
+        self.log_tcp_addr
     }
 
     pub fn shards(&self) -> usize {
@@ -245,6 +251,13 @@ impl Controller {
     /// Puts `new` in force on every shard, except the limits that cannot change while
     /// the server runs (they keep their running values and are reported as refused).
     /// Invalid limits change nothing.
+    /// Puts `logs`' routing rules in force on every shard (the caller validated them).
+    pub fn reload_log_rules(&self, logs: &crate::logs::LogsConfig) {
+        for shard in self.shards.iter() {
+            let _ = shard.send(Control::LogRules(Box::new(logs.clone())));
+        }
+    }
+
     pub fn reload(&self, new: &Limits) -> Result<LimitsReload, LimitsError> {
         new.validate()?;
         let mut running = self
@@ -280,28 +293,11 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     }
     let addr = resolve(&cfg.host, cfg.port)?;
     // Reserves the port for the shards to join (SO_REUSEPORT) until they have bound.
-    let holder = reserve_port(addr)?;
-    let addr = holder
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| ServerError::Bind {
-            addr,
-            source: std::io::Error::other("no local address"),
-        })?;
+    let (holder, addr) = reserve_bound(addr)?;
     // The IRC port is reserved the same way, so every shard's listener joins one port.
     let irc_holder = match &cfg.irc {
         Some(irc) => {
-            let wanted = resolve(&irc.host, irc.port)?;
-            let holder = reserve_port(wanted)?;
-            let bound = holder
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .ok_or_else(|| ServerError::Bind {
-                    addr: wanted,
-                    source: std::io::Error::other("no local address"),
-                })?;
+            let (holder, bound) = reserve_bound(resolve(&irc.host, irc.port)?)?;
             let mut settings = irc.settings.clone();
             let now = time::OffsetDateTime::now_utc();
             settings.created_unix = now.unix_timestamp().max(0) as u64;
@@ -319,6 +315,12 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         None => None,
     };
     let irc_addr = irc_holder.as_ref().map(|(_, addr, _)| *addr);
+    // And the log line port.
+    let log_holder = match (cfg.logs.enabled, cfg.logs.tcp_port) {
+        (true, Some(port)) => Some(reserve_bound(resolve(&cfg.host, port)?)?),
+        _ => None,
+    };
+    let log_tcp_addr = log_holder.as_ref().map(|(_, addr)| *addr);
     let server_id = make_server_id(addr);
     let global = Arc::new(Global {
         limits: cfg.limits.clone(),
@@ -334,6 +336,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         load: crate::flow::SharedLoad::new(shards),
         history: cfg.history.clone(),
         logs: cfg.logs.clone(),
+        log_tcp: log_tcp_addr,
         irc: irc_holder
             .as_ref()
             .map(|(_, addr, settings)| (*addr, settings.clone())),
@@ -359,9 +362,11 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     wait_ready(&ready_rx, shards)?;
     drop(holder);
     drop(irc_holder);
+    drop(log_holder);
     Ok(ServerHandle {
         addr,
         irc_addr,
+        log_tcp_addr,
         shards,
         controller: Controller {
             shards: Arc::new(senders),
@@ -406,6 +411,20 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
 /// otherwise silently share the port with a second copy of the server), and succeeds
 /// over the connections a previous server left behind (TIME_WAIT, FIN_WAIT), so a
 /// restart on the same port works at once.
+/// [`reserve_port`], and the address it got (the real port when 0 was asked for).
+fn reserve_bound(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), ServerError> {
+    let holder = reserve_port(addr)?;
+    let bound = holder
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| ServerError::Bind {
+            addr,
+            source: std::io::Error::other("no local address"),
+        })?;
+    Ok((holder, bound))
+}
+
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {
     use socket2::{Domain, Socket, Type};
     let bind_err = |source| ServerError::Bind { addr, source };

@@ -16,6 +16,8 @@ pub struct LogsSection {
     pub all_subject: String,
     /// The largest log accepted.
     pub max_record_bytes: ByteSize,
+    /// The plain TCP port taking one log per line; unset = off, 0 = a free one.
+    pub tcp_port: Option<u16>,
     /// The rules, in order.
     pub route: Vec<RouteSection>,
 }
@@ -44,6 +46,7 @@ impl Default for LogsSection {
             enabled: d.enabled,
             all_subject: d.all_subject.unwrap_or_default(),
             max_record_bytes: ByteSize(d.record_bytes_max as u64),
+            tcp_port: d.tcp_port,
             route: Vec::new(),
         }
     }
@@ -68,6 +71,7 @@ impl LogsSection {
                 .collect(),
             all_subject: (!self.all_subject.is_empty()).then(|| self.all_subject.clone()),
             record_bytes_max: usize::try_from(self.max_record_bytes.0).unwrap_or(usize::MAX),
+            tcp_port: self.tcp_port,
         }
     }
 

@@ -6,14 +6,17 @@
 //! here plus a wire, and `shard::run_loop` serves it like any other.
 
 pub mod irc;
+pub mod logs;
 pub mod nats;
 
 use std::rc::Rc;
 
+use bytes::{BufMut, Bytes, BytesMut};
+
 use crate::conn::{Conn, ConnFlags};
 use crate::metrics::ShardMetrics;
-use crate::route::Router;
-use crate::wire::Wire;
+use crate::route::{Op, Router};
+use crate::wire::{MsgView, Wire};
 
 /// What one call of [`Session::input`] did with the bytes it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,4 +53,38 @@ pub trait Session {
     /// The connection is closing: last operations before its subscriptions go (IRC: the
     /// others see its QUIT).
     fn closed(&mut self, _router: &mut Router, _conn: &Rc<Conn>) {}
+}
+
+/// Publishes `payload` to `subject` from `conn`, with a reply subject and `headers` (a
+/// whole NATS header block) if given, composed in a block of its own that forwards to
+/// other shards share: how a front-end publishes what it made rather than read.
+pub fn publish_composed(
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    subject: &str,
+    reply: Option<&str>,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let header_len = headers.map_or(0, <[u8]>::len);
+    let reply_len = reply.map_or(0, str::len);
+    let mut block = BytesMut::with_capacity(subject.len() + reply_len + header_len + payload.len());
+    block.put_slice(subject.as_bytes());
+    if let Some(r) = reply {
+        block.put_slice(r.as_bytes());
+    }
+    if let Some(h) = headers {
+        block.put_slice(h);
+    }
+    block.put_slice(payload);
+    let owner: Bytes = block.freeze();
+    let s = subject.len();
+    let msg = MsgView {
+        subject: &owner[..s],
+        reply: reply.map(|_| &owner[s..s + reply_len]),
+        header_len: headers.map(<[u8]>::len),
+        body: &owner[s + reply_len..],
+    };
+    conn.published(1, payload.len() as u64);
+    router.apply(conn, Op::PublishOwned { msg, owner: &owner });
 }

@@ -5,12 +5,16 @@
 //!
 //! Inputs today: anything published to `logs.ingest` or `logs.ingest.<app>` (a JSON or
 //! text line; the subject's last token is the app when the record names none), taken by
-//! one shard's log service ([`service`], a queue group) and routed there. Each routed
+//! the receiving shard's log service ([`service`], a queue group preferring local
+//! members), and the plain TCP line port (`front::logs`), one log per line. Each routed
 //! copy is a publish with the record as JSON and a `Shardcast-Log-Level` header.
 
 pub mod record;
 pub mod rules;
 pub mod service;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 pub use record::{parse_line, ParseError, Record};
 pub use rules::{RouteConfig, RuleError, Rules};
@@ -30,6 +34,8 @@ pub struct LogsConfig {
     pub all_subject: Option<String>,
     /// The largest log accepted, in bytes.
     pub record_bytes_max: usize,
+    /// The plain TCP line port (0: a free one), if any.
+    pub tcp_port: Option<u16>,
 }
 
 impl Default for LogsConfig {
@@ -39,6 +45,7 @@ impl Default for LogsConfig {
             routes: Vec::new(),
             all_subject: Some("logs.all".into()),
             record_bytes_max: 16 * 1024,
+            tcp_port: None,
         }
     }
 }
@@ -49,4 +56,57 @@ pub fn is_ingest(subject: &str) -> bool {
         || subject
             .strip_prefix(INGEST_SUBJECT)
             .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// What one shard's log inputs did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogCounts {
+    pub received: u64,
+    pub malformed: u64,
+    /// Copies published (a record routed to three subjects counts three).
+    pub routed: u64,
+}
+
+/// What a shard's log inputs share: the settings, the rules in force, the counts.
+#[derive(Debug)]
+pub struct LogShard {
+    pub cfg: LogsConfig,
+    pub rules: RefCell<Rc<Rules>>,
+    pub counts: Cell<LogCounts>,
+}
+
+impl LogShard {
+    pub fn new(cfg: LogsConfig, rules: Rules) -> Self {
+        LogShard {
+            cfg,
+            rules: RefCell::new(Rc::new(rules)),
+            counts: Cell::new(LogCounts::default()),
+        }
+    }
+
+    pub fn count(&self, f: impl FnOnce(&mut LogCounts)) {
+        let mut c = self.counts.get();
+        f(&mut c);
+        self.counts.set(c);
+    }
+}
+
+/// A record ready to publish: where to, its header block and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub subjects: Vec<String>,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+/// Routes `record` by `rules`: the subjects it goes to (never an ingest subject), the
+/// level header and the JSON.
+pub fn route_record(rules: &Rules, record: &Record, matched: &mut Vec<bool>) -> Routed {
+    let mut subjects = rules.route(record, matched);
+    subjects.retain(|s| !is_ingest(s));
+    Routed {
+        subjects,
+        headers: format!("NATS/1.0\r\n{LEVEL_HEADER}: {}\r\n\r\n", record.level),
+        body: serde_json::to_vec(record).unwrap_or_default(),
+    }
 }

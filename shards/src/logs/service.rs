@@ -9,24 +9,15 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::history::rfc3339_millis;
-use crate::logs::{is_ingest, parse_line, LogsConfig, Rules, INGEST_SUBJECT, LEVEL_HEADER};
+use crate::logs::{parse_line, route_record, LogShard, INGEST_SUBJECT};
 use crate::service::{Internal, Received};
 use crate::shard::ShardCtx;
 
 /// The queue group the shards' log services share.
 pub const QUEUE: &str = "$sc.local.logs";
 
-/// What one shard's log service did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct LogCounts {
-    pub received: u64,
-    pub malformed: u64,
-    /// Copies published (a record routed to three subjects counts three).
-    pub routed: u64,
-}
-
 /// Runs `ctx`'s log service with `rules` until the shard stops.
-pub async fn run(ctx: Rc<ShardCtx>, cfg: LogsConfig, rules: Rules) {
+pub async fn run(ctx: Rc<ShardCtx>, logs: Rc<LogShard>) {
     let client = Internal::start(&ctx);
     client
         .subscribe("ingest", INGEST_SUBJECT, Some(QUEUE))
@@ -34,11 +25,11 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LogsConfig, rules: Rules) {
     client
         .subscribe("ingest.app", &format!("{INGEST_SUBJECT}.>"), Some(QUEUE))
         .await;
-    let mut counts = LogCounts::default();
     let mut matched = Vec::new();
     while let Some(msg) = client.next().await {
-        on_log(&client, &cfg, &rules, &msg, &mut counts, &mut matched).await;
+        on_log(&client, &logs, &msg, &mut matched).await;
     }
+    let counts = logs.counts.get();
     tracing::debug!(
         shard = ctx.id,
         received = counts.received,
@@ -48,20 +39,13 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LogsConfig, rules: Rules) {
     );
 }
 
-async fn on_log(
-    client: &Internal,
-    cfg: &LogsConfig,
-    rules: &Rules,
-    msg: &Received,
-    counts: &mut LogCounts,
-    matched: &mut Vec<bool>,
-) {
-    counts.received += 1;
+async fn on_log(client: &Internal, logs: &LogShard, msg: &Received, matched: &mut Vec<bool>) {
+    logs.count(|c| c.received += 1);
     let now = rfc3339_millis(SystemTime::now());
-    let mut record = match parse_line(&msg.payload, &now, cfg.record_bytes_max) {
+    let mut record = match parse_line(&msg.payload, &now, logs.cfg.record_bytes_max) {
         Ok(r) => r,
         Err(e) => {
-            counts.malformed += 1;
+            logs.count(|c| c.malformed += 1);
             tracing::debug!(subject = %msg.subject, error = %e, "malformed log");
             if let Some(reply) = &msg.reply {
                 let body = serde_json::json!({ "error": e.to_string() }).to_string();
@@ -77,19 +61,16 @@ async fn on_log(
             .and_then(|rest| rest.strip_prefix('.'))
             .map(str::to_string);
     }
-    let subjects = rules.route(&record, matched);
-    let Ok(body) = serde_json::to_vec(&record) else {
-        return;
-    };
-    let headers = format!("NATS/1.0\r\n{LEVEL_HEADER}: {}\r\n\r\n", record.level);
-    for subject in subjects.iter().filter(|s| !is_ingest(s)) {
+    let rules = Rc::clone(&logs.rules.borrow());
+    let routed = route_record(&rules, &record, matched);
+    for subject in &routed.subjects {
         client
-            .publish(subject, None, Some(headers.as_bytes()), &body)
+            .publish(subject, None, Some(routed.headers.as_bytes()), &routed.body)
             .await;
-        counts.routed += 1;
+        logs.count(|c| c.routed += 1);
     }
     if let Some(reply) = &msg.reply {
-        let body = serde_json::json!({ "routed": subjects }).to_string();
+        let body = serde_json::json!({ "routed": routed.subjects }).to_string();
         client.publish(reply, None, None, body.as_bytes()).await;
     }
 }

@@ -45,6 +45,8 @@ pub struct Global {
     pub history: crate::history::HistoryConfig,
     /// Log routing.
     pub logs: crate::logs::LogsConfig,
+    /// The log line port's address (real port), when it is on.
+    pub log_tcp: Option<SocketAddr>,
 }
 
 /// One shard's state.
@@ -73,6 +75,8 @@ pub struct ShardCtx {
     nats_info: RefCell<Rc<ServerInfo>>,
     /// What the shard's IRC sessions share, when the IRC listener is on.
     pub irc: Option<Rc<IrcShard>>,
+    /// What the shard's log inputs share, when log routing is on.
+    pub logs: Option<Rc<crate::logs::LogShard>>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tasks: crate::shard::tasks::Tasks,
     pub stopping: Cell<bool>,
@@ -113,9 +117,20 @@ impl ShardCtx {
             let history = global.history.is_on();
             Rc::new(IrcShard::new(settings.clone(), id, history))
         });
+        let logs = global.logs.enabled.then(|| &global.logs).and_then(|cfg| {
+            // The rules were compiled when the configuration was loaded.
+            match crate::logs::Rules::compile(&cfg.routes, cfg.all_subject.as_deref()) {
+                Ok(rules) => Some(Rc::new(crate::logs::LogShard::new(cfg.clone(), rules))),
+                Err(e) => {
+                    tracing::error!(shard = id, error = %e, "log routing off");
+                    None
+                }
+            }
+        });
         ShardCtx {
             id,
             irc,
+            logs,
             router: RefCell::new(router),
             nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
             pool,

@@ -10,6 +10,7 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
 use crate::conn::{CloseReason, Tcp};
 use crate::front::irc::IrcSession;
+use crate::front::logs::LogSession;
 use crate::front::nats::NatsSession;
 use crate::front::Session;
 use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
@@ -32,6 +33,8 @@ pub enum Control {
     Stop,
     /// Put these limits in force (already validated against the running ones).
     Reload(Box<Limits>),
+    /// Put these log routing rules in force (already validated).
+    LogRules(Box<crate::logs::LogsConfig>),
     /// Send a snapshot of the shard back on the channel given.
     Snapshot(SnapshotRequest, flume::Sender<ShardSnapshot>),
 }
@@ -97,6 +100,18 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
         },
         None => None,
     };
+    let log_listener = match &global.log_tcp {
+        Some(addr) => match Listener::bind(*addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = ready.send(ShardReport::Failed(format!(
+                    "shard {id} cannot listen for logs on {addr}: {e}"
+                )));
+                return None;
+            }
+        },
+        None => None,
+    };
     let inbound: Vec<Rc<Inbound>> = match receivers {
         Some(mut receivers) => receivers
             .streams()
@@ -124,10 +139,22 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let Some(control) = controls.get(id) else {
         unreachable!("the server makes one control channel per shard");
     };
+    let accept_logs = async {
+        match (&log_listener, &ctx.logs) {
+            (Some(l), Some(shard)) => {
+                accept_loop(&ctx, l, |_| LogSession::new(Rc::clone(shard))).await
+            }
+            _ => futures_lite::future::pending().await,
+        }
+    };
     let accepting = futures_lite::future::or(accept, accept_irc);
+    let accepting = futures_lite::future::or(accepting, accept_logs);
     futures_lite::future::or(accepting, obey(&ctx, control)).await;
     listener.stop();
     drop(listener);
+    if let Some(l) = log_listener {
+        l.stop();
+    }
     if let Some(l) = irc_listener {
         l.stop();
     }
@@ -171,20 +198,8 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
         ))
         .detach();
     }
-    let logs = &ctx.global.logs;
-    if logs.enabled {
-        // Checked when the configuration was loaded; a failure here is a bug, logged.
-        match crate::logs::Rules::compile(&logs.routes, logs.all_subject.as_deref()) {
-            Ok(rules) => {
-                glommio::spawn_local(crate::logs::service::run(
-                    Rc::clone(ctx),
-                    logs.clone(),
-                    rules,
-                ))
-                .detach();
-            }
-            Err(e) => tracing::error!(shard = ctx.id, error = %e, "log routing off"),
-        }
+    if let Some(logs) = &ctx.logs {
+        glommio::spawn_local(crate::logs::service::run(Rc::clone(ctx), Rc::clone(logs))).detach();
     }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
@@ -198,6 +213,17 @@ async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
             Ok(Control::Reload(limits)) => {
                 ctx.reload(*limits);
                 tracing::debug!(shard = ctx.id, "limits reloaded");
+            }
+            Ok(Control::LogRules(cfg)) => {
+                if let Some(logs) = &ctx.logs {
+                    match crate::logs::Rules::compile(&cfg.routes, cfg.all_subject.as_deref()) {
+                        Ok(rules) => {
+                            *logs.rules.borrow_mut() = Rc::new(rules);
+                            tracing::debug!(shard = ctx.id, "log rules reloaded");
+                        }
+                        Err(e) => tracing::error!(shard = ctx.id, error = %e, "log rules kept"),
+                    }
+                }
             }
             Ok(Control::Snapshot(request, reply)) => {
                 // The asker may have given up waiting; nothing to do then.
