@@ -20,6 +20,7 @@ NEEDS=(
   "promtool     prometheus       tests/monitoring.rs checks /metrics with promtool check metrics"
   "chromium     chromium         tests/monitoring.rs loads the dashboard in headless Chromium"
   "node         nodejs           runs tests/browser/dashboard.mjs (playwright-core drives Chromium)"
+  "logger       bsdutils         tests/logs.rs sends syslog over UDP and TCP with util-linux logger"
   "npm          npm              installs tests/browser's pinned packages (npm ci)"
   "irssi        irssi            tests/irc_client.rs chats as a person would, in a real IRC client"
   "tmux         tmux             tests/irc_client.rs runs irssi in a detached terminal, types and reads its screen"

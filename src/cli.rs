@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// picks a free one; overrides `logs.tcp_port`).
     #[arg(long = "log-tcp", value_name = "PORT")]
     pub log_tcp_port: Option<u16>,
+    /// Take syslog messages over TCP on PORT and route them (turns `[logs]` on).
+    #[arg(long = "syslog-tcp", value_name = "PORT")]
+    pub syslog_tcp_port: Option<u16>,
+    /// Take syslog datagrams on UDP port PORT and route them (turns `[logs]` on).
+    #[arg(long = "syslog-udp", value_name = "PORT")]
+    pub syslog_udp_port: Option<u16>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -142,6 +148,14 @@ impl ServeArgs {
         if let Some(port) = self.log_tcp_port {
             cfg.logs.enabled = true;
             cfg.logs.tcp_port = Some(port);
+        }
+        if let Some(port) = self.syslog_tcp_port {
+            cfg.logs.enabled = true;
+            cfg.logs.syslog_tcp_port = Some(port);
+        }
+        if let Some(port) = self.syslog_udp_port {
+            cfg.logs.enabled = true;
+            cfg.logs.syslog_udp_port = Some(port);
         }
         Ok(cfg)
     }

@@ -86,6 +86,14 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("logs.enabled", old.logs.enabled != new.logs.enabled),
         ("logs.tcp_port", old.logs.tcp_port != new.logs.tcp_port),
         (
+            "logs.syslog_tcp_port",
+            old.logs.syslog_tcp_port != new.logs.syslog_tcp_port,
+        ),
+        (
+            "logs.syslog_udp_port",
+            old.logs.syslog_udp_port != new.logs.syslog_udp_port,
+        ),
+        (
             "logs.max_record_bytes",
             old.logs.max_record_bytes != new.logs.max_record_bytes,
         ),
@@ -129,6 +137,8 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.history = old.history.clone();
     new.logs.enabled = old.logs.enabled;
     new.logs.tcp_port = old.logs.tcp_port;
+    new.logs.syslog_tcp_port = old.logs.syslog_tcp_port;
+    new.logs.syslog_udp_port = old.logs.syslog_udp_port;
     new.logs.max_record_bytes = old.logs.max_record_bytes;
     new
 }

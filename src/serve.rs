@@ -83,6 +83,13 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
     if let Some(addr) = server.log_tcp_addr() {
         tracing::info!(addr = %addr, "log tcp listening");
     }
+    let (syslog_tcp, syslog_udp) = server.syslog_addrs();
+    if let Some(addr) = syslog_tcp {
+        tracing::info!(addr = %addr, "syslog tcp listening");
+    }
+    if let Some(addr) = syslog_udp {
+        tracing::info!(addr = %addr, "syslog udp listening");
+    }
     log_flow(&cfg, server.shards());
     notify_systemd(&[sd_notify::NotifyState::Ready]);
 

@@ -289,3 +289,97 @@ fn rules_reload_on_sighup_and_a_bad_file_keeps_them() {
     let _in_runtime = rt.enter();
     drop(nats);
 }
+
+/// The address a `<what> listening addr=…` line of `s`'s log names.
+fn listening(s: &Server, what: &str) -> std::net::SocketAddr {
+    let line = s.wait_for_log(what, |l| l.contains(what));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {line}"))
+}
+
+/// Runs util-linux `logger` with `args`, sending to 127.0.0.1:`port`.
+fn logger(port: u16, args: &[&str]) {
+    let out = std::process::Command::new("logger")
+        .args(["-n", "127.0.0.1", "-P", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("logger (util-linux) runs; scripts/test.sh installs it");
+    assert!(out.status.success(), "logger {args:?}: {out:?}");
+}
+
+#[test]
+fn syslog_from_logger_over_udp_and_tcp_in_both_rfcs_is_routed() {
+    let s = Server::start_with_logging(
+        2,
+        &RULES.replace(
+            "enabled = true\n",
+            "enabled = true\nsyslog_tcp_port = 0\nsyslog_udp_port = 0\n",
+        ),
+        "shardcast=info",
+    );
+    let tcp = listening(&s, "syslog tcp listening").port();
+    let udp = listening(&s, "syslog udp listening").port();
+    let rt = runtime();
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        let mut all = nats.subscribe("logs.all").await.expect("sub");
+        let mut error = nats.subscribe("logs.error").await.expect("sub");
+        subscribed(&nats).await;
+        let cases: [(&[&str], &str, &str, &str, &str); 4] = [
+            (
+                &["-d", "--rfc5424", "-p", "auth.err", "-t", "sshd"],
+                "Failed password for bob",
+                "ERROR",
+                "auth",
+                "sshd",
+            ),
+            (
+                &["-d", "--rfc3164", "-p", "daemon.warning", "-t", "postgres"],
+                "disk almost full",
+                "WARN",
+                "daemon",
+                "postgres",
+            ),
+            (
+                &[
+                    "-T",
+                    "--octet-count",
+                    "--rfc5424",
+                    "-p",
+                    "user.info",
+                    "-t",
+                    "app1",
+                ],
+                "over tcp, octet counted",
+                "INFO",
+                "user",
+                "app1",
+            ),
+            (
+                &["-T", "--rfc3164", "-p", "local0.debug", "-t", "app2"],
+                "over tcp, one per line",
+                "DEBUG",
+                "local0",
+                "app2",
+            ),
+        ];
+        for (args, text, level, category, app) in cases {
+            let port = if args.contains(&"-d") { udp } else { tcp };
+            let mut args = args.to_vec();
+            args.push(text);
+            logger(port, &args);
+            let m = next(&mut all).await;
+            let r: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+            assert_eq!(r["message"], text, "{r}");
+            assert_eq!(r["level"], level, "{r}");
+            assert_eq!(r["category"], category, "{r}");
+            assert_eq!(r["app"], app, "{r}");
+            assert!(r["host"].is_string(), "{r}");
+        }
+        // The auth error was also routed by its level.
+        let e = next(&mut error).await;
+        assert!(String::from_utf8_lossy(&e.payload).contains("Failed password"));
+    });
+}

@@ -110,6 +110,8 @@ pub struct ServerHandle {
     addr: SocketAddr,
     irc_addr: Option<SocketAddr>,
     log_tcp_addr: Option<SocketAddr>,
+    syslog_tcp_addr: Option<SocketAddr>,
+    syslog_udp_addr: Option<SocketAddr>,
     shards: usize,
     controller: Controller,
     handles: PoolThreadHandles<Option<MetricsSnapshot>>,
@@ -124,6 +126,11 @@ impl ServerHandle {
     /// The IRC listener's address, if it is on (with the real port if 0 was asked for).
     pub fn irc_addr(&self) -> Option<SocketAddr> {
         self.irc_addr
+    }
+
+    /// The syslog TCP and UDP ports' addresses (real ports), if they are on.
+    pub fn syslog_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (self.syslog_tcp_addr, self.syslog_udp_addr)
     }
 
     /// The log line port's address (the real port when 0 was asked for), if it is on.
@@ -320,6 +327,14 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         (true, Some(port)) => Some(reserve_bound(resolve(&cfg.host, port)?)?),
         _ => None,
     };
+    let syslog_tcp_holder = match (cfg.logs.enabled, cfg.logs.syslog_tcp_port) {
+        (true, Some(port)) => Some(reserve_bound(resolve(&cfg.host, port)?)?),
+        _ => None,
+    };
+    let syslog_udp_holder = match (cfg.logs.enabled, cfg.logs.syslog_udp_port) {
+        (true, Some(port)) => Some(reserve_udp(resolve(&cfg.host, port)?)?),
+        _ => None,
+    };
     let log_tcp_addr = log_holder.as_ref().map(|(_, addr)| *addr);
     let server_id = make_server_id(addr);
     let global = Arc::new(Global {
@@ -337,6 +352,8 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         history: cfg.history.clone(),
         logs: cfg.logs.clone(),
         log_tcp: log_tcp_addr,
+        syslog_tcp: syslog_tcp_holder.as_ref().map(|(_, a)| *a),
+        syslog_udp: syslog_udp_holder.as_ref().map(|(_, a)| *a),
         irc: irc_holder
             .as_ref()
             .map(|(_, addr, settings)| (*addr, settings.clone())),
@@ -363,7 +380,11 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     drop(holder);
     drop(irc_holder);
     drop(log_holder);
+    let syslog_tcp_addr = syslog_tcp_holder.map(|(_, a)| a);
+    let syslog_udp_addr = syslog_udp_holder.map(|(_, a)| a);
     Ok(ServerHandle {
+        syslog_tcp_addr,
+        syslog_udp_addr,
         addr,
         irc_addr,
         log_tcp_addr,
@@ -423,6 +444,31 @@ fn reserve_bound(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), Serv
             source: std::io::Error::other("no local address"),
         })?;
     Ok((holder, bound))
+}
+
+/// A UDP port every shard can then bind (SO_REUSEPORT), held until they have; and the
+/// address it got.
+fn reserve_udp(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), ServerError> {
+    use socket2::{Domain, Socket, Type};
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None).map_err(bind_err)?;
+    s.set_reuse_port(true).map_err(bind_err)?;
+    s.bind(&addr.into()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::AddrInUse { addr }
+        } else {
+            ServerError::Bind { addr, source: e }
+        }
+    })?;
+    let bound = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .ok_or_else(|| ServerError::Bind {
+            addr,
+            source: std::io::Error::other("no local address"),
+        })?;
+    Ok((s, bound))
 }
 
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {

@@ -18,6 +18,9 @@ pub struct LogsSection {
     pub max_record_bytes: ByteSize,
     /// The plain TCP port taking one log per line; unset = off, 0 = a free one.
     pub tcp_port: Option<u16>,
+    /// Syslog over TCP and over UDP; unset = off, 0 = a free one.
+    pub syslog_tcp_port: Option<u16>,
+    pub syslog_udp_port: Option<u16>,
     /// The rules, in order.
     pub route: Vec<RouteSection>,
 }
@@ -47,6 +50,8 @@ impl Default for LogsSection {
             all_subject: d.all_subject.unwrap_or_default(),
             max_record_bytes: ByteSize(d.record_bytes_max as u64),
             tcp_port: d.tcp_port,
+            syslog_tcp_port: d.syslog_tcp_port,
+            syslog_udp_port: d.syslog_udp_port,
             route: Vec::new(),
         }
     }
@@ -72,6 +77,8 @@ impl LogsSection {
             all_subject: (!self.all_subject.is_empty()).then(|| self.all_subject.clone()),
             record_bytes_max: usize::try_from(self.max_record_bytes.0).unwrap_or(usize::MAX),
             tcp_port: self.tcp_port,
+            syslog_tcp_port: self.syslog_tcp_port,
+            syslog_udp_port: self.syslog_udp_port,
         }
     }
 

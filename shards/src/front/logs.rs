@@ -1,8 +1,10 @@
-//! The plain TCP log port (`logs.tcp_port`, `--log-tcp`): one log per line (JSON or
-//! `LEVEL [category] message`), parsed, routed by the rules in force and published by
-//! the shard that accepted the connection, in the order the lines came. The server says
-//! nothing on this port: a malformed line (bad JSON, not UTF-8, longer than
-//! `logs.max_record_bytes`) is counted, logged at debug and skipped.
+//! The TCP log ports: the plain one (`logs.tcp_port`, `--log-tcp`), one log per line
+//! (JSON or `LEVEL [category] message`), and syslog over TCP (`logs.syslog_tcp_port`,
+//! `--syslog-tcp`), RFC 5424 or 3164 messages framed by octet counting or by line ends.
+//! Each log is parsed, routed by the rules in force and published by the shard that
+//! accepted the connection, in the order they came. The server says nothing on these
+//! ports: a malformed log (bad JSON, not UTF-8, longer than `logs.max_record_bytes`, a
+//! bad octet count) is counted, logged at debug and skipped.
 
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -10,23 +12,35 @@ use std::time::SystemTime;
 use crate::conn::{Conn, ConnFlags};
 use crate::front::{publish_composed, Input, Session};
 use crate::history::rfc3339_millis;
-use crate::logs::{parse_line, route_record, LogShard, ParseError};
+use crate::logs::syslog::{next_frame, parse_syslog, Frame};
+use crate::logs::{parse_line, route_record, LogShard, ParseError, Record};
 use crate::metrics::{Counter, ShardMetrics};
 use crate::route::Router;
 use crate::wire::Wire;
 
-/// One connection of the log port.
+/// What a log port takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON or text log per line.
+    Lines,
+    /// Syslog messages, octet counted or one per line.
+    Syslog,
+}
+
+/// One connection of a log port.
 pub struct LogSession {
     shard: Rc<LogShard>,
+    format: LogFormat,
     /// Dropping the rest of a line longer than the limit.
     skipping: bool,
     matched: Vec<bool>,
 }
 
 impl LogSession {
-    pub fn new(shard: Rc<LogShard>) -> Self {
+    pub fn new(shard: Rc<LogShard>, format: LogFormat) -> Self {
         LogSession {
             shard,
+            format,
             skipping: false,
             matched: Vec::new(),
         }
@@ -40,28 +54,34 @@ impl LogSession {
     fn line(&mut self, router: &mut Router, metrics: &ShardMetrics, conn: &Rc<Conn>, line: &[u8]) {
         let max = self.shard.cfg.record_bytes_max;
         let now = rfc3339_millis(SystemTime::now());
-        let record = match parse_line(line, &now, max) {
+        let parsed = match self.format {
+            LogFormat::Lines => parse_line(line, &now, max),
+            LogFormat::Syslog => parse_syslog(line, &now, max),
+        };
+        let record = match parsed {
             Ok(r) => r,
             Err(ParseError::Empty) => return,
             Err(e) => return self.malformed(conn, &e),
         };
-        self.shard.count(|c| c.received += 1);
         metrics.add(Counter::MsgsIn, 1);
         metrics.add(Counter::BytesIn, line.len() as u64);
-        let rules = Rc::clone(&self.shard.rules.borrow());
-        let routed = route_record(&rules, &record, &mut self.matched);
-        for subject in &routed.subjects {
-            publish_composed(
-                router,
-                conn,
-                subject,
-                None,
-                Some(routed.headers.as_bytes()),
-                &routed.body,
-            );
+        publish_record(&self.shard, router, conn, &record, &mut self.matched);
+    }
+
+    /// The next log in `rest`: its range, where the one after starts; or None if it is
+    /// not all there yet, or Some(None) for a frame that cannot be read (skip the line).
+    fn frame(&self, rest: &[u8]) -> Option<Option<(usize, usize, usize)>> {
+        match self.format {
+            LogFormat::Lines => rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| Some((0, i, i + 1))),
+            LogFormat::Syslog => match next_frame(rest) {
+                Frame::Message { start, end, next } => Some(Some((start, end, next))),
+                Frame::NeedMore => None,
+                Frame::Bad => Some(None),
+            },
         }
-        let n = routed.subjects.len() as u64;
-        self.shard.count(|c| c.routed += n);
     }
 }
 
@@ -101,12 +121,16 @@ impl Session for LogSession {
                 }
                 continue;
             }
-            match end {
-                Some(i) => {
-                    self.line(router, metrics, conn, &rest[..i]);
-                    consumed += i + 1;
+            match self.frame(rest) {
+                Some(Some((start, end, next))) => {
+                    self.line(router, metrics, conn, &rest[start..end]);
+                    consumed += next;
                 }
-                None if rest.len() > max => {
+                Some(None) => {
+                    self.malformed(conn, &ParseError::BadFrame);
+                    self.skipping = true;
+                }
+                None if rest.len() > max + 16 => {
                     // Too long to be a log: skipped up to its end, whenever that comes.
                     self.malformed(
                         conn,
@@ -127,4 +151,30 @@ impl Session for LogSession {
             throttled: None,
         }
     }
+}
+
+/// Routes `record` by `shard`'s rules and publishes it from `conn` to every subject it
+/// goes to.
+pub fn publish_record(
+    shard: &LogShard,
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    record: &Record,
+    matched: &mut Vec<bool>,
+) {
+    shard.count(|c| c.received += 1);
+    let rules = Rc::clone(&shard.rules.borrow());
+    let routed = route_record(&rules, record, matched);
+    for subject in &routed.subjects {
+        publish_composed(
+            router,
+            conn,
+            subject,
+            None,
+            Some(routed.headers.as_bytes()),
+            &routed.body,
+        );
+    }
+    let n = routed.subjects.len() as u64;
+    shard.count(|c| c.routed += n);
 }

@@ -12,6 +12,8 @@
 pub mod record;
 pub mod rules;
 pub mod service;
+pub mod syslog;
+pub mod udp;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -36,6 +38,9 @@ pub struct LogsConfig {
     pub record_bytes_max: usize,
     /// The plain TCP line port (0: a free one), if any.
     pub tcp_port: Option<u16>,
+    /// The syslog ports, TCP and UDP (0: a free one), if any.
+    pub syslog_tcp_port: Option<u16>,
+    pub syslog_udp_port: Option<u16>,
 }
 
 impl Default for LogsConfig {
@@ -46,6 +51,8 @@ impl Default for LogsConfig {
             all_subject: Some("logs.all".into()),
             record_bytes_max: 16 * 1024,
             tcp_port: None,
+            syslog_tcp_port: None,
+            syslog_udp_port: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub enum ParseError {
     BadJson(String),
     #[error("a JSON log must be an object with a \"message\" string")]
     NoMessage,
+    #[error("a syslog frame's octet count is not a number followed by a space")]
+    BadFrame,
 }
 
 /// The canonical spelling of level `word`, if it names one (any case; `WARNING`,

@@ -47,6 +47,9 @@ pub struct Global {
     pub logs: crate::logs::LogsConfig,
     /// The log line port's address (real port), when it is on.
     pub log_tcp: Option<SocketAddr>,
+    /// The syslog ports' addresses (real ports), when they are on.
+    pub syslog_tcp: Option<SocketAddr>,
+    pub syslog_udp: Option<SocketAddr>,
 }
 
 /// One shard's state.

@@ -2,6 +2,7 @@
 //! receivers, forwarders and keepalive, report ready, accept until told to stop, then
 //! close every connection (flushing what is buffered, bounded) and return its metrics.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
 use crate::conn::{CloseReason, Tcp};
 use crate::front::irc::IrcSession;
-use crate::front::logs::LogSession;
+use crate::front::logs::{LogFormat, LogSession};
 use crate::front::nats::NatsSession;
 use crate::front::Session;
 use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
@@ -88,24 +89,32 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
             return None;
         }
     };
-    let irc_listener = match &global.irc {
-        Some((addr, _)) => match Listener::bind(*addr) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                let _ = ready.send(ShardReport::Failed(format!(
-                    "shard {id} cannot listen for IRC on {addr}: {e}"
-                )));
-                return None;
-            }
-        },
-        None => None,
+    let listen = |addr: Option<SocketAddr>, what: &str| match addr.map(Listener::bind) {
+        None => Ok(None),
+        Some(Ok(l)) => Ok(Some(l)),
+        Some(Err(e)) => {
+            let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+            let _ = ready.send(ShardReport::Failed(format!(
+                "shard {id} cannot listen for {what} on {addr}: {e}"
+            )));
+            Err(())
+        }
     };
-    let log_listener = match &global.log_tcp {
-        Some(addr) => match Listener::bind(*addr) {
-            Ok(l) => Some(l),
+    let Ok(irc_listener) = listen(global.irc.as_ref().map(|(a, _)| *a), "IRC") else {
+        return None;
+    };
+    let Ok(log_listener) = listen(global.log_tcp, "logs") else {
+        return None;
+    };
+    let Ok(syslog_listener) = listen(global.syslog_tcp, "syslog") else {
+        return None;
+    };
+    let syslog_udp = match &global.syslog_udp {
+        Some(addr) => match glommio::net::UdpSocket::bind(*addr) {
+            Ok(s) => Some(s),
             Err(e) => {
                 let _ = ready.send(ShardReport::Failed(format!(
-                    "shard {id} cannot listen for logs on {addr}: {e}"
+                    "shard {id} cannot take syslog datagrams on {addr}: {e}"
                 )));
                 return None;
             }
@@ -122,6 +131,14 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     };
     let ctx = Rc::new(ShardCtx::new(id, global, links, inbound));
     spawn_background(&ctx);
+    if let (Some(socket), Some(logs)) = (syslog_udp, &ctx.logs) {
+        glommio::spawn_local(crate::logs::udp::serve(
+            Rc::clone(&ctx),
+            socket,
+            Rc::clone(logs),
+        ))
+        .detach();
+    }
     let _ = ready.send(ShardReport::Ready(id));
 
     let accept = accept_loop(&ctx, &listener, |ctx| {
@@ -142,17 +159,35 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let accept_logs = async {
         match (&log_listener, &ctx.logs) {
             (Some(l), Some(shard)) => {
-                accept_loop(&ctx, l, |_| LogSession::new(Rc::clone(shard))).await
+                accept_loop(&ctx, l, |_| {
+                    LogSession::new(Rc::clone(shard), LogFormat::Lines)
+                })
+                .await
+            }
+            _ => futures_lite::future::pending().await,
+        }
+    };
+    let accept_syslog = async {
+        match (&syslog_listener, &ctx.logs) {
+            (Some(l), Some(shard)) => {
+                accept_loop(&ctx, l, |_| {
+                    LogSession::new(Rc::clone(shard), LogFormat::Syslog)
+                })
+                .await
             }
             _ => futures_lite::future::pending().await,
         }
     };
     let accepting = futures_lite::future::or(accept, accept_irc);
     let accepting = futures_lite::future::or(accepting, accept_logs);
+    let accepting = futures_lite::future::or(accepting, accept_syslog);
     futures_lite::future::or(accepting, obey(&ctx, control)).await;
     listener.stop();
     drop(listener);
     if let Some(l) = log_listener {
+        l.stop();
+    }
+    if let Some(l) = syslog_listener {
         l.stop();
     }
     if let Some(l) = irc_listener {
