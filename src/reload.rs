@@ -41,6 +41,10 @@ pub fn reload(args: &ServeArgs, running: &mut Config, logger: &Logger, controlle
     refused.extend(limits.refused);
     let mut applied = log_changes;
     applied.extend(limits.applied);
+    if running.logs.irc_colours != new.logs.irc_colours {
+        shards::wire::irc::set_log_colours(new.logs.irc_colours);
+        applied.push("logs.irc_colours");
+    }
     if running.logs.route != new.logs.route || running.logs.all_subject != new.logs.all_subject {
         // Validated with the file: every rule compiles.
         controller.reload_log_rules(&new.logs.engine());

@@ -383,3 +383,41 @@ fn syslog_from_logger_over_udp_and_tcp_in_both_rfcs_is_routed() {
         assert!(String::from_utf8_lossy(&e.payload).contains("Failed password"));
     });
 }
+
+#[test]
+fn irc_watchers_read_each_record_as_one_line_with_or_without_colour() {
+    for colours in [true, false] {
+        let toml = RULES.replace(
+            "enabled = true\n",
+            &format!("enabled = true\nirc_colours = {colours}\n"),
+        );
+        let (s, addr) = common::irc::start(&toml);
+        let mut watcher = common::irc::Irc::register(addr, "ops");
+        watcher.send("JOIN #logs.error,#logs.>");
+        watcher.expect(" 366 ops #logs.> ");
+        let rt = runtime();
+        rt.block_on(async {
+            let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+            subscribed(&nats).await;
+            nats.publish("logs.ingest.api", "ERROR [db] timeout after 300ms".into())
+                .await
+                .expect("publish");
+            nats.flush().await.expect("flush");
+        });
+        let level = if colours { "\x0305ERROR\x03" } else { "ERROR" };
+        let line = watcher.expect("PRIVMSG #logs.error :");
+        let (head, text) = line.split_once(" :[").expect("a time in brackets");
+        assert_eq!(head, ":nats!nats@nats.shardcast PRIVMSG #logs.error");
+        assert_eq!(
+            &text[8..],
+            format!("] {level} api: timeout after 300ms"),
+            "{line}"
+        );
+        // The aggregate channel names the subject first.
+        let agg = watcher.expect("PRIVMSG #logs.> :[logs.error] [");
+        assert!(
+            agg.ends_with(&format!("{level} api: timeout after 300ms")),
+            "{agg}"
+        );
+    }
+}

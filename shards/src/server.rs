@@ -288,6 +288,7 @@ impl Controller {
 /// Starts a server and returns once every shard is accepting.
 pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     cfg.limits.validate()?;
+    crate::wire::irc::set_log_colours(cfg.logs.irc_colours);
     preflight::check_io_uring()?;
     preflight::raise_fd_limit();
     let allowed = allowed_cpus();

@@ -21,6 +21,8 @@ pub struct LogsSection {
     /// Syslog over TCP and over UDP; unset = off, 0 = a free one.
     pub syslog_tcp_port: Option<u16>,
     pub syslog_udp_port: Option<u16>,
+    /// IRC watchers see a record's level in its mIRC colour.
+    pub irc_colours: bool,
     /// The rules, in order.
     pub route: Vec<RouteSection>,
 }
@@ -52,6 +54,7 @@ impl Default for LogsSection {
             tcp_port: d.tcp_port,
             syslog_tcp_port: d.syslog_tcp_port,
             syslog_udp_port: d.syslog_udp_port,
+            irc_colours: d.irc_colours,
             route: Vec::new(),
         }
     }
@@ -79,6 +82,7 @@ impl LogsSection {
             tcp_port: self.tcp_port,
             syslog_tcp_port: self.syslog_tcp_port,
             syslog_udp_port: self.syslog_udp_port,
+            irc_colours: self.irc_colours,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct LogsConfig {
     /// The syslog ports, TCP and UDP (0: a free one), if any.
     pub syslog_tcp_port: Option<u16>,
     pub syslog_udp_port: Option<u16>,
+    /// IRC watchers see the level in its mIRC colour.
+    pub irc_colours: bool,
 }
 
 impl Default for LogsConfig {
@@ -53,6 +55,7 @@ impl Default for LogsConfig {
             tcp_port: None,
             syslog_tcp_port: None,
             syslog_udp_port: None,
+            irc_colours: true,
         }
     }
 }

@@ -8,10 +8,13 @@
 //! `[binary N bytes]`. On an aggregate channel (`#logs.*`) each line starts with the
 //! concrete subject. Subjects that are not lower-case ASCII are not shown on IRC.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::close::CloseReason;
 use crate::front::irc::line::LINE_BYTES_MAX;
 use crate::front::irc::names::{is_pattern, Channel};
 use crate::front::irc::presence::{Presence, PRESENCE_PREFIX};
+use crate::logs::LEVEL_HEADER;
 use crate::wire::{Framed, MsgView, Reply};
 
 /// The header that carries an IRC author's nick (for NATS subscribers).
@@ -39,7 +42,12 @@ pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>, tag: &[u8]) -> Framed
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-    } else if let Some(text) = shown(m.subject, m.payload(), tag) {
+    } else if let Some(text) = shown(
+        m.subject,
+        m.payload(),
+        tag,
+        m.header_len.map(|n| &m.body[..n]),
+    ) {
         let source = m
             .header_len
             .and_then(|n| header_value(&m.body[..n], MASK_HEADER))
@@ -70,7 +78,7 @@ pub struct Replayed<'a> {
 /// Appends `r` as the IRC lines of a replay to the channel `tag`, shown as a live
 /// message would be, with its original time.
 pub fn encode_replay(out: &mut Vec<u8>, r: &Replayed<'_>, tag: &[u8]) {
-    let Some(text) = shown(r.subject, r.payload, tag) else {
+    let Some(text) = shown(r.subject, r.payload, tag, None) else {
         return;
     };
     let source = r.source.unwrap_or(NATS_SOURCE.as_bytes());
@@ -120,7 +128,7 @@ pub fn head_len_max() -> usize {
 /// The text a subscriber tagged `tag` sees for a message on `subject`, prefixed with the subject on an
 /// aggregate channel; None when nothing is shown (empty payload, or a subject IRC does
 /// not address).
-fn shown(subject: &[u8], payload: &[u8], tag: &[u8]) -> Option<String> {
+fn shown(subject: &[u8], payload: &[u8], tag: &[u8], headers: Option<&[u8]>) -> Option<String> {
     if payload.is_empty() {
         return None;
     }
@@ -133,12 +141,51 @@ fn shown(subject: &[u8], payload: &[u8], tag: &[u8]) -> Option<String> {
     } else {
         String::new()
     };
-    if is_binary(payload) {
+    let log = headers
+        .filter(|h| header_value(h, LEVEL_HEADER).is_some())
+        .and_then(|_| log_line(payload));
+    if let Some(line) = log {
+        text.push_str(&line);
+    } else if is_binary(payload) {
         text.push_str(&format!("[binary {} bytes]", payload.len()));
     } else {
         text.push_str(&String::from_utf8_lossy(payload));
     }
     Some(text)
+}
+
+/// Whether log lines carry mIRC colour codes for their level (`logs.irc_colours`).
+static LOG_COLOURS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the level colours of log lines on or off (at start and on reload).
+pub fn set_log_colours(on: bool) {
+    LOG_COLOURS.store(on, Ordering::Relaxed);
+}
+
+/// A routed log record as one readable line, `[12:01:02] ERROR api: db timeout`, the
+/// level in its mIRC colour; None if `payload` is not a record.
+fn log_line(payload: &[u8]) -> Option<String> {
+    let r: crate::logs::Record = serde_json::from_slice(payload).ok()?;
+    let clock = r.time.get(11..19).unwrap_or("");
+    let level = if LOG_COLOURS.load(Ordering::Relaxed) {
+        // mIRC colours: red, brown, orange, green, grey, light grey; \x03 ends.
+        let colour = match r.level.as_str() {
+            "FATAL" => "04",
+            "ERROR" => "05",
+            "WARN" => "07",
+            "INFO" => "03",
+            "DEBUG" => "14",
+            _ => "15",
+        };
+        format!("\x03{colour}{}\x03", r.level)
+    } else {
+        r.level.clone()
+    };
+    let source = r.app.or(r.category).or(r.host);
+    Some(match source {
+        Some(s) => format!("[{clock}] {level} {s}: {}", r.message),
+        None => format!("[{clock}] {level} {}", r.message),
+    })
 }
 
 /// Mostly not text: a NUL, or more than one byte in ten a control character or not UTF-8.
@@ -368,6 +415,20 @@ mod tests {
             String::from_utf8_lossy(&out),
             ":nats!nats@nats.shardcast PRIVMSG #room :[13:00:12] hi\r\n"
         );
+    }
+
+    #[test]
+    fn log_records_read_as_one_coloured_line() {
+        let record = r#"{"time":"2026-12-02T12:01:02.000Z","level":"ERROR","app":"api","message":"db timeout after 300ms"}"#;
+        let header = "NATS/1.0\r\nShardcast-Log-Level: ERROR\r\n\r\n";
+        let line = render("logs.error", Some(header), record.as_bytes(), "#logs.error");
+        assert_eq!(
+            line,
+            ":nats!nats@nats.shardcast PRIVMSG #logs.error :[12:01:02] \x0305ERROR\x03 api: db timeout after 300ms\r\n"
+        );
+        // Without the header, the JSON is shown as it is.
+        let plain = render("logs.error", None, record.as_bytes(), "#logs.error");
+        assert!(plain.contains(r#":{"time""#), "{plain}");
     }
 
     #[test]
