@@ -421,3 +421,82 @@ fn irc_watchers_read_each_record_as_one_line_with_or_without_colour() {
         );
     }
 }
+
+#[test]
+fn a_debug_flood_to_a_slow_irc_watcher_sheds_debug_and_never_an_error() {
+    // Debug logs go to logs.debug.<category> (shed for a watcher that falls behind),
+    // errors to logs.error (high priority, never shed), by the default log treatment.
+    // No pacing of publishers first (stall_budget 0): shedding starts at once.
+    let toml = "[limits]\nstall_budget = \"0ms\"\n\
+                [logs]\nenabled = true\nall_subject = \"\"\n\
+                [[logs.route]]\nto = \"logs.debug.{category}\"\nlevel = [\"DEBUG\"]\n\
+                [[logs.route]]\nto = \"logs.error\"\nlevel = [\"ERROR\"]\n";
+    let (s, addr) = common::irc::start(toml);
+    // The watcher reads nothing while the flood comes, through a small receive buffer.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&addr.into()).expect("connect");
+    let mut watcher = common::irc::Irc::from_stream(socket.into());
+    watcher.send("NICK ops");
+    watcher.send("USER ops 0 * :ops");
+    watcher.expect(" 422 ops ");
+    watcher.send("JOIN #logs.error,#logs.debug.>");
+    watcher.expect(" 366 ops #logs.debug.> ");
+    let rt = runtime();
+    rt.block_on(async {
+        let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+        subscribed(&nats).await;
+        let filler = "x".repeat(200);
+        // 18 MB of debug: more than the kernel's socket buffers hold.
+        for i in 0..60_000 {
+            nats.publish("logs.ingest", format!("DEBUG [cache] {i} {filler}").into())
+                .await
+                .expect("publish");
+            if i % 1200 == 0 {
+                nats.publish(
+                    "logs.ingest",
+                    format!("ERROR [db] error {}", i / 1200).into(),
+                )
+                .await
+                .expect("publish");
+            }
+        }
+        nats.flush().await.expect("flush");
+    });
+    // Now it reads: every error, in order; debug lines were shed, not the watcher.
+    let mut errors = Vec::new();
+    let mut debug = 0;
+    while errors.len() < 50 {
+        let line = watcher
+            .next_line(WAIT)
+            .expect("a line (the watcher stays connected)");
+        if line.contains("PRIVMSG #logs.error") {
+            errors.push(line);
+        } else if line.contains("PRIVMSG #logs.debug.>") {
+            debug += 1;
+        }
+    }
+    for (i, e) in errors.iter().enumerate() {
+        assert!(e.ends_with(&format!("db: error {i}")), "{i}: {e}");
+    }
+    let (_, log) = s.terminate();
+    let stopped = log
+        .iter()
+        .find(|l| l.contains("shardcast stopped"))
+        .expect("stop line");
+    let dropped: u64 = stopped
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("dropped_drop_new="))
+        .and_then(|v| v.parse().ok())
+        .expect("dropped_drop_new=");
+    assert!(
+        dropped > 0,
+        "the flood shed debug lines ({debug} read): {stopped}"
+    );
+    assert!(debug < 60_000, "{debug} debug lines read");
+    assert!(
+        !log.iter().any(|l| l.contains("slow consumer closed")),
+        "the watcher was cut off"
+    );
+}

@@ -2,6 +2,7 @@
 //! rules (`[[logs.route]]`).
 
 use serde::Deserialize;
+use shards::flow::{FlowConfig, Policy, Priority, SubjectRule};
 use shards::logs::{LogsConfig, RouteConfig, Rules};
 
 use super::ByteSize;
@@ -84,6 +85,29 @@ impl LogsSection {
             syslog_udp_port: self.syslog_udp_port,
             irc_colours: self.irc_colours,
         }
+    }
+
+    /// `flow` with the log subjects' default treatment after the configured rules (the
+    /// first matching rule wins, so the file's own rules for these subjects come first):
+    /// `logs.error` and `logs.security` at high priority, never shed and written at once;
+    /// `logs.debug.>` and `logs.all` shed (`drop_new`) for a watcher that falls behind.
+    pub fn with_default_flow(&self, mut flow: FlowConfig) -> FlowConfig {
+        if !self.enabled {
+            return flow;
+        }
+        for subjects in ["logs.error", "logs.security"] {
+            flow.priority_rules.push(SubjectRule {
+                subjects: subjects.into(),
+                value: Priority::High,
+            });
+        }
+        for subjects in ["logs.debug.>", "logs.all"] {
+            flow.policy_rules.push(SubjectRule {
+                subjects: subjects.into(),
+                value: Policy::DropNew,
+            });
+        }
+        flow
     }
 
     /// Compiles the rules (so a bad one stops the start, named with its index) and

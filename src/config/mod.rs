@@ -430,13 +430,13 @@ impl Config {
                 pool_chunks_max: self.ring.pool_chunks_max,
                 shutdown_grace: self.shutdown.grace.0,
                 spin_before_park: self.spin_before_park.0,
-                flow: flow::flow_config(
+                flow: self.logs.with_default_flow(flow::flow_config(
                     &self.load,
                     &self.rate_limit,
                     &self.memory,
                     &self.slow_consumer,
                     &self.priority,
-                ),
+                )),
             },
             metrics: MetricsConfig {
                 latency: self.monitoring.latency,
