@@ -104,12 +104,7 @@ fn every_failure_has_its_numeric() {
 fn people_on_two_shards_chat_and_see_each_other_come_and_go() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send("JOIN #Room.Lobby");
     assert!(alice.expect("JOIN").ends_with(" JOIN #room.lobby"));
     let names = alice.expect(" 353 alice = #room.lobby :");
@@ -154,12 +149,7 @@ fn people_on_two_shards_chat_and_see_each_other_come_and_go() {
 fn direct_messages_reach_a_nick_on_another_shard() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send(&format!("PRIVMSG {} :psst", bob_nick.to_uppercase()));
     assert_eq!(
         bob.expect("psst"),
@@ -296,12 +286,7 @@ fn a_nick_taken_on_one_shard_is_taken_on_the_other() {
 fn names_who_and_members_cover_every_shard() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send("JOIN #team");
     alice.expect(" 366 alice #team ");
     bob.send("JOIN #team");
@@ -366,12 +351,7 @@ fn names_who_and_members_cover_every_shard() {
 fn a_topic_set_on_one_shard_is_seen_on_the_other() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send("JOIN #news");
     alice.expect(" 366 alice #news ");
     alice.send("TOPIC #news");
@@ -413,12 +393,7 @@ fn a_topic_set_on_one_shard_is_seen_on_the_other() {
 fn whois_userhost_and_ison_find_people_on_every_shard() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send("JOIN #who");
     alice.expect(" 366 alice #who ");
     // Bob's shard learns of alice's channel a moment later.

@@ -51,12 +51,7 @@ fn replayed(c: &mut Irc, channel: &str, n: usize) -> Vec<String> {
 fn joiners_on_either_shard_see_the_last_messages_and_nats_clients_can_ask_for_them() {
     let (s, addr) = start("");
     let (mut alice, mut bob) = two_on_different_shards(&s, addr);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     alice.send("JOIN #room.hist");
     alice.expect(" 366 alice #room.hist ");
     let rt = runtime();

@@ -135,12 +135,7 @@ fn a_full_channel_refuses_the_next_member_with_471() {
     let mut carol = Irc::register(addr, "carol");
     // Once carol's shard counts both members, the channel is full for her.
     names_until(&mut carol, "#small", &["alice"]);
-    let bob_nick = bob
-        .expect(" 001 ")
-        .split_whitespace()
-        .nth(2)
-        .expect("nick")
-        .to_string();
+    let bob_nick = bob.nick();
     names_until(&mut carol, "#small", &[&bob_nick]);
     carol.send("JOIN #small");
     assert_eq!(

@@ -436,14 +436,7 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
 /// [`reserve_port`], and the address it got (the real port when 0 was asked for).
 fn reserve_bound(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), ServerError> {
     let holder = reserve_port(addr)?;
-    let bound = holder
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| ServerError::Bind {
-            addr,
-            source: std::io::Error::other("no local address"),
-        })?;
+    let bound = bound_addr(&holder, addr)?;
     Ok((holder, bound))
 }
 
@@ -461,15 +454,20 @@ fn reserve_udp(addr: SocketAddr) -> Result<(socket2::Socket, SocketAddr), Server
             ServerError::Bind { addr, source: e }
         }
     })?;
-    let bound = s
+    let bound = bound_addr(&s, addr)?;
+    Ok((s, bound))
+}
+
+/// The address `socket`, bound for `addr`, got (the real port when 0 was asked for).
+fn bound_addr(socket: &socket2::Socket, addr: SocketAddr) -> Result<SocketAddr, ServerError> {
+    socket
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket())
         .ok_or_else(|| ServerError::Bind {
             addr,
             source: std::io::Error::other("no local address"),
-        })?;
-    Ok((s, bound))
+        })
 }
 
 fn reserve_port(addr: SocketAddr) -> Result<socket2::Socket, ServerError> {

@@ -22,7 +22,7 @@ use shards::protocol::msg::encode_pub;
 use super::args::{BenchArgs, IrcPublisher};
 use super::client::{Client, ClientError, READ_POLL};
 use super::irc_line::Line;
-use super::roles::{wait_for, ClientStats, Kind, RoleCtx};
+use super::roles::{pace, wait_for, ClientStats, Kind, Pace, RoleCtx};
 use super::shared::{now_ns, ns, Shared, GO, STOP};
 
 /// Registrations in flight over all generator threads. ngircd listens with a backlog of
@@ -529,19 +529,13 @@ async fn publish(
         if count.is_some_and(|c| sent >= c) || shared.past_deadline(now) || shared.phase() >= STOP {
             return Ok(sent);
         }
-        let mut n = batch_max;
-        if interval_ns > 0.0 {
-            let due = ((now - start) as f64 / interval_ns) as u64 + 1;
-            if due <= sent {
-                let next = start + (sent as f64 * interval_ns) as u64;
-                sleep(Duration::from_nanos(next.saturating_sub(now))).await;
+        let n = match pace(start, now, sent, interval_ns, batch_max, count) {
+            Pace::Send(n) => n,
+            Pace::Wait(d) => {
+                sleep(d).await;
                 continue;
             }
-            n = n.min(due - sent);
-        }
-        if let Some(c) = count {
-            n = n.min(c - sent);
-        }
+        };
         buf.clear();
         for seq in sent..sent + n {
             let t = if interval_ns > 0.0 {

@@ -275,19 +275,13 @@ async fn publish_measured(
         if count.is_some_and(|c| sent >= c) || shared.past_deadline(now) || shared.phase() >= STOP {
             return Ok(sent);
         }
-        let mut n = batcher.batch_max;
-        if interval_ns > 0.0 {
-            let due = ((now - start) as f64 / interval_ns) as u64 + 1;
-            if due <= sent {
-                let next = start + (sent as f64 * interval_ns) as u64;
-                sleep(Duration::from_nanos(next.saturating_sub(now))).await;
+        let n = match pace(start, now, sent, interval_ns, batcher.batch_max, count) {
+            Pace::Send(n) => n,
+            Pace::Wait(d) => {
+                sleep(d).await;
                 continue;
             }
-            n = n.min(due - sent);
-        }
-        if let Some(c) = count {
-            n = n.min(c - sent);
-        }
+        };
         // At a fixed rate each message carries its intended send time (coordinated-
         // omission correction); otherwise the time its batch was built.
         let time = |seq: u64| {
@@ -510,4 +504,36 @@ async fn requester(
     }
     shared.senders_done.fetch_add(1, Relaxed);
     Ok(stats)
+}
+
+/// What a publisher does next: send this many messages, or wait this long.
+pub(crate) enum Pace {
+    Send(u64),
+    Wait(Duration),
+}
+
+/// The next step of a publisher that has sent `sent` messages since `start`: up to
+/// `batch_max` at once, no more than are due at one per `interval_ns` (0: no pacing),
+/// nor more than `count` leaves.
+pub(crate) fn pace(
+    start: u64,
+    now: u64,
+    sent: u64,
+    interval_ns: f64,
+    batch_max: u64,
+    count: Option<u64>,
+) -> Pace {
+    let mut n = batch_max;
+    if interval_ns > 0.0 {
+        let due = ((now - start) as f64 / interval_ns) as u64 + 1;
+        if due <= sent {
+            let next = start + (sent as f64 * interval_ns) as u64;
+            return Pace::Wait(Duration::from_nanos(next.saturating_sub(now)));
+        }
+        n = n.min(due - sent);
+    }
+    if let Some(c) = count {
+        n = n.min(c - sent);
+    }
+    Pace::Send(n)
 }

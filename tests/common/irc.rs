@@ -40,6 +40,15 @@ impl Irc {
         c
     }
 
+    /// The nick the server gave this client (from its 001).
+    pub fn nick(&mut self) -> String {
+        self.expect(" 001 ")
+            .split_whitespace()
+            .nth(2)
+            .expect("nick")
+            .to_string()
+    }
+
     pub fn local_port(&self) -> u16 {
         self.stream.local_addr().expect("local addr").port()
     }

@@ -40,6 +40,17 @@ impl From<&ConnectOptions> for ConnFlags {
     }
 }
 
+impl ConnFlags {
+    /// No acknowledgements, no strict checks, no echo, no 503s: what connections that are
+    /// not NATS clients start with (IRC, log ports, the shards' own services).
+    pub const QUIET: ConnFlags = ConnFlags {
+        verbose: false,
+        pedantic: false,
+        echo: false,
+        no_responders: false,
+    };
+}
+
 impl Default for ConnFlags {
     /// The engine's defaults: quiet, lenient, echo on. A front-end starts its connections
     /// with its own (a NATS client without CONNECT is verbose and pedantic).

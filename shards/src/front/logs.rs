@@ -88,12 +88,7 @@ impl LogSession {
 impl Session for LogSession {
     fn start(&self) -> (Wire, ConnFlags) {
         // Nothing is delivered to a log connection: it subscribes to nothing.
-        let flags = ConnFlags {
-            verbose: false,
-            pedantic: false,
-            echo: false,
-            no_responders: false,
-        };
+        let flags = ConnFlags::QUIET;
         (Wire::Nats { headers: true }, flags)
     }
 

@@ -161,12 +161,7 @@ impl Internal {
             shutdown_grace: limits.shutdown_grace,
         };
         drop(limits);
-        let flags = ConnFlags {
-            verbose: false,
-            pedantic: false,
-            echo: false,
-            no_responders: false,
-        };
+        let flags = ConnFlags::QUIET;
         let wire = Wire::Nats { headers: true };
         let conn = Rc::new(Conn::new(cid, None, Rc::clone(&outbox), wire, flags));
         let loopback = Rc::new(Loopback::default());

@@ -419,12 +419,7 @@ impl Session for IrcSession {
     fn start(&self) -> (Wire, ConnFlags) {
         // A person does not get their own lines back; the rest of the NATS options have
         // no IRC meaning.
-        let flags = ConnFlags {
-            verbose: false,
-            pedantic: false,
-            echo: false,
-            no_responders: false,
-        };
+        let flags = ConnFlags::QUIET;
         (Wire::Irc, flags)
     }
 
