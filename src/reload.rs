@@ -98,6 +98,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             old.logs.syslog_udp_port != new.logs.syslog_udp_port,
         ),
         (
+            "logs.syslog_udp_buffer",
+            old.logs.syslog_udp_buffer != new.logs.syslog_udp_buffer,
+        ),
+        (
             "logs.max_record_bytes",
             old.logs.max_record_bytes != new.logs.max_record_bytes,
         ),
@@ -143,6 +147,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.logs.tcp_port = old.logs.tcp_port;
     new.logs.syslog_tcp_port = old.logs.syslog_tcp_port;
     new.logs.syslog_udp_port = old.logs.syslog_udp_port;
+    new.logs.syslog_udp_buffer = old.logs.syslog_udp_buffer;
     new.logs.max_record_bytes = old.logs.max_record_bytes;
     new
 }

@@ -10,37 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use common::irc::{runtime, subscribed};
+use common::logs::{listening, logger, next, RULES};
 use common::{Server, WAIT};
-
-const RULES: &str = r#"
-[logs]
-enabled = true
-
-[[logs.route]]
-to = "logs.error"
-level = ["ERROR", "FATAL"]
-
-[[logs.route]]
-to = "logs.security"
-category = ["SECURITY"]
-keyword = ["auth", "permission"]
-
-[[logs.route]]
-to = "logs.database"
-keyword = ["sql", "database"]
-
-[[logs.route]]
-to = "logs.{app}.{level}"
-regex = 'timeout after \d+ms'
-"#;
-
-/// The next message on `sub`, within WAIT.
-async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
-    tokio::time::timeout(WAIT, sub.next())
-        .await
-        .expect("a message in time")
-        .expect("subscription open")
-}
 
 #[test]
 fn logs_are_parsed_and_routed_by_their_rules() {
@@ -288,25 +259,6 @@ fn rules_reload_on_sighup_and_a_bad_file_keeps_them() {
     );
     let _in_runtime = rt.enter();
     drop(nats);
-}
-
-/// The address a `<what> listening addr=…` line of `s`'s log names.
-fn listening(s: &Server, what: &str) -> std::net::SocketAddr {
-    let line = s.wait_for_log(what, |l| l.contains(what));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no addr in {line}"))
-}
-
-/// Runs util-linux `logger` with `args`, sending to 127.0.0.1:`port`.
-fn logger(port: u16, args: &[&str]) {
-    let out = std::process::Command::new("logger")
-        .args(["-n", "127.0.0.1", "-P", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("logger (util-linux) runs; scripts/test.sh installs it");
-    assert!(out.status.success(), "logger {args:?}: {out:?}");
 }
 
 #[test]

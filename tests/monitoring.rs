@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client_with, get, get_json, monitoring_addr, Raw, Server, WAIT};
+use common::{client_with, get, get_json, monitoring_addr, promtool_check, Raw, Server, WAIT};
 use serde_json::Value;
 
 fn start(toml: &str) -> (Server, SocketAddr) {
@@ -173,29 +172,6 @@ fn every_endpoint_reports_exactly_the_traffic_sent() {
 }
 
 /// `promtool check metrics` accepts `text` (Debian's prometheus package).
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn connz_pages_and_sorts_and_bad_queries_are_named() {
     let (server, http) = start("");

@@ -22,6 +22,9 @@ pub struct LogsSection {
     /// Syslog over TCP and over UDP; unset = off, 0 = a free one.
     pub syslog_tcp_port: Option<u16>,
     pub syslog_udp_port: Option<u16>,
+    /// The syslog UDP sockets' receive buffer (each shard has one); unset = the kernel's
+    /// default (`net.core.rmem_default`). What overflows it is dropped and counted.
+    pub syslog_udp_buffer: Option<ByteSize>,
     /// IRC watchers see a record's level in its mIRC colour.
     pub irc_colours: bool,
     /// The rules, in order.
@@ -55,6 +58,7 @@ impl Default for LogsSection {
             tcp_port: d.tcp_port,
             syslog_tcp_port: d.syslog_tcp_port,
             syslog_udp_port: d.syslog_udp_port,
+            syslog_udp_buffer: None,
             irc_colours: d.irc_colours,
             route: Vec::new(),
         }
@@ -83,6 +87,9 @@ impl LogsSection {
             tcp_port: self.tcp_port,
             syslog_tcp_port: self.syslog_tcp_port,
             syslog_udp_port: self.syslog_udp_port,
+            syslog_udp_buffer_bytes: self
+                .syslog_udp_buffer
+                .map(|b| usize::try_from(b.0).unwrap_or(usize::MAX)),
             irc_colours: self.irc_colours,
         }
     }
@@ -90,7 +97,10 @@ impl LogsSection {
     /// `flow` with the log subjects' default treatment after the configured rules (the
     /// first matching rule wins, so the file's own rules for these subjects come first):
     /// `logs.error` and `logs.security` at high priority, never shed and written at once;
-    /// `logs.debug.>` and `logs.all` shed (`drop_new`) for a watcher that falls behind.
+    /// `logs.debug.>` and `logs.all` shed (`drop_new`) for a watcher that falls behind;
+    /// `logs.ingest(.>)` under `stall_publishers`, so a publisher flooding the log service
+    /// is paced to the rate it parses and routes, and no log is shed before its level is
+    /// known.
     pub fn with_default_flow(&self, mut flow: FlowConfig) -> FlowConfig {
         if !self.enabled {
             return flow;
@@ -107,6 +117,12 @@ impl LogsSection {
                 value: Policy::DropNew,
             });
         }
+        for subjects in ["logs.ingest", "logs.ingest.>"] {
+            flow.policy_rules.push(SubjectRule {
+                subjects: subjects.into(),
+                value: Policy::StallPublishers,
+            });
+        }
         flow
     }
 
@@ -118,6 +134,14 @@ impl LogsSection {
             return Err(format!(
                 "logs.max_record_bytes must be from 64B to 1MiB, got {size}"
             ));
+        }
+        if let Some(b) = self.syslog_udp_buffer {
+            if !(4096..=256 * 1024 * 1024).contains(&b.0) {
+                return Err(format!(
+                    "logs.syslog_udp_buffer must be from 4KiB to 256MiB, got {}",
+                    b.0
+                ));
+            }
         }
         let engine = self.engine();
         Rules::compile(&engine.routes, engine.all_subject.as_deref())

@@ -90,14 +90,19 @@ pub async fn metrics(controller: &Controller) -> Result<Response<Body>, Failure>
     Ok(format::respond(StatusCode::OK, &kind, Bytes::from(text)))
 }
 
-fn label(name: &str, value: &str) -> LabelPair {
+pub(crate) fn label(name: &str, value: &str) -> LabelPair {
     let mut l = LabelPair::default();
     l.set_name(name.into());
     l.set_value(value.into());
     l
 }
 
-fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+pub(crate) fn family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metrics: Vec<Metric>,
+) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(format!("shardcast_{name}"));
     f.set_help(help.into());
@@ -106,7 +111,7 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
     f
 }
 
-fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
+pub(crate) fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
     let mut c = PCounter::default();
     c.set_value(value);
     let mut m = Metric::default();
@@ -304,6 +309,7 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
             .collect();
         out.push(family(f.name, f.help, MetricType::HISTOGRAM, metrics));
     }
+    out.extend(crate::monitor::logs::families(shards));
     out
 }
 

@@ -98,6 +98,7 @@ pub async fn varz(
         "shards": summary.shards,
         "load": (flow.load * 1000.0).round() / 1000.0,
         "flow": flow_json,
+        "logs": crate::monitor::logs::varz(&shards),
     });
     format::json(StatusCode::OK, &body).map_err(|never| match never {})
 }

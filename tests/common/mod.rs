@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod irc;
+pub mod logs;
 
 /// How long any expectation waits before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -628,4 +629,28 @@ pub fn get_json(addr: SocketAddr, path: &str) -> Value {
     assert_eq!(status, 200, "{path}: {body}");
     assert!(kind.starts_with("application/json"), "{path}: {kind}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Checks `/metrics` text with `promtool check metrics` (Debian's prometheus package).
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,7 +13,7 @@ use crate::conn::{Conn, ConnFlags};
 use crate::front::{publish_composed, Input, Session};
 use crate::history::rfc3339_millis;
 use crate::logs::syslog::{next_frame, parse_syslog, Frame};
-use crate::logs::{parse_line, route_record, LogShard, ParseError, Record};
+use crate::logs::{parse_line, LogInput, LogShard, ParseError, Record};
 use crate::metrics::{Counter, ShardMetrics};
 use crate::route::Router;
 use crate::wire::Wire;
@@ -33,7 +33,6 @@ pub struct LogSession {
     format: LogFormat,
     /// Dropping the rest of a line longer than the limit.
     skipping: bool,
-    matched: Vec<bool>,
 }
 
 impl LogSession {
@@ -42,12 +41,18 @@ impl LogSession {
             shard,
             format,
             skipping: false,
-            matched: Vec::new(),
+        }
+    }
+
+    fn log_input(&self) -> LogInput {
+        match self.format {
+            LogFormat::Lines => LogInput::Tcp,
+            LogFormat::Syslog => LogInput::SyslogTcp,
         }
     }
 
     fn malformed(&self, conn: &Conn, e: &ParseError) {
-        self.shard.count(|c| c.malformed += 1);
+        self.shard.count(self.log_input(), |c| c.malformed += 1);
         tracing::debug!(cid = conn.cid, error = %e, "malformed log line");
     }
 
@@ -65,7 +70,7 @@ impl LogSession {
         };
         metrics.add(Counter::MsgsIn, 1);
         metrics.add(Counter::BytesIn, line.len() as u64);
-        publish_record(&self.shard, router, conn, &record, &mut self.matched);
+        publish_record(&self.shard, self.log_input(), router, conn, &record);
     }
 
     /// The next log in `rest`: its range, where the one after starts; or None if it is
@@ -148,18 +153,16 @@ impl Session for LogSession {
     }
 }
 
-/// Routes `record` by `shard`'s rules and publishes it from `conn` to every subject it
-/// goes to.
+/// Routes `record` (from `input`) by `shard`'s rules and publishes it from `conn` to
+/// every subject it goes to.
 pub fn publish_record(
     shard: &LogShard,
+    input: LogInput,
     router: &mut Router,
     conn: &Rc<Conn>,
     record: &Record,
-    matched: &mut Vec<bool>,
 ) {
-    shard.count(|c| c.received += 1);
-    let rules = Rc::clone(&shard.rules.borrow());
-    let routed = route_record(&rules, record, matched);
+    let routed = shard.route(input, record);
     for subject in &routed.subjects {
         publish_composed(
             router,
@@ -170,6 +173,4 @@ pub fn publish_record(
             &routed.body,
         );
     }
-    let n = routed.subjects.len() as u64;
-    shard.count(|c| c.routed += n);
 }

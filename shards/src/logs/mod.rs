@@ -16,10 +16,13 @@ pub mod syslog;
 pub mod udp;
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
+use crate::conn::Conn;
+
 pub use record::{parse_line, ParseError, Record};
-pub use rules::{RouteConfig, RuleError, Rules};
+pub use rules::{RouteConfig, RuleCounts, RuleError, RuleRow, Rules};
 
 /// The subjects logs are published to for routing.
 pub const INGEST_SUBJECT: &str = "logs.ingest";
@@ -43,6 +46,8 @@ pub struct LogsConfig {
     pub syslog_udp_port: Option<u16>,
     /// IRC watchers see the level in its mIRC colour.
     pub irc_colours: bool,
+    /// The syslog UDP sockets' receive buffer (SO_RCVBUF), if not the kernel's default.
+    pub syslog_udp_buffer_bytes: Option<usize>,
 }
 
 impl Default for LogsConfig {
@@ -56,6 +61,7 @@ impl Default for LogsConfig {
             syslog_tcp_port: None,
             syslog_udp_port: None,
             irc_colours: true,
+            syslog_udp_buffer_bytes: None,
         }
     }
 }
@@ -68,13 +74,68 @@ pub fn is_ingest(subject: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('.'))
 }
 
-/// What one shard's log inputs did.
+/// Where logs come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogInput {
+    /// Published to `logs.ingest(.>)` by NATS clients (or IRC, or anything).
+    Nats,
+    /// The plain TCP line port.
+    Tcp,
+    SyslogTcp,
+    SyslogUdp,
+}
+
+impl LogInput {
+    pub const ALL: [LogInput; 4] = [
+        LogInput::Nats,
+        LogInput::Tcp,
+        LogInput::SyslogTcp,
+        LogInput::SyslogUdp,
+    ];
+
+    /// Stable name (JSON keys, metric labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogInput::Nats => "nats",
+            LogInput::Tcp => "tcp",
+            LogInput::SyslogTcp => "syslog_tcp",
+            LogInput::SyslogUdp => "syslog_udp",
+        }
+    }
+}
+
+/// What one input did on one shard.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LogCounts {
+    /// Logs parsed into records.
     pub received: u64,
+    /// Inputs that were not a log (bad JSON, not UTF-8, too long, a bad frame).
     pub malformed: u64,
     /// Copies published (a record routed to three subjects counts three).
     pub routed: u64,
+    /// Logs lost before they could be read: datagrams the kernel dropped because the
+    /// socket's buffer was full (UDP); messages to `logs.ingest` lost when the log
+    /// service was cut off as a slow consumer (NATS; its publishers are paced first, see
+    /// `stall_publishers`). TCP pushes back instead and drops nothing.
+    pub dropped: u64,
+}
+
+impl LogCounts {
+    pub fn add(&mut self, other: &LogCounts) {
+        self.received += other.received;
+        self.malformed += other.malformed;
+        self.routed += other.routed;
+        self.dropped += other.dropped;
+    }
+}
+
+/// One shard's log counters, for monitoring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSnapshot {
+    /// By input, in [`LogInput::ALL`] order.
+    pub inputs: [LogCounts; 4],
+    /// The rules in force, with their counts since they were loaded.
+    pub rules: Vec<RuleRow>,
 }
 
 /// What a shard's log inputs share: the settings, the rules in force, the counts.
@@ -82,7 +143,13 @@ pub struct LogCounts {
 pub struct LogShard {
     pub cfg: LogsConfig,
     pub rules: RefCell<Rc<Rules>>,
-    pub counts: Cell<LogCounts>,
+    counts: [Cell<LogCounts>; 4],
+    /// The shard's syslog UDP socket, whose kernel drop count is read on demand.
+    udp_fd: Cell<Option<RawFd>>,
+    /// The log service's internal client, whose shed deliveries are NATS drops, and
+    /// those of the clients it had before (if it had to start again).
+    service: RefCell<Option<Rc<Conn>>>,
+    service_dropped_before: Cell<u64>,
 }
 
 impl LogShard {
@@ -90,14 +157,60 @@ impl LogShard {
         LogShard {
             cfg,
             rules: RefCell::new(Rc::new(rules)),
-            counts: Cell::new(LogCounts::default()),
+            counts: Default::default(),
+            udp_fd: Cell::new(None),
+            service: RefCell::new(None),
+            service_dropped_before: Cell::new(0),
         }
     }
 
-    pub fn count(&self, f: impl FnOnce(&mut LogCounts)) {
-        let mut c = self.counts.get();
+    pub fn count(&self, input: LogInput, f: impl FnOnce(&mut LogCounts)) {
+        let cell = &self.counts[input as usize];
+        let mut c = cell.get();
         f(&mut c);
-        self.counts.set(c);
+        cell.set(c);
+    }
+
+    /// Notes the syslog UDP socket (open as long as the shard runs).
+    pub fn set_udp_socket(&self, fd: RawFd) {
+        self.udp_fd.set(Some(fd));
+    }
+
+    /// Notes the log service's client (keeping the drops of the one it replaces).
+    pub fn set_service(&self, conn: Rc<Conn>) {
+        if let Some(old) = self.service.borrow_mut().replace(conn) {
+            let before = self.service_dropped_before.get();
+            self.service_dropped_before
+                .set(before + old.outbox.tally().dropped_total());
+        }
+    }
+
+    /// Routes `record` by the rules in force, counting it as `input`'s.
+    pub fn route(&self, input: LogInput, record: &Record) -> Routed {
+        let rules = Rc::clone(&self.rules.borrow());
+        let routed = route_record(&rules, record);
+        let n = routed.subjects.len() as u64;
+        self.count(input, |c| {
+            c.received += 1;
+            c.routed += n;
+        });
+        routed
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> LogSnapshot {
+        let mut inputs = self.counts.each_ref().map(Cell::get);
+        if let Some(conn) = self.service.borrow().as_ref() {
+            inputs[LogInput::Nats as usize].dropped =
+                self.service_dropped_before.get() + conn.outbox.tally().dropped_total();
+        }
+        if let Some(fd) = self.udp_fd.get() {
+            inputs[LogInput::SyslogUdp as usize].dropped = udp::kernel_drops(fd);
+        }
+        LogSnapshot {
+            inputs,
+            rules: self.rules.borrow().rows(),
+        }
     }
 }
 
@@ -111,9 +224,8 @@ pub struct Routed {
 
 /// Routes `record` by `rules`: the subjects it goes to (never an ingest subject), the
 /// level header and the JSON.
-pub fn route_record(rules: &Rules, record: &Record, matched: &mut Vec<bool>) -> Routed {
-    let mut subjects = rules.route(record, matched);
-    subjects.retain(|s| !is_ingest(s));
+fn route_record(rules: &Rules, record: &Record) -> Routed {
+    let subjects = rules.route(record);
     Routed {
         subjects,
         headers: format!("NATS/1.0\r\n{LEVEL_HEADER}: {}\r\n\r\n", record.level),

@@ -5,9 +5,12 @@
 //! ASCII case-insensitive), so a thousand keywords cost about as much as one; regexes use
 //! the `regex` crate (linear time) with a size limit.
 
+use std::cell::Cell;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder};
 
+use crate::logs::is_ingest;
 use crate::logs::record::{canonical_level, Record};
 use crate::subject::validate::is_valid_literal_subject;
 
@@ -49,12 +52,33 @@ enum Piece {
 /// A compiled rule.
 #[derive(Debug)]
 pub struct Rule {
+    /// The subject as configured (the rule's name in monitoring).
+    config_to: String,
     to: Vec<Piece>,
     levels: Vec<&'static str>,
     categories: Vec<String>,
     keywords: Option<AhoCorasick>,
     regex: Option<Regex>,
     stop: bool,
+    counts: Cell<RuleCounts>,
+}
+
+/// What one rule did since the rules were loaded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RuleCounts {
+    /// Records whose conditions it matched.
+    pub matched: u64,
+    /// Of those, the records sent to its subject (a templated subject that cannot be
+    /// made from the record's fields sends nothing).
+    pub routed: u64,
+}
+
+/// One rule's counts, for monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    pub index: usize,
+    pub to: String,
+    pub counts: RuleCounts,
 }
 
 /// The compiled rules, and the subject every record also goes to.
@@ -80,6 +104,14 @@ impl Rules {
                     reason: format!("logs.all_subject {all:?} is not a subject"),
                 });
             }
+            if is_ingest(all) {
+                return Err(RuleError {
+                    index: 0,
+                    reason: format!(
+                        "logs.all_subject {all:?} is an ingest subject (logs would be routed again)"
+                    ),
+                });
+            }
         }
         let rules = configs
             .iter()
@@ -92,18 +124,20 @@ impl Rules {
         })
     }
 
-    /// The subjects `record` goes to, each once, in rule order (the `all` subject last),
-    /// and for each rule whether it matched.
-    pub fn route(&self, record: &Record, matched: &mut Vec<bool>) -> Vec<String> {
-        matched.clear();
-        matched.resize(self.rules.len(), false);
+    /// The subjects `record` goes to, each once, in rule order (the `all` subject last);
+    /// each rule counts whether it matched and whether it routed.
+    pub fn route(&self, record: &Record) -> Vec<String> {
         let mut subjects: Vec<String> = Vec::new();
-        for (i, rule) in self.rules.iter().enumerate() {
+        for rule in &self.rules {
             if !rule.matches(record) {
                 continue;
             }
-            matched[i] = true;
-            if let Some(s) = rule.subject(record) {
+            let subject = rule.subject(record);
+            let mut counts = rule.counts.get();
+            counts.matched += 1;
+            counts.routed += u64::from(subject.is_some());
+            rule.counts.set(counts);
+            if let Some(s) = subject {
                 if !subjects.contains(&s) {
                     subjects.push(s);
                 }
@@ -122,6 +156,19 @@ impl Rules {
 
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Each rule's counts, in order.
+    pub fn rows(&self) -> Vec<RuleRow> {
+        self.rules
+            .iter()
+            .enumerate()
+            .map(|(index, r)| RuleRow {
+                index,
+                to: r.config_to.clone(),
+                counts: r.counts.get(),
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -170,6 +217,8 @@ impl Rule {
             })
             .transpose()?;
         Ok(Rule {
+            config_to: c.to.clone(),
+            counts: Cell::new(RuleCounts::default()),
             to,
             levels,
             categories: c.category.clone(),
@@ -206,7 +255,10 @@ impl Rule {
                 Piece::Field(f) => out.push_str(&token(field(r, f).as_deref())),
             }
         }
-        (out.len() <= SUBJECT_BYTES_MAX && is_valid_literal_subject(out.as_bytes())).then_some(out)
+        (out.len() <= SUBJECT_BYTES_MAX
+            && is_valid_literal_subject(out.as_bytes())
+            && !is_ingest(&out))
+        .then_some(out)
     }
 }
 
@@ -296,7 +348,7 @@ mod tests {
 
     fn route(rules: &Rules, line: &str) -> Vec<String> {
         let r = parse_line(line.as_bytes(), "2026-12-02T00:00:00Z", 4096).expect("record");
-        rules.route(&r, &mut Vec::new())
+        rules.route(&r)
     }
 
     fn example() -> Rules {
@@ -362,10 +414,11 @@ mod tests {
         let r = Rules::compile(&rules, None).expect("valid");
         assert_eq!(route(&r, "DEBUG [cache] miss"), ["logs.debug.cache"]);
         assert_eq!(route(&r, "INFO [cache] hit"), ["logs.everything"]);
-        let mut matched = Vec::new();
+        // The stopping rule matched twice (once above); the next one only for the INFO.
         let rec = parse_line(b"DEBUG x", "t", 100).expect("record");
-        r.route(&rec, &mut matched);
-        assert_eq!(matched, [true, false]);
+        r.route(&rec);
+        let matched: Vec<u64> = r.rows().iter().map(|row| row.counts.matched).collect();
+        assert_eq!(matched, [2, 1]);
     }
 
     #[test]
@@ -408,6 +461,42 @@ mod tests {
         .expect("valid");
         assert_eq!(route(&r, "INFO found KW0999 here"), ["logs.hit"]);
         assert!(route(&r, "INFO nothing").is_empty());
+    }
+
+    #[test]
+    fn each_rule_counts_what_it_matched_and_routed() {
+        let r = example();
+        route(&r, "ERROR [security] auth failed: timeout after 30ms");
+        route(&r, "ERROR plain");
+        // The template needs the app: missing, it becomes `_`, so it still routes.
+        route(&r, "INFO timeout after 5ms");
+        let rows = r.rows();
+        let counts: Vec<(&str, u64, u64)> = rows
+            .iter()
+            .map(|row| (row.to.as_str(), row.counts.matched, row.counts.routed))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("logs.error", 2, 2),
+                ("logs.security", 1, 1),
+                ("logs.database", 0, 0),
+                ("logs.{app}.{level}", 2, 2),
+            ]
+        );
+        // A template that makes an ingest subject matches and routes nowhere.
+        let r = Rules::compile(&[rule("logs.{app}")], None).expect("valid");
+        let line = r#"{"level":"INFO","app":"ingest","message":"m"}"#;
+        assert!(route(&r, line).is_empty());
+        assert_eq!(
+            r.rows()[0].counts,
+            RuleCounts {
+                matched: 1,
+                routed: 0
+            }
+        );
+        let e = Rules::compile(&[], Some("logs.ingest.x")).expect_err("ingest as all");
+        assert!(e.reason.contains("ingest subject"), "{e}");
     }
 
     #[test]

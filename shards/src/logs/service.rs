@@ -9,43 +9,55 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::history::rfc3339_millis;
-use crate::logs::{parse_line, route_record, LogShard, INGEST_SUBJECT};
+use crate::logs::{parse_line, LogInput, LogShard, INGEST_SUBJECT};
 use crate::service::{Internal, Received};
 use crate::shard::ShardCtx;
 
 /// The queue group the shards' log services share.
 pub const QUEUE: &str = "$sc.local.logs";
 
-/// Runs `ctx`'s log service with `rules` until the shard stops.
+/// Runs `ctx`'s log service until the shard stops. Should its client be closed while the
+/// shard runs (a slow consumer that stayed stuck past `slow_consumer.stall_max`), it
+/// says so and starts again with a new one.
 pub async fn run(ctx: Rc<ShardCtx>, logs: Rc<LogShard>) {
-    let client = Internal::start(&ctx);
-    client
-        .subscribe("ingest", INGEST_SUBJECT, Some(QUEUE))
-        .await;
-    client
-        .subscribe("ingest.app", &format!("{INGEST_SUBJECT}.>"), Some(QUEUE))
-        .await;
-    let mut matched = Vec::new();
-    while let Some(msg) = client.next().await {
-        on_log(&client, &logs, &msg, &mut matched).await;
+    loop {
+        let client = Internal::start(&ctx);
+        logs.set_service(Rc::clone(&client.conn));
+        client
+            .subscribe("ingest", INGEST_SUBJECT, Some(QUEUE))
+            .await;
+        client
+            .subscribe("ingest.app", &format!("{INGEST_SUBJECT}.>"), Some(QUEUE))
+            .await;
+        while let Some(msg) = client.next().await {
+            on_log(&client, &logs, &msg).await;
+        }
+        if ctx.stopping.get() {
+            break;
+        }
+        tracing::warn!(
+            shard = ctx.id,
+            dropped = client.conn.outbox.tally().dropped_total(),
+            "the log service's client was closed (it fell behind); starting a new one"
+        );
     }
-    let counts = logs.counts.get();
+    let counts = logs.snapshot().inputs[LogInput::Nats as usize];
     tracing::debug!(
         shard = ctx.id,
         received = counts.received,
         malformed = counts.malformed,
         routed = counts.routed,
+        dropped = counts.dropped,
         "log service stopped"
     );
 }
 
-async fn on_log(client: &Internal, logs: &LogShard, msg: &Received, matched: &mut Vec<bool>) {
-    logs.count(|c| c.received += 1);
+async fn on_log(client: &Internal, logs: &LogShard, msg: &Received) {
     let now = rfc3339_millis(SystemTime::now());
     let mut record = match parse_line(&msg.payload, &now, logs.cfg.record_bytes_max) {
         Ok(r) => r,
         Err(e) => {
-            logs.count(|c| c.malformed += 1);
+            logs.count(LogInput::Nats, |c| c.malformed += 1);
             tracing::debug!(subject = %msg.subject, error = %e, "malformed log");
             if let Some(reply) = &msg.reply {
                 let body = serde_json::json!({ "error": e.to_string() }).to_string();
@@ -61,13 +73,11 @@ async fn on_log(client: &Internal, logs: &LogShard, msg: &Received, matched: &mu
             .and_then(|rest| rest.strip_prefix('.'))
             .map(str::to_string);
     }
-    let rules = Rc::clone(&logs.rules.borrow());
-    let routed = route_record(&rules, &record, matched);
+    let routed = logs.route(LogInput::Nats, &record);
     for subject in &routed.subjects {
         client
             .publish(subject, None, Some(routed.headers.as_bytes()), &routed.body)
             .await;
-        logs.count(|c| c.routed += 1);
     }
     if let Some(reply) = &msg.reply {
         let body = serde_json::json!({ "routed": routed.subjects }).to_string();

@@ -127,6 +127,8 @@ pub struct ShardSnapshot {
     pub subjects: Vec<(String, SubjectStats)>,
     pub conns: Vec<ConnRow>,
     pub subs: Vec<SubRow>,
+    /// The log inputs' and rules' counters, when `[logs]` is on.
+    pub logs: Option<crate::logs::LogSnapshot>,
 }
 
 impl ShardSnapshot {

@@ -195,6 +195,7 @@ impl ShardCtx {
             } else {
                 Vec::new()
             },
+            logs: self.logs.as_ref().map(|l| l.snapshot()),
         }
     }
 
