@@ -284,6 +284,8 @@ fn a_udp_flood_into_a_stalled_server_is_bounded_by_the_buffer_and_counted() {
     let http = monitoring_addr(&s);
     let port = listening(&s, "syslog udp listening");
     let rt = runtime();
+    // The clients are dropped inside the runtime, also when an assertion fails.
+    let _in_runtime = rt.enter();
     let nats = rt.block_on(async { async_nats::connect(s.addr.to_string()).await.expect("nats") });
     let mut errors = rt.block_on(async {
         let sub = nats.subscribe("logs.error").await.expect("sub");
@@ -294,6 +296,7 @@ fn a_udp_flood_into_a_stalled_server_is_bounded_by_the_buffer_and_counted() {
     udp.connect(port).expect("connect");
     // The server is stopped: nothing reads the sockets while the flood arrives.
     s.signal(libc::SIGSTOP);
+    wait_stopped(s.pid());
     for i in 0..SENT {
         let line = format!("<14>1 2026-12-02T10:00:00Z host app - - - flood {i}");
         udp.send(line.as_bytes()).expect("send");
@@ -320,6 +323,24 @@ fn a_udp_flood_into_a_stalled_server_is_bounded_by_the_buffer_and_counted() {
     assert!(received < 500, "{c}");
     assert!(c["dropped"].as_u64().unwrap_or(0) > SENT - 500, "{c}");
     assert_eq!(c["malformed"], 0, "{c}");
-    let _in_runtime = rt.enter();
-    drop((errors, nats));
+}
+
+/// Waits until every thread of process `pid` is stopped (SIGSTOP takes effect on each
+/// thread asynchronously).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+        let all_stopped = tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

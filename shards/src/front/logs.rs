@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use crate::conn::{Conn, ConnFlags};
-use crate::front::{publish_composed, Input, Session};
+use crate::front::{Input, Session};
 use crate::history::rfc3339_millis;
 use crate::logs::syslog::{next_frame, parse_syslog, Frame};
 use crate::logs::{parse_line, LogInput, LogShard, ParseError, Record};
@@ -56,12 +56,19 @@ impl LogSession {
         tracing::debug!(cid = conn.cid, error = %e, "malformed log line");
     }
 
-    fn line(&mut self, router: &mut Router, metrics: &ShardMetrics, conn: &Rc<Conn>, line: &[u8]) {
+    /// Routes one log; `now` is when its chunk of input was read.
+    fn line(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        line: &[u8],
+        now: &str,
+    ) {
         let max = self.shard.cfg.record_bytes_max;
-        let now = rfc3339_millis(SystemTime::now());
         let parsed = match self.format {
-            LogFormat::Lines => parse_line(line, &now, max),
-            LogFormat::Syslog => parse_syslog(line, &now, max),
+            LogFormat::Lines => parse_line(line, now, max),
+            LogFormat::Syslog => parse_syslog(line, now, max),
         };
         let record = match parsed {
             Ok(r) => r,
@@ -107,6 +114,7 @@ impl Session for LogSession {
         data: &[u8],
     ) -> Input {
         let max = self.shard.cfg.record_bytes_max;
+        let now = rfc3339_millis(SystemTime::now());
         let mut consumed = 0;
         while consumed < data.len() && !conn.is_closing() {
             let rest = &data[consumed..];
@@ -123,7 +131,7 @@ impl Session for LogSession {
             }
             match self.frame(rest) {
                 Some(Some((start, end, next))) => {
-                    self.line(router, metrics, conn, &rest[start..end]);
+                    self.line(router, metrics, conn, &rest[start..end], &now);
                     consumed += next;
                 }
                 Some(None) => {
@@ -162,15 +170,5 @@ pub fn publish_record(
     conn: &Rc<Conn>,
     record: &Record,
 ) {
-    let routed = shard.route(input, record);
-    for subject in &routed.subjects {
-        publish_composed(
-            router,
-            conn,
-            subject,
-            None,
-            Some(routed.headers.as_bytes()),
-            &routed.body,
-        );
-    }
+    shard.route(input, record).publish(router, conn);
 }

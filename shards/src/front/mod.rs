@@ -88,3 +88,38 @@ pub fn publish_composed(
     conn.published(1, payload.len() as u64);
     router.apply(conn, Op::PublishOwned { msg, owner: &owner });
 }
+
+/// Publishes the same `headers` and `payload` to each of `subjects` from `conn`, from one
+/// block holding the subjects and the message once (`[subject…][headers][payload]`), so
+/// a message that goes to several subjects is composed once, not once per subject.
+pub fn publish_to_each(
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    subjects: &[String],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    let names: usize = subjects.iter().map(String::len).sum();
+    let header_len = headers.map_or(0, <[u8]>::len);
+    let mut block = BytesMut::with_capacity(names + header_len + payload.len());
+    for s in subjects {
+        block.put_slice(s.as_bytes());
+    }
+    if let Some(h) = headers {
+        block.put_slice(h);
+    }
+    block.put_slice(payload);
+    let owner: Bytes = block.freeze();
+    let mut at = 0;
+    for s in subjects {
+        let msg = MsgView {
+            subject: &owner[at..at + s.len()],
+            reply: None,
+            header_len: headers.map(<[u8]>::len),
+            body: &owner[names..],
+        };
+        at += s.len();
+        conn.published(1, payload.len() as u64);
+        router.apply(conn, Op::PublishOwned { msg, owner: &owner });
+    }
+}

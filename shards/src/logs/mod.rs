@@ -218,17 +218,70 @@ impl LogShard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
     pub subjects: Vec<String>,
-    pub headers: String,
+    pub headers: std::borrow::Cow<'static, str>,
     pub body: Vec<u8>,
+}
+
+impl Routed {
+    /// Publishes the record from `conn` to every subject it goes to.
+    pub fn publish(&self, router: &mut crate::route::Router, conn: &Rc<Conn>) {
+        crate::front::publish_to_each(
+            router,
+            conn,
+            &self.subjects,
+            Some(self.headers.as_bytes()),
+            &self.body,
+        );
+    }
 }
 
 /// Routes `record` by `rules`: the subjects it goes to (never an ingest subject), the
 /// level header and the JSON.
 fn route_record(rules: &Rules, record: &Record) -> Routed {
     let subjects = rules.route(record);
+    let mut body = Vec::with_capacity(record.message.len() + 160);
+    if serde_json::to_writer(&mut body, record).is_err() {
+        body.clear();
+    }
     Routed {
         subjects,
-        headers: format!("NATS/1.0\r\n{LEVEL_HEADER}: {}\r\n\r\n", record.level),
-        body: serde_json::to_vec(record).unwrap_or_default(),
+        headers: level_headers(&record.level),
+        body,
+    }
+}
+
+/// The header block of a record at `level` (made once for the six levels).
+fn level_headers(level: &str) -> std::borrow::Cow<'static, str> {
+    macro_rules! block {
+        ($l:literal) => {
+            concat!("NATS/1.0\r\nShardcast-Log-Level: ", $l, "\r\n\r\n")
+        };
+    }
+    let fixed = match level {
+        "TRACE" => block!("TRACE"),
+        "DEBUG" => block!("DEBUG"),
+        "INFO" => block!("INFO"),
+        "WARN" => block!("WARN"),
+        "ERROR" => block!("ERROR"),
+        "FATAL" => block!("FATAL"),
+        other => {
+            return format!("NATS/1.0\r\n{LEVEL_HEADER}: {other}\r\n\r\n").into();
+        }
+    };
+    fixed.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_header_blocks_are_what_format_makes() {
+        for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OTHER"] {
+            assert_eq!(
+                level_headers(level),
+                format!("NATS/1.0\r\n{LEVEL_HEADER}: {level}\r\n\r\n")
+            );
+        }
     }
 }

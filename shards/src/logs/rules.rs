@@ -1,11 +1,12 @@
 //! Routing rules: which subjects a log record goes to. Conditions in one rule AND
 //! together, values in one condition OR together; a record goes to every matching
 //! rule's subject, plus the `all` subject; a matching rule with `stop` ends the
-//! evaluation. Keywords are found with one multi-pattern automaton per rule (aho-corasick,
-//! ASCII case-insensitive), so a thousand keywords cost about as much as one; regexes use
-//! the `regex` crate (linear time) with a size limit.
+//! evaluation. The keywords of all rules are found with one multi-pattern automaton
+//! (aho-corasick, ASCII case-insensitive) in one pass over the message, so a thousand
+//! keywords, in one rule or spread over many, cost about as much as one; regexes use the
+//! `regex` crate (linear time) with a size limit.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder};
@@ -19,6 +20,8 @@ pub const REGEX_BYTES_MAX: usize = 1 << 20;
 /// The most rules, and the most keywords one rule may list.
 pub const RULES_MAX: usize = 1_000;
 pub const KEYWORDS_MAX: usize = 10_000;
+/// The most keywords of all rules together.
+pub const KEYWORDS_TOTAL_MAX: usize = 100_000;
 /// The longest subject a template may produce (longer ones are not routed).
 pub const SUBJECT_BYTES_MAX: usize = 256;
 
@@ -57,7 +60,8 @@ pub struct Rule {
     to: Vec<Piece>,
     levels: Vec<&'static str>,
     categories: Vec<String>,
-    keywords: Option<AhoCorasick>,
+    /// Its keywords are in the rules' automaton.
+    has_keywords: bool,
     regex: Option<Regex>,
     stop: bool,
     counts: Cell<RuleCounts>,
@@ -86,6 +90,11 @@ pub struct RuleRow {
 pub struct Rules {
     rules: Vec<Rule>,
     all: Option<String>,
+    /// Every rule's keywords, and for each pattern the rule it belongs to.
+    keywords: Option<AhoCorasick>,
+    keyword_rule: Vec<u32>,
+    /// Scratch: which rules' keywords the message holds.
+    hits: RefCell<Vec<bool>>,
 }
 
 impl Rules {
@@ -113,23 +122,66 @@ impl Rules {
                 });
             }
         }
-        let rules = configs
+        let rules: Vec<Rule> = configs
             .iter()
             .enumerate()
             .map(|(index, c)| Rule::compile(c).map_err(|reason| RuleError { index, reason }))
             .collect::<Result<_, _>>()?;
+        let total: usize = configs.iter().map(|c| c.keyword.len()).sum();
+        if total > KEYWORDS_TOTAL_MAX {
+            return Err(RuleError {
+                index: configs.len().saturating_sub(1),
+                reason: format!("at most {KEYWORDS_TOTAL_MAX} keywords in all rules, got {total}"),
+            });
+        }
+        let (patterns, keyword_rule): (Vec<&str>, Vec<u32>) = configs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.keyword.iter().map(move |k| (k.as_str(), i as u32)))
+            .unzip();
+        let keywords = (!patterns.is_empty())
+            .then(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| RuleError {
+                        index: 0,
+                        reason: format!("the keywords of all rules: {e}"),
+                    })
+            })
+            .transpose()?;
         Ok(Rules {
+            hits: RefCell::new(vec![false; rules.len()]),
             rules,
             all: all.map(str::to_string),
+            keywords,
+            keyword_rule,
         })
+    }
+
+    /// Notes in `hits` the rules whose keywords `message` holds (one pass for them all).
+    fn find_keywords(&self, message: &str, hits: &mut [bool]) {
+        hits.fill(false);
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_overlapping_iter(message) {
+                if let Some(&rule) = self.keyword_rule.get(m.pattern().as_usize()) {
+                    if let Some(h) = hits.get_mut(rule as usize) {
+                        *h = true;
+                    }
+                }
+            }
+        }
     }
 
     /// The subjects `record` goes to, each once, in rule order (the `all` subject last);
     /// each rule counts whether it matched and whether it routed.
     pub fn route(&self, record: &Record) -> Vec<String> {
         let mut subjects: Vec<String> = Vec::new();
-        for rule in &self.rules {
-            if !rule.matches(record) {
+        let mut hits = self.hits.borrow_mut();
+        self.find_keywords(&record.message, &mut hits);
+        for (rule, &keyword_hit) in self.rules.iter().zip(hits.iter()) {
+            if !rule.matches(record, keyword_hit) {
                 continue;
             }
             let subject = rule.subject(record);
@@ -197,15 +249,6 @@ impl Rule {
         if c.keyword.iter().any(String::is_empty) {
             return Err("a keyword is empty".into());
         }
-        let keywords = (!c.keyword.is_empty())
-            .then(|| {
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(&c.keyword)
-                    .map_err(|e| format!("keywords: {e}"))
-            })
-            .transpose()?;
         let regex = c
             .regex
             .as_deref()
@@ -222,22 +265,21 @@ impl Rule {
             to,
             levels,
             categories: c.category.clone(),
-            keywords,
+            has_keywords: !c.keyword.is_empty(),
             regex,
             stop: c.stop,
         })
     }
 
-    fn matches(&self, r: &Record) -> bool {
+    /// Whether `r` meets every condition (`keyword_hit`: its message holds one of the
+    /// rule's keywords).
+    fn matches(&self, r: &Record, keyword_hit: bool) -> bool {
         (self.levels.is_empty() || self.levels.contains(&r.level.as_str()))
             && (self.categories.is_empty()
                 || r.category
                     .as_deref()
                     .is_some_and(|c| self.categories.iter().any(|w| w.eq_ignore_ascii_case(c))))
-            && self
-                .keywords
-                .as_ref()
-                .map_or(true, |k| k.is_match(r.message.as_str()))
+            && (!self.has_keywords || keyword_hit)
             && self
                 .regex
                 .as_ref()

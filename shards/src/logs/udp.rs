@@ -4,6 +4,10 @@
 //! the socket's receive buffer (`logs.syslog_udp_buffer`), whose overflow the kernel
 //! drops and counts per socket; [`kernel_drops`] reads that count into the input's
 //! `dropped`. Nothing is queued beyond the kernel's buffer here.
+//!
+//! After each datagram it waited for, it takes those already there (up to
+//! [`BATCH_MAX`], without waiting) and publishes their copies in one turn: one ring batch
+//! per other shard instead of a wake-up per copy.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -11,12 +15,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::history::rfc3339_millis;
 use crate::logs::syslog::parse_syslog;
-use crate::logs::{LogInput, LogShard, ParseError};
+use crate::logs::{LogInput, LogShard, ParseError, Routed};
 use crate::service::Internal;
 use crate::shard::ShardCtx;
 
 /// The largest datagram read.
 const DATAGRAM_BYTES_MAX: usize = 65_536;
+/// The most datagrams routed in one turn.
+pub const BATCH_MAX: usize = 64;
 
 /// Reads and routes `socket`'s datagrams until the shard stops.
 pub async fn serve(ctx: Rc<ShardCtx>, socket: glommio::net::UdpSocket, logs: Rc<LogShard>) {
@@ -27,7 +33,9 @@ pub async fn serve(ctx: Rc<ShardCtx>, socket: glommio::net::UdpSocket, logs: Rc<
             tracing::warn!(shard = ctx.id, error = %e, bytes, "cannot size the syslog udp buffer");
         }
     }
-    logs.set_udp_socket(socket.as_raw_fd());
+    let fd = socket.as_raw_fd();
+    logs.set_udp_socket(fd);
+    let mut batch: Vec<Routed> = Vec::with_capacity(BATCH_MAX);
     while !ctx.stopping.get() {
         let n = match socket.recv_from(&mut buf).await {
             Ok((n, _peer)) => n,
@@ -38,22 +46,44 @@ pub async fn serve(ctx: Rc<ShardCtx>, socket: glommio::net::UdpSocket, logs: Rc<
             }
         };
         let now = rfc3339_millis(SystemTime::now());
-        let record = match parse_syslog(&buf[..n], &now, logs.cfg.record_bytes_max) {
-            Ok(r) => r,
-            Err(ParseError::Empty) => continue,
-            Err(e) => {
-                logs.count(LogInput::SyslogUdp, |c| c.malformed += 1);
-                tracing::debug!(shard = ctx.id, error = %e, "malformed syslog datagram");
-                continue;
-            }
-        };
-        let routed = logs.route(LogInput::SyslogUdp, &record);
-        for subject in &routed.subjects {
+        batch.extend(take(&ctx, &logs, &buf[..n], &now));
+        for _ in 1..BATCH_MAX {
+            let Some(n) = try_recv(fd, &mut buf) else {
+                break;
+            };
+            batch.extend(take(&ctx, &logs, &buf[..n], &now));
+        }
+        if !batch.is_empty() {
             client
-                .publish(subject, None, Some(routed.headers.as_bytes()), &routed.body)
+                .turn(|router, conn| {
+                    for routed in batch.drain(..) {
+                        routed.publish(router, conn);
+                    }
+                })
                 .await;
         }
     }
+}
+
+/// Parses and routes one datagram, read at `now` (None if it is empty or malformed:
+/// counted).
+fn take(ctx: &ShardCtx, logs: &LogShard, datagram: &[u8], now: &str) -> Option<Routed> {
+    match parse_syslog(datagram, now, logs.cfg.record_bytes_max) {
+        Ok(record) => Some(logs.route(LogInput::SyslogUdp, &record)),
+        Err(ParseError::Empty) => None,
+        Err(e) => {
+            logs.count(LogInput::SyslogUdp, |c| c.malformed += 1);
+            tracing::debug!(shard = ctx.id, error = %e, "malformed syslog datagram");
+            None
+        }
+    }
+}
+
+/// A datagram already waiting on `fd`, read without waiting; None if there is none.
+fn try_recv(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: `buf` is writable for its length; MSG_DONTWAIT makes the call return at once.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    usize::try_from(n).ok()
 }
 
 /// Sets the socket's receive buffer (the kernel doubles it for its bookkeeping and caps

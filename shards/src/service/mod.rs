@@ -16,14 +16,15 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::future::poll_fn;
 
 use crate::conn::writer_task::{self, WriterParams};
 use crate::conn::{Conn, ConnFlags, Transport};
+use crate::front::publish_composed;
 use crate::route::Op;
 use crate::shard::{run_loop, ShardCtx};
-use crate::wire::{MsgView, Wire};
+use crate::wire::Wire;
 use crate::writer::{Outbox, Sink};
 use frames::{next_frame, Frame};
 
@@ -210,22 +211,16 @@ impl Internal {
         headers: Option<&[u8]>,
         payload: &[u8],
     ) {
-        let owner = compose(subject, reply, headers, payload);
         self.turn(|router, conn| {
-            let (s, r) = (subject.len(), reply.map_or(0, str::len));
-            let msg = MsgView {
-                subject: &owner[..s],
-                reply: reply.map(|_| &owner[s..s + r]),
-                header_len: headers.map(<[u8]>::len),
-                body: &owner[s + r..],
-            };
-            router.apply(conn, Op::PublishOwned { msg, owner: &owner });
+            publish_composed(router, conn, subject, reply, headers, payload);
         })
         .await;
     }
 
     /// One turn of this client: `apply` through the router, then its ring batches out.
-    async fn turn(&self, apply: impl FnOnce(&mut crate::route::Router, &Rc<Conn>)) {
+    /// Publishing many messages in one turn sends them to the other shards in one batch
+    /// each, where a turn per message would wake every shard once per message.
+    pub async fn turn(&self, apply: impl FnOnce(&mut crate::route::Router, &Rc<Conn>)) {
         if let Some(links) = &self.ctx.links {
             links.wait_for_room().await;
         }
@@ -237,6 +232,22 @@ impl Internal {
     /// The next message delivered to this client; None once it is closed.
     pub async fn next(&self) -> Option<Received> {
         poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// The next message already delivered, if there is one (without waiting).
+    pub fn try_next(&self) -> Option<Received> {
+        let mut bytes = self.loopback.bytes.borrow_mut();
+        loop {
+            let (received, used) =
+                next_frame(&bytes).map(|(f, used)| (f.map(Frame::into_received), used))?;
+            bytes.advance(used);
+            if let Some(w) = self.loopback.writer.take() {
+                w.wake();
+            }
+            if received.is_some() {
+                return received;
+            }
+        }
     }
 
     fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
@@ -265,19 +276,6 @@ impl Internal {
             }
         }
     }
-}
-
-/// `subject`, `reply`, `headers` and `payload` back to back in one block.
-fn compose(subject: &str, reply: Option<&str>, headers: Option<&[u8]>, payload: &[u8]) -> Bytes {
-    let reply = reply.unwrap_or("");
-    let headers = headers.unwrap_or(&[]);
-    let mut block =
-        BytesMut::with_capacity(subject.len() + reply.len() + headers.len() + payload.len());
-    block.put_slice(subject.as_bytes());
-    block.put_slice(reply.as_bytes());
-    block.put_slice(headers);
-    block.put_slice(payload);
-    block.freeze()
 }
 
 #[cfg(test)]
