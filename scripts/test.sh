@@ -24,6 +24,7 @@ NEEDS=(
   "npm          npm              installs tests/browser's pinned packages (npm ci)"
   "irssi        irssi            tests/irc_client.rs chats as a person would, in a real IRC client"
   "tmux         tmux             tests/irc_client.rs runs irssi in a detached terminal, types and reads its screen"
+  "rsyslogd     rsyslog          tests/bench_logs.rs routes the log bench through rsyslog, the reference relay"
 )
 
 cd "$(dirname "$0")/.."

@@ -30,6 +30,32 @@ pub enum Scenario {
     /// `--subs` IRC clients in one channel (`#PREFIX`, at `--irc-url`) and one publisher into
     /// it: a NATS client publishing to the subject PREFIX, or an IRC client (`--irc-publisher`).
     Irc,
+    /// Log ingest: `--msgs` logs sent over `--log-input` and routed by 20 rules, each
+    /// channel watched by `--watchers` NATS subscribers (or counted at `--log-sink`).
+    Logs,
+}
+
+/// Where the `logs` scenario sends its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogInputArg {
+    /// Published to `logs.ingest.bench` over NATS (`--url`).
+    Nats,
+    /// The plain TCP line port (`--log-addr`).
+    Tcp,
+    /// RFC 5424 over TCP, one per line (`--log-addr`).
+    SyslogTcp,
+    /// RFC 5424 over UDP, one per datagram (`--log-addr`).
+    SyslogUdp,
+}
+
+/// What `logs --print-config` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogConfigKind {
+    /// The `[logs]` section with the 20 rules, for shardcast.
+    Shardcast,
+    /// The same routing for rsyslog (imtcp on `--log-addr`'s port, omfwd to `--log-sink`).
+    Rsyslog,
 }
 
 /// Who publishes into the channel in the `irc` scenario.
@@ -123,6 +149,22 @@ pub struct BenchArgs {
     /// mode +F, which lifts flood throttling on servers that have it (ngircd).
     #[arg(long, value_name = "NAME:PASSWORD")]
     pub irc_oper: Option<String>,
+    /// `logs`: the input the logs are sent over.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub log_input: LogInputArg,
+    /// `logs`: the input's address, HOST:PORT (all inputs but `nats`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub log_addr: Option<String>,
+    /// `logs`: NATS subscribers per routed subject.
+    #[arg(long, default_value_t = 3)]
+    pub watchers: usize,
+    /// `logs`: instead of NATS watchers, listen on 127.0.0.1:PORT and count the lines a
+    /// relay (rsyslog) forwards there, one connection per watcher.
+    #[arg(long, value_name = "PORT")]
+    pub log_sink: Option<u16>,
+    /// `logs`: print the routing configuration the scenario expects and exit.
+    #[arg(long, value_enum)]
+    pub print_config: Option<LogConfigKind>,
 }
 
 impl BenchArgs {
@@ -154,6 +196,7 @@ impl BenchArgs {
             Scenario::Sub | Scenario::Conns => needs(false, true)?,
             Scenario::Pubsub | Scenario::Queue | Scenario::Reqrep => needs(true, true)?,
             Scenario::Irc => self.validate_irc()?,
+            Scenario::Logs => {}
             Scenario::Latency => {
                 needs(true, true)?;
                 if self.size < 8 {

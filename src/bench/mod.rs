@@ -9,6 +9,8 @@ pub mod args;
 mod client;
 mod irc;
 mod irc_line;
+pub mod logs;
+mod logs_run;
 pub mod monitor;
 pub mod plan;
 pub mod procfs;
@@ -27,6 +29,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use args::{BenchArgs, Scenario};
+pub use logs_run::{print_config as print_log_config, run as run_logs, LogReport};
 use plan::{sent_to, share, Plan, Role};
 use report::{aggregate, Report, ServerFigures};
 use roles::{ClientStats, Kind, RoleCtx};
@@ -420,7 +423,7 @@ fn expected_by_formula(args: &BenchArgs, plan: &Plan) -> u64 {
             .sum()
     };
     match args.scenario {
-        Scenario::Pub | Scenario::Conns => 0,
+        Scenario::Pub | Scenario::Conns | Scenario::Logs => 0,
         Scenario::Queue | Scenario::Reqrep => args.msgs,
         Scenario::Sub | Scenario::Pubsub | Scenario::Latency | Scenario::Irc => {
             (0..args.subs).map(|i| per_subject(i % plan.subjects)).sum()
@@ -437,7 +440,7 @@ fn final_expected(args: &BenchArgs, plan: &Plan, shared: &Shared) -> u64 {
             .map_or(0, |s| s.load(Relaxed))
     };
     match args.scenario {
-        Scenario::Pub | Scenario::Conns => 0,
+        Scenario::Pub | Scenario::Conns | Scenario::Logs => 0,
         Scenario::Sub => expected_by_formula(args, plan),
         Scenario::Queue | Scenario::Reqrep => sent(0),
         Scenario::Pubsub | Scenario::Latency | Scenario::Irc => {

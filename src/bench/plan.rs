@@ -96,6 +96,11 @@ impl Plan {
                 senders = 0;
                 receivers = 0;
             }
+            // Its own runner (`logs_run`), not connection roles.
+            Scenario::Logs => {
+                senders = 0;
+                receivers = 0;
+            }
         }
         let subjects = if args.scenario == Scenario::Queue {
             1

@@ -165,6 +165,7 @@ impl Report {
             Scenario::Reqrep => format!("{} requester(s), {} responder(s)", self.pubs, self.subs),
             Scenario::Conns => format!("{} idle connections", self.subs),
             Scenario::Irc => format!("1 pub → {} IRC members in one channel", self.subs),
+            Scenario::Logs => "logs (see LogReport)".into(),
             Scenario::Pubsub | Scenario::Queue | Scenario::Latency => format!(
                 "{} pub → {} sub{stalled}, {} subject(s)",
                 self.pubs, self.subs, self.subjects
