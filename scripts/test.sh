@@ -22,8 +22,9 @@ NEEDS=(
   "node         nodejs           runs tests/browser/dashboard.mjs (playwright-core drives Chromium)"
   "logger       bsdutils         tests/logs.rs sends syslog over UDP and TCP with util-linux logger"
   "npm          npm              installs tests/browser's pinned packages (npm ci)"
-  "irssi        irssi            tests/irc_client.rs chats as a person would, in a real IRC client"
-  "tmux         tmux             tests/irc_client.rs runs irssi in a detached terminal, types and reads its screen"
+  "irssi        irssi            tests/irc_client.rs and tests/logs_walkthrough.rs: a person in a real IRC client"
+  "tmux         tmux             runs irssi in a detached terminal, types and reads its screen (tests/common/irssi.rs)"
+  "nc           netcat-openbsd   tests/logs_walkthrough.rs runs docs/logs.md's NATS subscriber, nc speaking the protocol"
   "rsyslogd     rsyslog          tests/bench_logs.rs routes the log bench through rsyslog, the reference relay"
 )
 

@@ -3,37 +3,25 @@
 //! async-nats client and a raw-TCP IRC client on the other shard, then quits. The
 //! scenario is a list of steps (`Scenario`), so more can be added.
 //!
-//! irssi and tmux come from Debian packages that `scripts/test.sh` installs (its NEEDS
-//! list); without them this test fails and says so. `SHARDCAST_IRSSI_SCREEN=<file>` makes
-//! it write irssi's screen, with colours, once everyone has spoken
-//! (`scripts/irc_screenshot.sh` turns that into `docs/img/irc-irssi.png`).
+//! The irssi driver is `tests/common/irssi.rs` (irssi and tmux are Debian packages that
+//! `scripts/test.sh` installs). `SHARDCAST_IRSSI_SCREEN=<file>` makes this test write
+//! irssi's screen, with colours, once everyone has spoken (`scripts/irc_screenshot.sh`
+//! turns that into `docs/img/irc-irssi.png`).
 
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use common::irc::{runtime, shard_of, start, subscribed, Irc};
-use common::{Server, TempDir, WAIT};
+use common::irssi::Irssi;
+use common::{Server, WAIT};
 
-/// How long to wait for something to show on irssi's screen: generous, because irssi
-/// starts, registers and runs its join queries at its own pace on a loaded machine.
-const SCREEN_WAIT: Duration = Duration::from_secs(30);
-
-/// irssi's configuration: its command queue at 50 ms instead of 2.2 s between commands,
-/// and a fixed user name so its mask does not depend on who runs the test.
-const IRSSI_CONFIG: &str = r#"settings = {
-  core = { user_name = "ada"; real_name = "Ada in irssi"; };
-  "irc/core" = { cmd_queue_speed = "50msec"; };
-};
-"#;
-
-/// irssi's nick, and the mask the server gives it.
+/// irssi's nick, the mask the server gives it, and its real name.
 const NICK: &str = "ada";
 const MASK: &str = "ada!~ada@127.0.0.1";
+const REAL_NAME: &str = "Ada in irssi";
 
 const CHANNEL: &str = "#room.lobby";
 const SUBJECT: &str = "room.lobby";
@@ -51,126 +39,6 @@ fn irssi_chats_with_nats_and_irc_across_shards() {
     s.irc_client_speaks_to_irssi();
     s.save_screen_if_asked();
     s.irssi_quits();
-}
-
-/// irssi in a tmux session of its own (a private socket and `--home` in a temp dir).
-/// Dropping it kills that tmux server, and irssi with it.
-struct Irssi {
-    dir: TempDir,
-    /// irssi's process id (the pane runs it directly), killed if still there on drop.
-    pid: Option<u32>,
-}
-
-impl Irssi {
-    /// Starts irssi as `nick`, connecting to `addr`.
-    fn start(addr: SocketAddr, nick: &str) -> Irssi {
-        for (program, version) in [("tmux", "-V"), ("irssi", "--version")] {
-            require(program, version);
-        }
-        let dir = TempDir::new("irssi");
-        std::fs::create_dir_all(dir.0.join("home")).expect("irssi home");
-        std::fs::write(dir.0.join("home/config"), IRSSI_CONFIG).expect("irssi config");
-        let mut irssi = Irssi { dir, pid: None };
-        let home = format!("--home={}", irssi.dir.0.join("home").display());
-        let port = addr.port().to_string();
-        // 100×18: the channel's lines fit, and the picture made from it stays small.
-        #[rustfmt::skip]
-        let started = irssi.tmux(&[
-            "-f", "/dev/null", "new-session", "-d", "-s", "irssi", "-x", "100", "-y", "18",
-            "env", "TERM=screen-256color", "irssi", &home, "-n", nick, "-c", "127.0.0.1", "-p", &port,
-        ]);
-        assert!(started.status.success(), "tmux new-session: {started:?}");
-        let pid = irssi.tmux(&["display-message", "-p", "-t", "irssi", "#{pane_pid}"]);
-        irssi.pid = String::from_utf8_lossy(&pid.stdout).trim().parse().ok();
-        irssi
-    }
-
-    /// Runs `tmux -S <our socket> args…`.
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(self.dir.0.join("tmux.sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-
-    /// Types `text` and Enter, as a person would.
-    fn type_line(&self, text: &str) {
-        let typed = self.tmux(&["send-keys", "-t", "irssi", "-l", text]);
-        assert!(typed.status.success(), "send-keys {text:?}: {typed:?}");
-        let enter = self.tmux(&["send-keys", "-t", "irssi", "Enter"]);
-        assert!(enter.status.success(), "send-keys Enter: {enter:?}");
-    }
-
-    /// What the screen shows; with `colours`, with its ANSI escapes.
-    fn screen(&self, colours: bool) -> String {
-        let args: &[&str] = if colours {
-            &["capture-pane", "-p", "-e", "-N", "-t", "irssi"]
-        } else {
-            &["capture-pane", "-p", "-t", "irssi"]
-        };
-        String::from_utf8_lossy(&self.tmux(args).stdout).into_owned()
-    }
-
-    /// Polls the screen until a line satisfies `pred`; returns that line.
-    fn wait_for_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SCREEN_WAIT;
-        loop {
-            let screen = self.screen(false);
-            if let Some(line) = screen.lines().find(|l| pred(l)) {
-                return line.to_string();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "irssi's screen never showed {what} within {SCREEN_WAIT:?}; it shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until irssi has exited (its tmux session ends with it).
-    fn wait_exited(&self) {
-        let deadline = Instant::now() + SCREEN_WAIT;
-        while self.tmux(&["has-session", "-t", "irssi"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "irssi still running {SCREEN_WAIT:?} after /quit; its screen:\n{}",
-                self.screen(false)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Irssi {
-    fn drop(&mut self) {
-        // Ends the tmux server on our socket: irssi gets SIGHUP. If it is somehow still
-        // there (and still irssi: the pid was not reused), kill it.
-        let _ = self.tmux(&["kill-server"]);
-        if let Some(pid) = self.pid {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "irssi" {
-                // SAFETY: kill(2) on the pid of the irssi this guard started, checked above.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-/// Fails, naming `scripts/test.sh`, when `program` is not installed.
-fn require(program: &str, version_flag: &str) {
-    let found = Command::new(program)
-        .arg(version_flag)
-        .stdin(Stdio::null())
-        .output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        panic!(
-            "`{program}` is not installed: tests/irc_client.rs drives irssi in tmux. \
-             Run the tests with scripts/test.sh, which installs irssi and tmux (its NEEDS list)."
-        );
-    }
 }
 
 /// A program on the channel's subject: a NATS client and its subscriptions.
@@ -201,13 +69,8 @@ impl Scenario {
     /// client subscribed to the channel's subject and its presence.
     fn start() -> Scenario {
         let (server, irc_addr) = start("");
-        let irssi = Irssi::start(irc_addr, NICK);
-        // Any of these means 001 came (the first may have scrolled off already).
-        irssi.wait_for_line("the welcome (001)", |l| {
-            l.contains("Welcome to the shardcast IRC network")
-                || l.contains("MOTD File is missing")
-                || l.contains(&format!("Mode change [+i] for user {NICK}"))
-        });
+        let irssi = Irssi::start(NICK, REAL_NAME, Some(irc_addr));
+        irssi.wait_registered(NICK);
         // irssi's is the server's first connection (the NATS client connects next).
         let irssi_shard = server
             .wait_for_log("irssi's connection", |l| l.contains("client connected"))
@@ -285,7 +148,7 @@ impl Scenario {
         let event = self.presence_event("join", NICK);
         assert_eq!(event["mask"], MASK);
         assert_eq!(event["channel"], CHANNEL);
-        assert_eq!(event["realname"], "Ada in irssi");
+        assert_eq!(event["realname"], REAL_NAME);
     }
 
     /// A person with a raw IRC client, on the shard irssi is not on, joins; irssi sees it.
@@ -365,13 +228,9 @@ impl Scenario {
         assert_eq!(nick.map(|v| v.as_str()), Some("bob"));
     }
 
-    /// With `SHARDCAST_IRSSI_SCREEN=<file>`, writes irssi's screen there with its colours
-    /// (ANSI escapes), for `scripts/irc_screenshot.sh`.
+    /// With `SHARDCAST_IRSSI_SCREEN=<file>`, writes irssi's screen there with its colours.
     fn save_screen_if_asked(&self) {
-        if let Some(path) = std::env::var_os("SHARDCAST_IRSSI_SCREEN") {
-            std::fs::write(&path, self.irssi.screen(true))
-                .unwrap_or_else(|e| panic!("cannot write {path:?}: {e}"));
-        }
+        self.irssi.save_screen_if_asked();
     }
 
     /// `/quit` in irssi: it exits, the raw client sees the QUIT, programs the presence event.

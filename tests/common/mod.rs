@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod irc;
+pub mod irssi;
 pub mod logs;
 
 /// How long any expectation waits before failing.
