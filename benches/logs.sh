@@ -6,16 +6,17 @@
 # rsyslog`: 20 RainerScript filters, each forwarding with 3 omfwd actions to a TCP sink
 # the bench counts). Then the table for docs/benchmarks.md.
 #
-#   benches/logs.sh [--reps N] [--msgs N] [--out DIR] [--no-build]
+#   benches/logs.sh [--reps N] [--msgs N] [--out DIR] [--md FILE] [--no-build]
 #
 #   --reps N     repetitions (default 3); each runs every input of shardcast, then rsyslog
 #   --msgs N     logs per run (default 300000)
 #   --out DIR    results (default target/logs-bench; an existing one is renamed DIR.<time>)
+#   --md FILE    where the section goes (default docs/benchmarks.md; replaced in place)
 #   --no-build   use target/release/shardcast as it is
 #
 # A fresh server process on free ports per run, stopped with SIGTERM by its own PID. Output
 # in $OUT: results.csv (one row per run, `bench --csv`), machine.txt, logs/, configs/, and
-# table.md (medians over the reps, from benches/report_logs.py).
+# section.md (medians over the reps, from benches/report_logs.py), spliced into --md.
 
 set -euo pipefail
 
@@ -24,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPS=3
 MSGS=300000
 OUT=$ROOT/target/logs-bench
+MD=$ROOT/docs/benchmarks.md
 BUILD=1
 READY_TIMEOUT_S=10
 BENCH_TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
@@ -34,7 +36,7 @@ RSYSLOG_INPUTS=(syslog-tcp syslog-udp syslog-udp@${UDP_RATE:-100000})
 
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-1}"; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit "${1:-1}"; }
 
 while (($#)); do
     case $1 in
@@ -43,6 +45,7 @@ while (($#)); do
         --msgs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--msgs needs a positive integer"
             MSGS=$2; shift ;;
         --out) [[ -n ${2:-} ]] || die "--out needs a directory"; OUT=$(abspath "$2"); shift ;;
+        --md) [[ -n ${2:-} ]] || die "--md needs a file"; MD=$(abspath "$2"); shift ;;
         --no-build) BUILD=0 ;;
         -h | --help) usage 0 ;;
         *) log "unknown argument: $1"; usage 1 ;;
@@ -136,6 +139,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
         sleep 1
     done
 done
-python3 "$ROOT/benches/report_logs.py" "$OUT/results.csv" >"$OUT/table.md"
-cat "$OUT/table.md"
-log "results in $OUT"
+python3 "$ROOT/benches/report_logs.py" "$OUT/results.csv" --machine "$OUT/machine.txt" \
+    >"$OUT/section.md"
+cat "$OUT/section.md"
+python3 "$ROOT/benches/report_logs.py" "$OUT/results.csv" --machine "$OUT/machine.txt" \
+    --splice "$MD"
+log "results in $OUT, section in $MD"

@@ -23,6 +23,7 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_flow  # noqa: E402  (next to this file)
 import report_irc  # noqa: E402
+import report_logs  # noqa: E402
 
 SERVERS = ("shardcast", "nats-server")
 SC, NATS = SERVERS
@@ -866,6 +867,10 @@ def main():
     if args.notes and os.path.exists(args.notes):
         with open(args.notes) as f:
             text = text.rstrip() + "\n\n" + f.read().rstrip() + "\n"
+    if os.path.exists(args.md):
+        # The log-ingest section comes from benches/logs.sh: carried over as it is.
+        with open(args.md) as f:
+            text = report_logs.carry_over(f.read(), text)
     os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     with open(args.md, "w") as f:
         f.write(text)

@@ -119,11 +119,11 @@ def section(r):
     return "\n".join(out)
 
 
-def splice(text, new_section):
-    """`text` with its IRC section replaced by `new_section` (inserted before the Targets
-    section, or at the end, when it has none)."""
+def splice(text, new_section, heading=HEADING):
+    """`text` with its section under `heading` (the IRC one by default) replaced by
+    `new_section` (inserted before the Targets section, or at the end, when it has none)."""
     lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.startswith(HEADING)), None)
+    start = next((i for i, l in enumerate(lines) if l.startswith(heading)), None)
     if start is None:
         at = next((i for i, l in enumerate(lines) if l.startswith("## Targets")), len(lines))
         return "\n".join(lines[:at] + new_section.rstrip("\n").split("\n") + [""] + lines[at:])
