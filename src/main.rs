@@ -25,28 +25,35 @@ fn bench(args: &shardcast::bench::BenchArgs) -> ExitCode {
         return bench_logs(args);
     }
     match shardcast::bench::run(args) {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string(&report) {
-                    Ok(j) => println!("{j}"),
-                    Err(e) => {
-                        eprintln!("shardcast bench: cannot encode the report: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            } else {
-                print!("{}", report.human());
-            }
+        Ok(report) => show(args.json, &report, report.human()),
+        Err(e) => bench_failed(e),
+    }
+}
+
+/// Prints a bench report: one JSON object, or the human summary.
+fn show(json: bool, report: &impl serde::Serialize, human: String) -> ExitCode {
+    if !json {
+        print!("{human}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::to_string(report) {
+        Ok(j) => {
+            println!("{j}");
             ExitCode::SUCCESS
         }
-        Err(e @ shardcast::bench::BenchError::Usage(_)) => {
-            eprintln!("shardcast bench: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
-            eprintln!("shardcast bench: {e}");
+            eprintln!("shardcast bench: cannot encode the report: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says why a bench failed: exit status 2 for bad usage, 1 otherwise.
+fn bench_failed(e: shardcast::bench::BenchError) -> ExitCode {
+    eprintln!("shardcast bench: {e}");
+    match e {
+        shardcast::bench::BenchError::Usage(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     }
 }
 
@@ -65,21 +72,17 @@ fn signal(args: &shardcast::signal::SignalArgs) -> ExitCode {
 
 /// `shardcast bench logs`: its config (`--print-config`) or a run.
 fn bench_logs(args: &shardcast::bench::BenchArgs) -> ExitCode {
-    let fail = |e: shardcast::bench::BenchError| {
-        eprintln!("shardcast bench: {e}");
-        ExitCode::FAILURE
-    };
     match shardcast::bench::print_log_config(args) {
         Ok(Some(config)) => {
             print!("{config}");
             return ExitCode::SUCCESS;
         }
         Ok(None) => {}
-        Err(e) => return fail(e),
+        Err(e) => return bench_failed(e),
     }
     let report = match shardcast::bench::run_logs(args) {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return bench_failed(e),
     };
     if let Some(path) = &args.csv {
         if let Err(e) = report.append_csv(path) {
@@ -87,16 +90,5 @@ fn bench_logs(args: &shardcast::bench::BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if args.json {
-        match serde_json::to_string(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => {
-                eprintln!("shardcast bench: cannot encode the report: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        print!("{}", report.human());
-    }
-    ExitCode::SUCCESS
+    show(args.json, &report, report.human())
 }

@@ -5,36 +5,17 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::bench::{bench, report, u};
 use common::{monitoring_addr, NatsServer, Server, TempDir};
 use serde_json::Value;
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .expect("run shardcast bench")
-}
 
 /// Runs with --json and returns the report; the run must succeed.
 fn bench_json(url: &str, args: &[&str]) -> Value {
     let mut all = vec!["--url", url, "--json"];
     all.extend_from_slice(args);
-    let out = bench(&all);
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+    report(&all)
 }
 
 #[test]

@@ -5,19 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Command, Output};
-
+use common::bench::{bench, report, u};
 use common::Server;
 use serde_json::Value;
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .expect("run shardcast bench")
-}
+use std::net::SocketAddr;
 
 /// A two-shard server with IRC on a free port, and that port's address.
 fn start(toml: &str) -> (Server, SocketAddr) {
@@ -35,19 +26,7 @@ fn start(toml: &str) -> (Server, SocketAddr) {
 fn bench_irc(args: &[&str]) -> Value {
     let mut all = vec!["irc", "--json"];
     all.extend_from_slice(args);
-    let out = bench(&all);
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+    report(&all)
 }
 
 #[test]

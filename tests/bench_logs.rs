@@ -6,38 +6,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bench::{bench, report, u};
 use common::logs::listening;
 use common::{free_fixed_port, Server, TempDir};
 use serde_json::Value;
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .expect("run shardcast bench")
-}
 
 /// Runs `bench logs … --json`; the run must succeed.
 fn bench_logs(args: &[&str]) -> Value {
     let mut all = vec!["logs", "--json", "--msgs", "3000", "--timeout", "5s"];
     all.extend_from_slice(args);
-    let out = bench(&all);
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+    report(&all)
 }
 
 fn printed_config(args: &[&str]) -> String {
