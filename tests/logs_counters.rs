@@ -344,3 +344,32 @@ fn wait_stopped(pid: u32) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn a_log_right_after_a_subscription_on_another_shard_reaches_it() {
+    let toml = "[logs]\nenabled = true\nsyslog_udp_port = 0\nall_subject = \"\"\n\
+                [[logs.route]]\nto = \"logs.t.{app}\"\n";
+    let s = Server::start_with_logging(2, toml, "shardcast=info");
+    let port = listening(&s, "syslog udp listening");
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.connect(port).expect("connect");
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        // Fresh connections land on either shard; the datagrams on one: about half of
+        // the rounds subscribe on the other shard than the one that routes the log.
+        for i in 0..60 {
+            let nats = async_nats::connect(s.addr.to_string()).await.expect("nats");
+            let mut sub = nats.subscribe(format!("logs.t.a{i}")).await.expect("sub");
+            // The subscription is in place once a probe through it comes back.
+            subscribed(&nats).await;
+            let line = format!("<11>1 2026-12-02T10:00:00Z host a{i} - - - round {i}");
+            udp.send(line.as_bytes()).expect("send");
+            let m = tokio::time::timeout(WAIT, sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("round {i}: the log never came"))
+                .expect("subscription open");
+            assert!(String::from_utf8_lossy(&m.payload).contains(&format!("round {i}")));
+        }
+    });
+}

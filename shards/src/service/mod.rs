@@ -220,10 +220,14 @@ impl Internal {
     /// One turn of this client: `apply` through the router, then its ring batches out.
     /// Publishing many messages in one turn sends them to the other shards in one batch
     /// each, where a turn per message would wake every shard once per message.
+    /// Like a client's read loop, it first applies the interest changes other shards
+    /// have already sent, so what it publishes reaches a subscription another shard has
+    /// already taken (a watcher that subscribed, then had its PONG, gets the next log).
     pub async fn turn(&self, apply: impl FnOnce(&mut crate::route::Router, &Rc<Conn>)) {
         if let Some(links) = &self.ctx.links {
             links.wait_for_room().await;
         }
+        run_loop::apply_waiting_batches(&self.ctx).await;
         let mut router = self.ctx.router.borrow_mut();
         apply(&mut router, &self.conn);
         run_loop::end_turn(&self.ctx, &mut router, None);

@@ -262,7 +262,7 @@ pub(crate) fn end_turn(ctx: &ShardCtx, router: &mut Router, blob: Option<Bytes>)
 /// each as the ring's own receiver would: its acks sent, and paced like any turn that
 /// feeds subscribers. Later batches, and batches that arrive meanwhile, are the ring
 /// receiver's (see `ring::inbound`).
-async fn apply_waiting_batches(ctx: &ShardCtx) {
+pub(crate) async fn apply_waiting_batches(ctx: &ShardCtx) {
     let counters = &ctx.global.ring_counters;
     for inbound in &ctx.inbound {
         let mark = inbound.interest_mark(counters, ctx.id);
