@@ -53,3 +53,9 @@ pub fn logger(port: u16, args: &[&str]) {
         .expect("logger (util-linux) runs; scripts/test.sh installs it");
     assert!(out.status.success(), "logger {args:?}: {out:?}");
 }
+
+/// Asserts that nothing more comes on `sub` for a moment (`what`: what that would mean).
+pub async fn nothing_more(sub: &mut async_nats::Subscriber, what: &str) {
+    let extra = tokio::time::timeout(std::time::Duration::from_millis(200), sub.next()).await;
+    assert!(extra.is_err(), "{what}: {extra:?}");
+}

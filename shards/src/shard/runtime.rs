@@ -156,28 +156,8 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let Some(control) = controls.get(id) else {
         unreachable!("the server makes one control channel per shard");
     };
-    let accept_logs = async {
-        match (&log_listener, &ctx.logs) {
-            (Some(l), Some(shard)) => {
-                accept_loop(&ctx, l, |_| {
-                    LogSession::new(Rc::clone(shard), LogFormat::Lines)
-                })
-                .await
-            }
-            _ => futures_lite::future::pending().await,
-        }
-    };
-    let accept_syslog = async {
-        match (&syslog_listener, &ctx.logs) {
-            (Some(l), Some(shard)) => {
-                accept_loop(&ctx, l, |_| {
-                    LogSession::new(Rc::clone(shard), LogFormat::Syslog)
-                })
-                .await
-            }
-            _ => futures_lite::future::pending().await,
-        }
-    };
+    let accept_logs = accept_log_port(&ctx, log_listener.as_ref(), LogFormat::Lines);
+    let accept_syslog = accept_log_port(&ctx, syslog_listener.as_ref(), LogFormat::Syslog);
     let accepting = futures_lite::future::or(accept, accept_irc);
     let accepting = futures_lite::future::or(accepting, accept_logs);
     let accepting = futures_lite::future::or(accepting, accept_syslog);
@@ -270,6 +250,16 @@ async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
 }
 
 /// Accepts connections on `listener`, each served with the session `session` makes.
+/// Accepts on a log port, if it is open and logs are on; otherwise never returns.
+async fn accept_log_port(ctx: &Rc<ShardCtx>, listener: Option<&Listener>, format: LogFormat) {
+    match (listener, &ctx.logs) {
+        (Some(l), Some(shard)) => {
+            accept_loop(ctx, l, |_| LogSession::new(Rc::clone(shard), format)).await
+        }
+        _ => futures_lite::future::pending().await,
+    }
+}
+
 async fn accept_loop<S: Session + 'static>(
     ctx: &Rc<ShardCtx>,
     listener: &Listener,
