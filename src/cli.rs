@@ -33,6 +33,9 @@ pub enum Command {
     /// Send a signal to a running server: stop, quit, term, reopen (the log file),
     /// reload (the configuration), ldm (lame duck mode).
     Signal(SignalArgs),
+    /// Print the bcrypt hash of a password (read from the terminal or standard input) for
+    /// `[[auth.users]] password`.
+    Passwd(crate::passwd::PasswdArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -91,6 +94,15 @@ pub struct ServeArgs {
     /// Take syslog datagrams on UDP port PORT and route them (turns `[logs]` on).
     #[arg(long = "syslog-udp", value_name = "PORT")]
     pub syslog_udp_port: Option<u16>,
+    /// Require this user name in CONNECT (with --pass; overrides `auth.user`).
+    #[arg(long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// The password for --user (plain or a bcrypt hash; overrides `auth.password`).
+    #[arg(long = "pass", value_name = "PASSWORD")]
+    pub pass: Option<String>,
+    /// Require this token in CONNECT (overrides `auth.token`).
+    #[arg(long = "auth", value_name = "TOKEN")]
+    pub auth: Option<String>,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -156,6 +168,23 @@ impl ServeArgs {
         if let Some(port) = self.syslog_udp_port {
             cfg.logs.enabled = true;
             cfg.logs.syslog_udp_port = Some(port);
+        }
+        if let Some(user) = &self.user {
+            cfg.auth.user = Some(user.clone());
+        }
+        if let Some(pass) = &self.pass {
+            cfg.auth.password = Some(crate::config::auth::SecretText(pass.clone()));
+        }
+        if let Some(token) = &self.auth {
+            cfg.auth.token = Some(crate::config::auth::SecretText(token.clone()));
+        }
+        if self.user.is_some() || self.pass.is_some() || self.auth.is_some() {
+            cfg.auth
+                .validate()
+                .map_err(|message| ConfigError::Invalid {
+                    path: "the command line".into(),
+                    message,
+                })?;
         }
         Ok(cfg)
     }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod monitor;
+pub mod passwd;
 pub mod reload;
 pub mod serve;
 pub mod signal;

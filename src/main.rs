@@ -17,6 +17,16 @@ fn main() -> ExitCode {
         Command::Serve(args) => shardcast::serve::serve(&args),
         Command::Bench(args) => bench(&args),
         Command::Signal(args) => signal(&args),
+        Command::Passwd(args) => match shardcast::passwd::run(&args) {
+            Ok(hash) => {
+                println!("{hash}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shardcast passwd: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -41,6 +41,14 @@ pub fn reload(args: &ServeArgs, running: &mut Config, logger: &Logger, controlle
     refused.extend(limits.refused);
     let mut applied = log_changes;
     applied.extend(limits.applied);
+    if running.auth != new.auth {
+        // Validated with the file; connections already in keep what they were given.
+        if let Err(e) = controller.reload_auth(&new.auth.engine()) {
+            failed(&e);
+            return;
+        }
+        applied.push("auth");
+    }
     if running.logs.irc_colours != new.logs.irc_colours {
         shards::wire::irc::set_log_colours(new.logs.irc_colours);
         applied.push("logs.irc_colours");

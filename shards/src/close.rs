@@ -34,6 +34,18 @@ pub enum CloseReason {
     RegistrationTimeout,
     /// An IRC user sent nothing but keepalive and queries for `irc.idle_timeout`.
     IdleTimeout,
+    /// Wrong or missing credentials, or an operation before CONNECT when auth is on.
+    AuthViolation,
+    /// No CONNECT within `auth.timeout`.
+    AuthTimeout,
+    /// The client's address is refused for a while after repeated failed logins.
+    AuthBanned,
+    /// Its address had `limits.max_connections_per_ip` connections already.
+    MaxConnectionsPerIp,
+    /// Connections arrived faster than `limits.accept_rate`.
+    AcceptRate,
+    /// A log port's `logs.allow_from` does not include the client's address.
+    SourceRefused,
 }
 
 impl CloseReason {
@@ -68,6 +80,12 @@ impl CloseReason {
             CloseReason::ExcessFlood => "excess_flood",
             CloseReason::RegistrationTimeout => "registration_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::AuthViolation => "authorization_violation",
+            CloseReason::AuthTimeout => "authentication_timeout",
+            CloseReason::AuthBanned => "auth_banned",
+            CloseReason::MaxConnectionsPerIp => "max_connections_per_ip",
+            CloseReason::AcceptRate => "accept_rate",
+            CloseReason::SourceRefused => "source_refused",
         }
     }
 }

@@ -25,6 +25,7 @@
 //! place that calls the stages in sequence; each stage hands a typed value to the next.
 
 // Bounds, and why a connection closes: used by every stage.
+pub mod auth;
 pub mod close;
 pub mod limits;
 

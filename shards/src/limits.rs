@@ -132,6 +132,13 @@ pub struct Limits {
     pub connections_max: usize,
     /// Subscriptions per connection; 0 means unlimited.
     pub subscriptions_max: usize,
+    /// Connections from one IP address at once, all ports; 0 means unlimited.
+    pub connections_per_ip_max: usize,
+    /// New connections accepted per second over the whole server, all ports (a token
+    /// bucket holding `accept_burst`); 0 means unlimited.
+    pub accept_rate: u32,
+    /// Connections accepted at once before `accept_rate` applies.
+    pub accept_burst: u32,
     /// Server PING interval for idle connections.
     pub ping_interval: Duration,
     /// Unanswered server PINGs before the connection is closed as stale.
@@ -174,6 +181,9 @@ impl Default for Limits {
             write_deadline: Duration::from_secs(10),
             connections_max: 65536,
             subscriptions_max: 0,
+            connections_per_ip_max: 0,
+            accept_rate: 0,
+            accept_burst: 100,
             ping_interval: Duration::from_secs(120),
             pings_out_max: 2,
             write_bytes_max: 1024 * 1024,
@@ -246,6 +256,17 @@ impl Limits {
                 "limits.max_subscriptions",
                 true,
                 a.subscriptions_max != b.subscriptions_max,
+            ),
+            (
+                "limits.max_connections_per_ip",
+                true,
+                a.connections_per_ip_max != b.connections_per_ip_max,
+            ),
+            ("limits.accept_rate", true, a.accept_rate != b.accept_rate),
+            (
+                "limits.accept_burst",
+                true,
+                a.accept_burst != b.accept_burst,
             ),
             (
                 "limits.stall_above",
@@ -380,6 +401,7 @@ impl Limits {
             self.payload_bytes_max as u64,
         )?;
         at_least("max_connections", 1, self.connections_max as u64)?;
+        at_least("accept_burst", 1, u64::from(self.accept_burst))?;
         at_least("max_pings_out", 1, u64::from(self.pings_out_max))?;
         at_least("batch.max_bytes", 4096, self.write_bytes_max as u64)?;
         at_least("ring.slots", 2, self.ring_slots as u64)?;

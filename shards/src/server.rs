@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub history: HistoryConfig,
     /// Log routing (its service runs when `logs.enabled`).
     pub logs: crate::logs::LogsConfig,
+    /// Who may connect and what each user may touch.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             irc: None,
             history: HistoryConfig::default(),
             logs: crate::logs::LogsConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -103,6 +106,8 @@ pub enum ServerError {
     StartTimeout(Duration),
     #[error("a shard thread panicked or failed: {0}")]
     ShardCrashed(String),
+    #[error("invalid auth configuration: {0}")]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 /// A running server.
@@ -265,6 +270,18 @@ impl Controller {
         }
     }
 
+    /// Puts new credentials and permissions in force for connections that authenticate
+    /// from now on; those already in keep what they were given. Invalid ones change
+    /// nothing.
+    pub fn reload_auth(
+        &self,
+        cfg: &crate::auth::AuthConfig,
+    ) -> Result<(), crate::auth::AuthConfigError> {
+        let auth = Arc::new(crate::auth::Authenticator::new(cfg)?);
+        *self.global.auth.write().unwrap_or_else(|e| e.into_inner()) = auth;
+        Ok(())
+    }
+
     pub fn reload(&self, new: &Limits) -> Result<LimitsReload, LimitsError> {
         new.validate()?;
         let mut running = self
@@ -288,6 +305,7 @@ impl Controller {
 /// Starts a server and returns once every shard is accepting.
 pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     cfg.limits.validate()?;
+    let auth = crate::auth::Authenticator::new(&cfg.auth)?;
     crate::wire::irc::set_log_colours(cfg.logs.irc_colours);
     preflight::check_io_uring()?;
     preflight::raise_fd_limit();
@@ -358,6 +376,9 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         irc: irc_holder
             .as_ref()
             .map(|(_, addr, settings)| (*addr, settings.clone())),
+        auth: std::sync::RwLock::new(Arc::new(auth)),
+        failures: crate::auth::Failures::default(),
+        admission: crate::conn::admission::Admission::default(),
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -13,11 +13,13 @@ use shards::Limits;
 
 use crate::units;
 
+pub mod auth;
 pub mod flow;
 pub mod history;
 pub mod irc;
 pub mod logs;
 
+use auth::AuthSection;
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
 use history::HistorySection;
 use irc::IrcSection;
@@ -70,6 +72,7 @@ pub struct Config {
     pub irc: IrcSection,
     pub history: HistorySection,
     pub logs: LogsSection,
+    pub auth: AuthSection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -123,6 +126,12 @@ pub struct LimitsSection {
     pub max_connections: usize,
     /// Per connection; 0 = unlimited.
     pub max_subscriptions: usize,
+    /// Connections from one IP address at once; 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// New connections per second, whole server; 0 = unlimited.
+    pub accept_rate: u32,
+    /// Connections accepted at once before accept_rate applies.
+    pub accept_burst: u32,
     pub max_control_line: ByteSize,
     pub max_payload: ByteSize,
     pub max_pending: ByteSize,
@@ -212,6 +221,7 @@ impl Default for Config {
             irc: IrcSection::default(),
             history: HistorySection::default(),
             logs: LogsSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -235,6 +245,9 @@ impl Default for LimitsSection {
         LimitsSection {
             max_connections: l.connections_max,
             max_subscriptions: l.subscriptions_max,
+            max_connections_per_ip: l.connections_per_ip_max,
+            accept_rate: l.accept_rate,
+            accept_burst: l.accept_burst,
             max_control_line: ByteSize(l.control_line_bytes_max as u64),
             max_payload: ByteSize(l.payload_bytes_max as u64),
             max_pending: ByteSize(l.pending_bytes_max as u64),
@@ -384,6 +397,12 @@ impl Config {
                 path: path.into(),
                 message,
             })?;
+        cfg.auth
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         cfg.history
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -419,6 +438,9 @@ impl Config {
                 write_deadline: self.limits.write_deadline.0,
                 connections_max: self.limits.max_connections,
                 subscriptions_max: self.limits.max_subscriptions,
+                connections_per_ip_max: self.limits.max_connections_per_ip,
+                accept_rate: self.limits.accept_rate,
+                accept_burst: self.limits.accept_burst,
                 ping_interval: self.keepalive.ping_interval.0,
                 pings_out_max: self.keepalive.max_pings_out,
                 stall_above_bytes: to_usize(self.limits.stall_above),
@@ -446,6 +468,7 @@ impl Config {
             irc: self.irc.engine(&self.host),
             history: self.history.engine(),
             logs: self.logs.engine(),
+            auth: self.auth.engine(),
         }
     }
 }

@@ -520,7 +520,7 @@ impl NatsServer {
         (server, mport)
     }
 
-    fn start_with(extra: &[&str]) -> NatsServer {
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

@@ -3,6 +3,7 @@
 //! and the writer task that flushes their outbox. What the bytes mean is a front-end's
 //! business (`front`); `shard::run_loop` runs the tasks.
 
+pub mod admission;
 pub mod reader;
 pub mod state;
 pub mod transport;

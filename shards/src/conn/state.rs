@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::auth::{DeliveryGuard, SubGuard};
 use crate::close::CloseReason;
 use crate::flow::Throttle;
 use crate::protocol::ConnectOptions;
@@ -83,6 +84,8 @@ pub struct Sub {
     removed: Cell<bool>,
     /// Where the subscription sits in the shard's index, while it is there.
     entry: Cell<Option<EntryId>>,
+    /// What its user's permissions check on each delivery, when they do.
+    guard: Option<SubGuard>,
 }
 
 impl Sub {
@@ -98,7 +101,26 @@ impl Sub {
             delivered: Cell::new(0),
             removed: Cell::new(false),
             entry: Cell::new(None),
+            guard: conn
+                .guard
+                .borrow()
+                .as_ref()
+                .and_then(|g| g.for_subscription(subject)),
         }
+    }
+
+    /// Whether its user's permissions let `m` through (always, for most subscriptions).
+    #[inline]
+    pub fn admits(&self, m: &crate::wire::MsgView<'_>) -> bool {
+        match &self.guard {
+            None => true,
+            Some(g) => g.admits(m.subject, m.reply),
+        }
+    }
+
+    /// Whether deliveries to it are checked one by one (no shared runs).
+    pub fn is_guarded(&self) -> bool {
+        self.guard.is_some()
     }
 
     pub fn wire(&self) -> Wire {
@@ -188,6 +210,12 @@ pub struct Conn {
     throttle: RefCell<Throttle>,
     /// What it said about itself (NATS CONNECT name, lang, version).
     client: RefCell<ClientInfo>,
+    /// It authenticated (or nothing asks it to).
+    authenticated: Cell<bool>,
+    /// The user it authenticated as.
+    user: RefCell<Option<String>>,
+    /// Its permissions' delivery-time checks, which its new subscriptions take.
+    pub guard: RefCell<Option<Rc<DeliveryGuard>>>,
 }
 
 /// What a client says about itself.
@@ -224,7 +252,25 @@ impl Conn {
             in_bytes: Cell::new(0),
             throttle: RefCell::new(Throttle::default()),
             client: RefCell::new(ClientInfo::default()),
+            authenticated: Cell::new(false),
+            user: RefCell::new(None),
+            guard: RefCell::new(None),
         }
+    }
+
+    /// It authenticated as `user` (None: no users are configured).
+    pub fn set_authenticated(&self, user: Option<String>) {
+        self.authenticated.set(true);
+        *self.user.borrow_mut() = user;
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.get()
+    }
+
+    /// The user it authenticated as.
+    pub fn user(&self) -> Option<String> {
+        self.user.borrow().clone()
     }
 
     /// It sent something at `at` (a read).

@@ -84,7 +84,7 @@ pub fn to_plain(
         let mut encoded = false;
         let mut delivered = 0;
         for sub in subs {
-            if Some(sub.cid) == skip_cid || !sub.is_live() {
+            if Some(sub.cid) == skip_cid || !sub.is_live() || !sub.admits(m) {
                 continue;
             }
             let wire = sub.wire().for_msg(m);
@@ -136,7 +136,7 @@ pub fn deliver(
     class: MsgClass,
     expired: &mut Vec<Rc<Sub>>,
 ) -> bool {
-    if !sub.is_live() || !push_msg(sub, m, class) {
+    if !sub.is_live() || !sub.admits(m) || !push_msg(sub, m, class) {
         return false;
     }
     traced(sub, m);

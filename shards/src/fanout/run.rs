@@ -178,7 +178,8 @@ impl Run {
 
     /// Whether every subscriber in `target` gets each message the same way, once per
     /// connection: at least two plain subscriptions, no queue groups, no delivery limits,
-    /// wires that encode `m` alike, no connection with two matching subscriptions
+    /// no delivery-time permission checks, wires that encode `m` alike, no connection with
+    /// two matching subscriptions
     /// (nats-server interleaves those per message). Checked once per run; a subject found
     /// ineligible is remembered until its match changes (a SUB/UNSUB on a pattern that
     /// matches it makes a new one).
@@ -200,7 +201,7 @@ impl Run {
             && plain.len() >= 2
             && plain
                 .iter()
-                .all(|s| s.max_msgs() == 0 && self.cids.insert(s.cid));
+                .all(|s| s.max_msgs() == 0 && !s.is_guarded() && self.cids.insert(s.cid));
         let alike = |a: &Rc<Sub>, b: &Rc<Sub>| {
             let wire = a.wire().for_msg(m);
             // Frames on a wire that cannot be re-tagged serve only subscribers with one tag.

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::auth::{Authenticator, Credentials, Identity, Refusal};
 use crate::conn::{Conn, ConnFlags};
 use crate::metrics::ShardMetrics;
 use crate::route::{Op, Router};
@@ -53,6 +54,37 @@ pub trait Session {
     /// The connection is closing: last operations before its subscriptions go (IRC: the
     /// others see its QUIT).
     fn closed(&mut self, _router: &mut Router, _conn: &Rc<Conn>) {}
+
+    /// Credentials the client presented and [`Session::input`] stopped at: the reader
+    /// checks them (off the shard's thread for bcrypt, late for an address that keeps
+    /// failing), hands the outcome to [`Session::authenticated`], then the rest of the
+    /// input.
+    fn take_credentials(&mut self) -> Option<AuthRequest> {
+        None
+    }
+
+    /// The outcome of checking the credentials [`Session::take_credentials`] gave.
+    fn authenticated(
+        &mut self,
+        _router: &mut Router,
+        _metrics: &ShardMetrics,
+        _conn: &Rc<Conn>,
+        _outcome: Result<Identity, Refusal>,
+    ) {
+    }
+
+    /// How long a new connection has to authenticate, when it must (NATS: `auth.timeout`).
+    fn auth_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// Credentials to check, and the configuration to check them against (the one in force
+/// when the connection arrived).
+#[derive(Debug)]
+pub struct AuthRequest {
+    pub auth: std::sync::Arc<Authenticator>,
+    pub creds: Credentials,
 }
 
 /// Publishes `payload` to `subject` from `conn`, with a reply subject and `headers` (a

@@ -3,13 +3,21 @@
 //! unsubscribe, PING → flush. CONNECT sets the connection's options (and its wire: headers
 //! or not), PONG answers a keepalive, and a protocol error closes with nats-server's
 //! `-ERR` text.
+//!
+//! When auth is on, CONNECT must come first and carry good credentials (else
+//! `Authorization Violation` and close); the user's permissions then decide each PUB and
+//! SUB, with nats-server's `Permissions Violation` texts (the connection stays open).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
+use crate::auth::{
+    Authenticator, Credentials, DeliveryGuard, Identity, Permissions, PublishCache, Refusal,
+};
 use crate::close::CloseReason;
 use crate::conn::ClientInfo;
 use crate::conn::{Conn, ConnFlags};
-use crate::front::{Input, Session};
+use crate::front::{AuthRequest, Input, Session};
 use crate::metrics::{Counter, ShardMetrics};
 use crate::protocol::info::encode_info;
 use crate::protocol::{self, Op as NatsOp, Parsed, Parser, ServerInfo};
@@ -33,12 +41,93 @@ pub struct NatsSession {
     parser: Parser,
     /// The server's part of `INFO`; the client's id and address are filled in per client.
     info: Rc<ServerInfo>,
+    /// The credentials in force when the client connected.
+    auth: Arc<Authenticator>,
+    /// A CONNECT whose credentials wait to be checked.
+    pending: Option<protocol::ConnectOptions>,
+    /// The user's permissions (None: everything allowed).
+    perms: Option<Arc<Permissions>>,
+    /// Publish verdicts per subject.
+    cache: PublishCache,
 }
 
 impl NatsSession {
-    pub fn new(info: Rc<ServerInfo>, control_line_bytes_max: usize) -> Self {
+    pub fn new(
+        info: Rc<ServerInfo>,
+        control_line_bytes_max: usize,
+        auth: Arc<Authenticator>,
+    ) -> Self {
         let parser = Parser::new(control_line_bytes_max, info.max_payload);
-        NatsSession { parser, info }
+        NatsSession {
+            parser,
+            info,
+            auth,
+            pending: None,
+            perms: None,
+            cache: PublishCache::default(),
+        }
+    }
+
+    /// Puts the options of an accepted CONNECT in force.
+    fn connected(router: &mut Router, conn: &Rc<Conn>, opts: protocol::ConnectOptions) {
+        let wire = Wire::Nats {
+            headers: opts.headers,
+        };
+        router.set_options(conn, ConnFlags::from(&opts), wire);
+        conn.set_client_info(ClientInfo {
+            name: opts.name,
+            lang: opts.lang,
+            version: opts.version,
+        });
+        if opts.verbose {
+            conn.reply(Reply::Ok);
+        }
+    }
+
+    /// Whether the user may publish to `subject`; tells the client if not.
+    fn may_publish(&mut self, metrics: &ShardMetrics, conn: &Conn, subject: &[u8]) -> bool {
+        let Some(rules) = self.perms.as_ref().and_then(|p| p.publish.as_ref()) else {
+            return true;
+        };
+        if self.cache.allows(rules, subject) {
+            return true;
+        }
+        let replied = conn
+            .guard
+            .borrow()
+            .as_ref()
+            .and_then(|g| g.replies().map(|r| r.take(subject)));
+        if replied == Some(true) {
+            return true;
+        }
+        let text = format!("Permissions Violation for Publish to {}", quoted(subject));
+        violation(metrics, conn, &text);
+        false
+    }
+
+    /// Whether the user may subscribe to `subject` in `queue`; tells the client if not.
+    fn may_subscribe(
+        &self,
+        metrics: &ShardMetrics,
+        conn: &Conn,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+    ) -> bool {
+        let Some(perms) = &self.perms else {
+            return true;
+        };
+        if perms.can_subscribe(subject, queue) {
+            return true;
+        }
+        let mut text = format!(
+            "Permissions Violation for Subscription to {}",
+            quoted(subject)
+        );
+        if let Some(q) = queue {
+            text.push_str(&format!(" using queue {}", quoted(q)));
+        }
+        violation(metrics, conn, &text);
+        false
     }
 
     /// Applies one parsed client operation.
@@ -53,22 +142,17 @@ impl NatsSession {
         let op = match op {
             NatsOp::Connect(json) => {
                 return match protocol::connect::parse_connect(json) {
-                    Ok(opts) => {
-                        let wire = Wire::Nats {
-                            headers: opts.headers,
-                        };
-                        router.set_options(conn, ConnFlags::from(&opts), wire);
-                        conn.set_client_info(ClientInfo {
-                            name: opts.name,
-                            lang: opts.lang,
-                            version: opts.version,
-                        });
-                        if opts.verbose {
-                            conn.reply(Reply::Ok);
-                        }
-                    }
+                    // Checked by the reader before any further input (`take_credentials`).
+                    Ok(opts) if self.auth.required() => self.pending = Some(opts),
+                    Ok(opts) => NatsSession::connected(router, conn, opts),
                     Err(e) => close_for(metrics, conn, CloseReason::Protocol(e)),
                 };
+            }
+            _ if self.auth.required() && !conn.is_authenticated() => {
+                // Before a good CONNECT, nothing else is allowed.
+                metrics.add(Counter::AuthFailures, 1);
+                tracing::warn!(cid = conn.cid, peer = ?conn.peer, "authorization violation: an operation before CONNECT");
+                return conn.close_with(CloseReason::AuthViolation);
             }
             NatsOp::Pong => return conn.pong_received(std::time::Instant::now()),
             NatsOp::Info | NatsOp::Ok | NatsOp::Err => return,
@@ -76,6 +160,9 @@ impl NatsSession {
                 metrics.add(Counter::MsgsIn, 1);
                 metrics.add(Counter::BytesIn, p.body.len() as u64);
                 conn.published(1, p.body.len() as u64);
+                if !self.may_publish(metrics, conn, p.subject) {
+                    return;
+                }
                 let msg = MsgView {
                     subject: p.subject,
                     reply: p.reply,
@@ -85,11 +172,16 @@ impl NatsSession {
                 let spans = PubSpans::of(base, &msg);
                 Op::Publish { msg, spans }
             }
-            NatsOp::Sub(s) => Op::Subscribe {
-                sid: s.sid,
-                subject: s.subject,
-                queue: s.queue,
-            },
+            NatsOp::Sub(s) => {
+                if !self.may_subscribe(metrics, conn, s.subject, s.queue) {
+                    return;
+                }
+                Op::Subscribe {
+                    sid: s.sid,
+                    subject: s.subject,
+                    queue: s.queue,
+                }
+            }
             NatsOp::Unsub(u) => Op::Unsubscribe {
                 sid: u.sid,
                 max_msgs: u.max_msgs,
@@ -106,10 +198,29 @@ impl Session for NatsSession {
         defaults()
     }
 
+    fn take_credentials(&mut self) -> Option<AuthRequest> {
+        self.credentials()
+    }
+
+    fn authenticated(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        outcome: Result<Identity, Refusal>,
+    ) {
+        self.auth_outcome(router, metrics, conn, outcome);
+    }
+
+    fn auth_deadline(&self) -> Option<std::time::Duration> {
+        self.auth.required().then_some(self.auth.timeout)
+    }
+
     fn greet(&mut self, conn: &Rc<Conn>) {
         let info = ServerInfo {
             client_id: conn.cid,
             client_ip: conn.peer.map(|p| p.ip().to_string()),
+            auth_required: self.auth.required(),
             ..(*self.info).clone()
         };
         let mut line = Vec::with_capacity(320);
@@ -143,6 +254,10 @@ impl Session for NatsSession {
                     }
                     self.apply(router, metrics, conn, data, op);
                     consumed += n;
+                    if self.pending.is_some() {
+                        // Nothing more until the credentials are checked.
+                        break;
+                    }
                 }
                 Ok(Parsed::NeedMore { needed_bytes }) => {
                     needed = needed_bytes;
@@ -161,6 +276,94 @@ impl Session for NatsSession {
             throttled,
         }
     }
+}
+
+impl NatsSession {
+    fn credentials(&self) -> Option<AuthRequest> {
+        let opts = self.pending.as_ref()?;
+        Some(AuthRequest {
+            auth: Arc::clone(&self.auth),
+            creds: Credentials {
+                user: opts.user.clone(),
+                pass: opts.pass.clone(),
+                token: opts.auth_token.clone(),
+            },
+        })
+    }
+
+    fn auth_outcome(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        outcome: Result<Identity, Refusal>,
+    ) {
+        let Some(opts) = self.pending.take() else {
+            return;
+        };
+        match outcome {
+            Ok(identity) => {
+                tracing::debug!(cid = conn.cid, user = ?identity.user, "client authenticated");
+                *conn.guard.borrow_mut() =
+                    identity.permissions.as_ref().and_then(DeliveryGuard::new);
+                self.perms = identity.permissions;
+                self.cache = PublishCache::default();
+                conn.set_authenticated(identity.user);
+                NatsSession::connected(router, conn, opts);
+            }
+            Err(refusal) => {
+                refused(metrics, conn, opts.user.as_deref(), &refusal);
+                conn.close_with(CloseReason::AuthViolation);
+            }
+        }
+    }
+}
+
+/// Counts and logs a refused login (never the secret it carried).
+pub fn refused(metrics: &ShardMetrics, conn: &Conn, user: Option<&str>, refusal: &Refusal) {
+    metrics.add(Counter::AuthFailures, 1);
+    let failures = refusal.verdict.map(|v| v.failures);
+    let delayed_ms = refusal.verdict.map(|v| v.delay.as_millis() as u64);
+    tracing::warn!(
+        cid = conn.cid,
+        peer = ?conn.peer,
+        user,
+        reason = %refusal.failure,
+        failures,
+        delayed_ms,
+        "authentication failed"
+    );
+    if refusal.verdict.is_some_and(|v| v.banned) {
+        tracing::warn!(peer = ?conn.peer.map(|p| p.ip()), "address refused for a while after repeated failed logins");
+    }
+}
+
+/// Tells the client a permission refused its operation, and counts it.
+fn violation(metrics: &ShardMetrics, conn: &Conn, text: &str) {
+    metrics.add(Counter::PermissionViolations, 1);
+    tracing::debug!(cid = conn.cid, user = ?conn.user(), "{text}");
+    conn.reply(Reply::Err(text));
+}
+
+/// `s` in double quotes, as Go's `%q` shows it (nats-server's permission texts).
+fn quoted(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for chunk in s.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Traces one client operation: its control line (after any empty lines the parser

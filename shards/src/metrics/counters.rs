@@ -46,7 +46,9 @@ counters! {
     RingFull => "ring_full", "Batches that found their ring full and waited in the overflow queue.";
     Writes => "writes", "Vectored writes to client sockets.";
     ConnsAccepted => "connections_accepted", "Connections accepted.";
-    ConnsRejected => "connections_rejected", "Connections refused at max_connections.";
+    ConnsRejected => "connections_rejected", "Connections refused at max_connections, max_connections_per_ip or accept_rate, or from an address banned for failed logins.";
+    AuthFailures => "auth_failures", "Failed authentications (wrong or missing credentials, nothing but CONNECT allowed before them, no CONNECT in time).";
+    PermissionViolations => "permission_violations", "Publishes and subscriptions refused by the user's permissions.";
     SlowConsumers => "slow_consumers", "Connections closed as slow consumers.";
     StaleConnections => "stale_connections", "Connections closed for unanswered keepalive PINGs.";
     ProtocolErrors => "protocol_errors", "Connections closed for a protocol error.";
@@ -64,7 +66,7 @@ counters! {
 }
 
 /// The close reasons counted, in a fixed order (`CloseReason::Protocol` counts as one).
-pub const CLOSE_REASONS: [CloseReason; 13] = [
+pub const CLOSE_REASONS: [CloseReason; 19] = [
     CloseReason::ClientClosed,
     CloseReason::ReadError,
     CloseReason::WriteError,
@@ -78,6 +80,12 @@ pub const CLOSE_REASONS: [CloseReason; 13] = [
     CloseReason::ExcessFlood,
     CloseReason::RegistrationTimeout,
     CloseReason::IdleTimeout,
+    CloseReason::AuthViolation,
+    CloseReason::AuthTimeout,
+    CloseReason::AuthBanned,
+    CloseReason::MaxConnectionsPerIp,
+    CloseReason::AcceptRate,
+    CloseReason::SourceRefused,
 ];
 
 fn reason_index(reason: CloseReason) -> usize {

@@ -24,6 +24,9 @@ pub struct ServerInfo {
     pub port: u16,
     /// Send true: clients only use HPUB and no_responders when it is.
     pub headers: bool,
+    /// Clients must send credentials in CONNECT.
+    #[serde(skip_serializing_if = "is_false")]
+    pub auth_required: bool,
     /// Largest accepted payload; clients refuse bigger publishes (0 would refuse all).
     pub max_payload: usize,
     /// Per-connection id.
@@ -31,6 +34,10 @@ pub struct ServerInfo {
     /// The peer IP, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Appends `INFO {json} \r\n` (note the space before CRLF, as nats-server does).
@@ -59,6 +66,7 @@ mod tests {
             host: "0.0.0.0".to_string(),
             port: 4222,
             headers: true,
+            auth_required: false,
             max_payload: 1_048_576,
             client_id: 7,
             client_ip,

@@ -50,6 +50,20 @@ pub struct Global {
     /// The syslog ports' addresses (real ports), when they are on.
     pub syslog_tcp: Option<SocketAddr>,
     pub syslog_udp: Option<SocketAddr>,
+    /// Who may connect (replaced whole by a reload).
+    pub auth: std::sync::RwLock<std::sync::Arc<crate::auth::Authenticator>>,
+    /// Failed logins per address.
+    pub failures: crate::auth::Failures,
+    /// Connections per address and the accept rate.
+    pub admission: crate::conn::admission::Admission,
+}
+
+impl Global {
+    /// The credentials in force now.
+    pub fn authenticator(&self) -> std::sync::Arc<crate::auth::Authenticator> {
+        let auth = self.auth.read().unwrap_or_else(|e| e.into_inner());
+        std::sync::Arc::clone(&auth)
+    }
 }
 
 /// One shard's state.
@@ -206,6 +220,7 @@ fn nats_info(g: &Global, limits: &Limits) -> ServerInfo {
         host: g.addr.ip().to_string(),
         port: g.addr.port(),
         headers: true,
+        auth_required: false,
         max_payload: limits.payload_bytes_max,
         client_id: 0,
         client_ip: None,

@@ -63,13 +63,34 @@ pub async fn serve_conn<T: Transport + 'static>(
         Rc::clone(&transport),
         params,
     ));
-    if open > connections_max {
-        ctx.metrics.add(Counter::ConnsRejected, 1);
-        conn.close_with(CloseReason::MaxConnections);
+    let ip = conn.peer.map(|p| p.ip());
+    let admitted = if open > connections_max {
+        Err(CloseReason::MaxConnections)
     } else {
-        ctx.metrics.add(Counter::ConnsAccepted, 1);
-        tracing::debug!(shard = ctx.id, cid, peer = ?conn.peer, "client connected");
-        read_loop(&ctx, &conn, &*transport, &mut session).await;
+        let g = &ctx.global;
+        let limits = ctx.limits();
+        g.admission
+            .admit(ip, &limits, &g.failures)
+            .map_err(|refused| refused.close_reason())
+    };
+    match admitted {
+        Err(reason) => {
+            ctx.metrics.add(Counter::ConnsRejected, 1);
+            tracing::warn!(shard = ctx.id, cid, peer = ?conn.peer, reason = reason.name(), "connection refused");
+            conn.close_with(reason);
+        }
+        Ok(()) => {
+            ctx.metrics.add(Counter::ConnsAccepted, 1);
+            tracing::debug!(shard = ctx.id, cid, peer = ?conn.peer, "client connected");
+            if let Some(deadline) = session.auth_deadline() {
+                glommio::spawn_local(auth_timer(Rc::clone(&ctx), Rc::downgrade(&conn), deadline))
+                    .detach();
+            }
+            read_loop(&ctx, &conn, &*transport, &mut session).await;
+            if let Some(ip) = ip {
+                ctx.global.admission.release(ip);
+            }
+        }
     }
 
     // The reader is done: withdraw interest, let the writer finish, forget the client.
@@ -89,6 +110,20 @@ pub async fn serve_conn<T: Transport + 'static>(
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     log_closed(&ctx, &conn);
+}
+
+/// Closes `conn` with `Authentication Timeout` if it has not authenticated `deadline`
+/// after it connected.
+async fn auth_timer(ctx: Rc<ShardCtx>, conn: std::rc::Weak<Conn>, deadline: Duration) {
+    glommio::timer::sleep(deadline).await;
+    let Some(conn) = conn.upgrade() else {
+        return;
+    };
+    if !conn.is_authenticated() && !conn.is_closing() {
+        ctx.metrics.add(Counter::AuthFailures, 1);
+        tracing::warn!(shard = ctx.id, cid = conn.cid, peer = ?conn.peer, "authentication timeout: no CONNECT in time");
+        conn.close_with(CloseReason::AuthTimeout);
+    }
 }
 
 fn log_closed(ctx: &ShardCtx, conn: &Conn) {
@@ -157,10 +192,16 @@ async fn read_loop(
         let mut turn = client_turn(ctx, conn, &mut rb, session, now);
         // Give congested subscribers a bounded chance to drain before reading more.
         stall::pause(&ctx.congestion).await;
-        // Over its rate limits: what is left of the input waits for its tokens, and the
-        // socket is not read meanwhile.
-        while let Some(wait) = turn.throttled {
-            throttle(ctx, conn, wait).await;
+        // Credentials to check, or over its rate limits: what is left of the input waits
+        // for the check's outcome or for its tokens, and the socket is not read meanwhile.
+        loop {
+            if let Some(request) = session.take_credentials() {
+                authenticate(ctx, conn, session, request).await;
+            } else if let Some(wait) = turn.throttled {
+                throttle(ctx, conn, wait).await;
+            } else {
+                break;
+            }
             if conn.is_closing() {
                 return;
             }
@@ -191,6 +232,24 @@ async fn pushback(ctx: &ShardCtx, give_up: impl Fn() -> bool) {
         })
         .await;
     }
+}
+
+/// Checks the credentials `session` stopped at and gives it the outcome.
+async fn authenticate(
+    ctx: &ShardCtx,
+    conn: &Rc<Conn>,
+    session: &mut impl Session,
+    request: crate::front::AuthRequest,
+) {
+    let peer = conn.peer.map(|p| p.ip());
+    let outcome =
+        crate::auth::authenticate(&request.auth, &ctx.global.failures, peer, request.creds).await;
+    if let Some(links) = &ctx.links {
+        links.wait_for_room().await;
+    }
+    let mut router = ctx.router.borrow_mut();
+    session.authenticated(&mut router, &ctx.metrics, conn, outcome);
+    end_turn(ctx, &mut router, None);
 }
 
 /// Leaves `conn` unread for `wait` (at most `THROTTLE_WAIT_MAX` at a time: the wait is

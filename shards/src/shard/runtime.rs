@@ -143,7 +143,11 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
 
     let accept = accept_loop(&ctx, &listener, |ctx| {
         let control_line_max = ctx.limits().control_line_bytes_max;
-        NatsSession::new(ctx.nats_info(), control_line_max)
+        NatsSession::new(
+            ctx.nats_info(),
+            control_line_max,
+            ctx.global.authenticator(),
+        )
     });
     let accept_irc = async {
         match (&irc_listener, &ctx.irc) {

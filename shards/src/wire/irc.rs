@@ -284,6 +284,10 @@ fn close_text(reason: CloseReason) -> Option<&'static str> {
         CloseReason::RegistrationTimeout => Some("Registration timeout"),
         CloseReason::IdleTimeout => Some("Idle timeout"),
         CloseReason::Protocol(_) => Some("Protocol error"),
+        CloseReason::AuthViolation => Some("Bad password"),
+        CloseReason::AuthBanned => Some("Too many failed logins from your host, try again later"),
+        CloseReason::MaxConnectionsPerIp => Some("Too many connections from your host"),
+        CloseReason::AcceptRate => Some("Connecting too fast, try again later"),
         _ => None,
     }
 }
@@ -292,6 +296,7 @@ fn close_text(reason: CloseReason) -> Option<&'static str> {
 pub fn reply_len_max(reply: Reply<'_>) -> usize {
     match reply {
         Reply::Err(text) => text.len().min(400) + 9,
+        Reply::Closing(reason) => close_text(reason).map_or(0, |t| t.len() + 25),
         _ => 64,
     }
 }

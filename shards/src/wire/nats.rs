@@ -59,6 +59,14 @@ pub fn close_text(reason: CloseReason) -> Option<&'static str> {
         CloseReason::Protocol(e) => e.err_text(),
         CloseReason::MaxConnections => Some("maximum connections exceeded"),
         CloseReason::StaleConnection => Some("Stale Connection"),
+        CloseReason::AuthViolation => Some("Authorization Violation"),
+        CloseReason::AuthTimeout => Some("Authentication Timeout"),
+        // nats.go and async-nats read any text starting with these words as theirs.
+        CloseReason::AuthBanned => Some(
+            "Authorization Violation - too many failed attempts from this address, try again later",
+        ),
+        CloseReason::MaxConnectionsPerIp => Some("maximum connections per IP address exceeded"),
+        CloseReason::AcceptRate => Some("connection rate exceeded, try again later"),
         _ => None,
     }
 }
