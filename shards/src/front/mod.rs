@@ -15,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::auth::{Authenticator, Credentials, Identity, Refusal};
 use crate::conn::{Conn, ConnFlags};
-use crate::metrics::ShardMetrics;
+use crate::metrics::{Counter, ShardMetrics};
 use crate::route::{Op, Router};
 use crate::wire::{MsgView, Wire};
 
@@ -76,6 +76,25 @@ pub trait Session {
     /// How long a new connection has to authenticate, when it must (NATS: `auth.timeout`).
     fn auth_deadline(&self) -> Option<std::time::Duration> {
         None
+    }
+}
+
+/// Counts and logs a refused login (never the secret it carried).
+pub fn login_refused(metrics: &ShardMetrics, conn: &Conn, user: Option<&str>, refusal: &Refusal) {
+    metrics.add(Counter::AuthFailures, 1);
+    let failures = refusal.verdict.map(|v| v.failures);
+    let delayed_ms = refusal.verdict.map(|v| v.delay.as_millis() as u64);
+    tracing::warn!(
+        cid = conn.cid,
+        peer = ?conn.peer,
+        user,
+        reason = %refusal.failure,
+        failures,
+        delayed_ms,
+        "authentication failed"
+    );
+    if refusal.verdict.is_some_and(|v| v.banned) {
+        tracing::warn!(peer = ?conn.peer.map(|p| p.ip()), "address refused for a while after repeated failed logins");
     }
 }
 

@@ -312,29 +312,10 @@ impl NatsSession {
                 NatsSession::connected(router, conn, opts);
             }
             Err(refusal) => {
-                refused(metrics, conn, opts.user.as_deref(), &refusal);
+                crate::front::login_refused(metrics, conn, opts.user.as_deref(), &refusal);
                 conn.close_with(CloseReason::AuthViolation);
             }
         }
-    }
-}
-
-/// Counts and logs a refused login (never the secret it carried).
-pub fn refused(metrics: &ShardMetrics, conn: &Conn, user: Option<&str>, refusal: &Refusal) {
-    metrics.add(Counter::AuthFailures, 1);
-    let failures = refusal.verdict.map(|v| v.failures);
-    let delayed_ms = refusal.verdict.map(|v| v.delay.as_millis() as u64);
-    tracing::warn!(
-        cid = conn.cid,
-        peer = ?conn.peer,
-        user,
-        reason = %refusal.failure,
-        failures,
-        delayed_ms,
-        "authentication failed"
-    );
-    if refusal.verdict.is_some_and(|v| v.banned) {
-        tracing::warn!(peer = ?conn.peer.map(|p| p.ip()), "address refused for a while after repeated failed logins");
     }
 }
 

@@ -152,7 +152,10 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let accept_irc = async {
         match (&irc_listener, &ctx.irc) {
             (Some(l), Some(shard)) => {
-                accept_loop(&ctx, l, |_| IrcSession::new(Rc::clone(shard))).await
+                accept_loop(&ctx, l, |ctx| {
+                    IrcSession::new(Rc::clone(shard), ctx.global.authenticator())
+                })
+                .await
             }
             _ => futures_lite::future::pending().await,
         }

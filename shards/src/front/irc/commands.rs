@@ -65,8 +65,11 @@ pub fn apply(
         "PASS" => {
             if s.registered {
                 s.numeric("462", &[], "You may not reregister");
+            } else {
+                s.login.pass = p(0);
             }
         }
+        "AUTHENTICATE" => crate::front::irc::login::authenticate(s, p(0)),
         "NICK" => nick(s, router, conn, p(0)),
         "USER" => user(s, router, conn, line),
         "PING" => match p(0) {
@@ -94,7 +97,7 @@ pub fn apply(
             Some(list) if list == "0" => leave_all(s, router, conn, "Left all channels"),
             Some(list) => {
                 for name in list.split(',') {
-                    join(s, router, conn, name);
+                    join(s, router, metrics, conn, name);
                 }
             }
             None => s.numeric("461", &["JOIN"], "Not enough parameters"),
@@ -175,17 +178,32 @@ fn cap(
             if !s.registered {
                 s.cap_negotiating = true;
             }
-            s.out
-                .line(&[&server, "CAP", &who, "LS"], Some("server-time"));
+            // SASL PLAIN is offered when there are credentials to check (with its
+            // mechanism list for clients that speak CAP 302).
+            let sasl = s.login.required();
+            let caps = match (sasl, arg.as_deref()) {
+                (false, _) => "server-time",
+                (true, Some(v)) if v.parse::<u32>().is_ok_and(|v| v >= 302) => {
+                    "server-time sasl=PLAIN"
+                }
+                (true, _) => "server-time sasl",
+            };
+            s.out.line(&[&server, "CAP", &who, "LS"], Some(caps));
         }
         Some("REQ") => {
             let asked = arg.unwrap_or_default();
-            let known = asked
-                .split_whitespace()
-                .all(|c| c.trim_start_matches('-') == "server-time");
+            let sasl = s.login.required();
+            let known = asked.split_whitespace().all(|c| {
+                let c = c.trim_start_matches('-');
+                c == "server-time" || (sasl && c == "sasl")
+            });
             if known {
                 for c in asked.split_whitespace() {
-                    s.server_time = !c.starts_with('-');
+                    let on = !c.starts_with('-');
+                    match c.trim_start_matches('-') {
+                        "sasl" => s.login.sasl = on,
+                        _ => s.server_time = on,
+                    }
                 }
                 s.out.line(&[&server, "CAP", &who, "ACK"], Some(&asked));
             } else {
@@ -193,7 +211,12 @@ fn cap(
             }
         }
         Some("LIST") => {
-            let enabled = if s.server_time { "server-time" } else { "" };
+            let enabled = match (s.server_time, s.login.sasl) {
+                (true, true) => "server-time sasl",
+                (true, false) => "server-time",
+                (false, true) => "sasl",
+                (false, false) => "",
+            };
             s.out.line(&[&server, "CAP", &who, "LIST"], Some(enabled));
         }
         Some("END") => {
@@ -322,7 +345,13 @@ pub(super) fn channel_error(s: &mut IrcSession, name: &str, e: ChannelError) {
     s.numeric("403", &[&shown], e.text());
 }
 
-fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
+fn join(
+    s: &mut IrcSession,
+    router: &mut Router,
+    metrics: &ShardMetrics,
+    conn: &Rc<Conn>,
+    name: &str,
+) {
     let channel = match Channel::parse(name.as_bytes(), s.settings().channel_len_max) {
         Ok(c) => c,
         Err(e) => return channel_error(s, name, e),
@@ -333,6 +362,11 @@ fn join(s: &mut IrcSession, router: &mut Router, conn: &Rc<Conn>, name: &str) {
     let cname = channel.name();
     if s.joined.len() >= s.settings().channels_per_user_max {
         s.numeric("405", &[&cname], "You have joined too many channels");
+        return;
+    }
+    if !s.login.may_subscribe(channel.subject()) {
+        metrics.add(Counter::PermissionViolations, 1);
+        s.numeric("474", &[&cname], "Cannot join channel (permission denied)");
         return;
     }
     if !channel.is_aggregate()
@@ -554,6 +588,18 @@ fn message(
             }
             inbox_subject(target)
         };
+        if !s.login.may_publish(conn, &subject) {
+            metrics.add(Counter::PermissionViolations, 1);
+            if !notice {
+                let shown: String = target.chars().take(64).collect();
+                s.numeric(
+                    "404",
+                    &[&shown],
+                    "Cannot send to channel (permission denied)",
+                );
+            }
+            continue;
+        }
         metrics.add(Counter::MsgsIn, 1);
         metrics.add(Counter::BytesIn, text.len() as u64);
         publish_owned(router, conn, &subject, Some(headers.as_bytes()), text);

@@ -13,6 +13,7 @@
 
 pub mod commands;
 pub mod line;
+pub mod login;
 pub mod names;
 pub mod presence;
 pub mod publish;
@@ -301,11 +302,14 @@ pub struct IrcSession {
     /// The flood limit: lines that cost (see [`commands::costs`]) take a token each.
     flood: Bucket,
     out: Out,
+    /// Logging in with the server's users (PASS, SASL) and the permissions it gave.
+    login: login::Login,
 }
 
 impl IrcSession {
-    pub fn new(shard: Rc<IrcShard>) -> Self {
+    pub fn new(shard: Rc<IrcShard>, auth: std::sync::Arc<crate::auth::Authenticator>) -> Self {
         IrcSession {
+            login: login::Login::new(auth),
             nick: None,
             user: None,
             realname: String::new(),
@@ -365,6 +369,11 @@ impl IrcSession {
         let (Some(nick), Some(_)) = (self.nick.clone(), self.user.as_ref()) else {
             return;
         };
+        if !self.login.is_done() {
+            // The reader checks the credentials, then calls back (`login::outcome`).
+            self.login.check_pass(&nick);
+            return;
+        }
         self.registered = true;
         self.shard
             .activity
@@ -468,6 +477,10 @@ impl Session for IrcSession {
                     }
                     commands::apply(self, router, metrics, conn, &line);
                     consumed += n;
+                    if self.login.is_pending() {
+                        // Nothing more until the credentials are checked.
+                        break;
+                    }
                 }
                 Scan::Blank(n) => consumed += n,
                 Scan::NeedMore => break,
@@ -488,6 +501,20 @@ impl Session for IrcSession {
             needed: 0,
             throttled: None,
         }
+    }
+
+    fn take_credentials(&mut self) -> Option<crate::front::AuthRequest> {
+        self.login.request()
+    }
+
+    fn authenticated(
+        &mut self,
+        router: &mut Router,
+        metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        outcome: Result<crate::auth::Identity, crate::auth::Refusal>,
+    ) {
+        login::outcome(self, router, metrics, conn, outcome);
     }
 
     fn closed(&mut self, router: &mut Router, conn: &Rc<Conn>) {
