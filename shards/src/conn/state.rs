@@ -258,6 +258,12 @@ impl Conn {
         }
     }
 
+    /// Its address for log lines (`127.0.0.1:40112`, or `unknown`).
+    pub fn peer_text(&self) -> String {
+        self.peer
+            .map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    }
+
     /// It authenticated as `user` (None: no users are configured).
     pub fn set_authenticated(&self, user: Option<String>) {
         self.authenticated.set(true);

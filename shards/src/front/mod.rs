@@ -86,7 +86,7 @@ pub fn login_refused(metrics: &ShardMetrics, conn: &Conn, user: Option<&str>, re
     let delayed_ms = refusal.verdict.map(|v| v.delay.as_millis() as u64);
     tracing::warn!(
         cid = conn.cid,
-        peer = ?conn.peer,
+        peer = %conn.peer_text(),
         user,
         reason = %refusal.failure,
         failures,
@@ -94,7 +94,7 @@ pub fn login_refused(metrics: &ShardMetrics, conn: &Conn, user: Option<&str>, re
         "authentication failed"
     );
     if refusal.verdict.is_some_and(|v| v.banned) {
-        tracing::warn!(peer = ?conn.peer.map(|p| p.ip()), "address refused for a while after repeated failed logins");
+        tracing::warn!(peer = %conn.peer_text(), "address refused for a while after repeated failed logins");
     }
 }
 

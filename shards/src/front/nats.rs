@@ -151,7 +151,7 @@ impl NatsSession {
             _ if self.auth.required() && !conn.is_authenticated() => {
                 // Before a good CONNECT, nothing else is allowed.
                 metrics.add(Counter::AuthFailures, 1);
-                tracing::warn!(cid = conn.cid, peer = ?conn.peer, "authorization violation: an operation before CONNECT");
+                tracing::warn!(cid = conn.cid, peer = %conn.peer_text(), "authorization violation: an operation before CONNECT");
                 return conn.close_with(CloseReason::AuthViolation);
             }
             NatsOp::Pong => return conn.pong_received(std::time::Instant::now()),

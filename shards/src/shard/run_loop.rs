@@ -76,7 +76,7 @@ pub async fn serve_conn<T: Transport + 'static>(
     match admitted {
         Err(reason) => {
             ctx.metrics.add(Counter::ConnsRejected, 1);
-            tracing::warn!(shard = ctx.id, cid, peer = ?conn.peer, reason = reason.name(), "connection refused");
+            tracing::warn!(shard = ctx.id, cid, peer = %conn.peer_text(), reason = reason.name(), "connection refused");
             conn.close_with(reason);
         }
         Ok(()) => {
@@ -121,7 +121,7 @@ async fn auth_timer(ctx: Rc<ShardCtx>, conn: std::rc::Weak<Conn>, deadline: Dura
     };
     if !conn.is_authenticated() && !conn.is_closing() {
         ctx.metrics.add(Counter::AuthFailures, 1);
-        tracing::warn!(shard = ctx.id, cid = conn.cid, peer = ?conn.peer, "authentication timeout: no CONNECT in time");
+        tracing::warn!(shard = ctx.id, cid = conn.cid, peer = %conn.peer_text(), "authentication timeout: no CONNECT in time");
         conn.close_with(CloseReason::AuthTimeout);
     }
 }
