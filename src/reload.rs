@@ -110,6 +110,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             old.logs.syslog_udp_buffer != new.logs.syslog_udp_buffer,
         ),
         (
+            "logs.allow_from",
+            old.logs.allow_from != new.logs.allow_from,
+        ),
+        (
             "logs.max_record_bytes",
             old.logs.max_record_bytes != new.logs.max_record_bytes,
         ),
@@ -157,6 +161,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.logs.syslog_udp_port = old.logs.syslog_udp_port;
     new.logs.syslog_udp_buffer = old.logs.syslog_udp_buffer;
     new.logs.max_record_bytes = old.logs.max_record_bytes;
+    new.logs.allow_from = old.logs.allow_from.clone();
     new
 }
 

@@ -7,6 +7,18 @@ use shards::logs::{LogsConfig, RouteConfig, Rules};
 
 use super::ByteSize;
 
+/// Networks `logs.allow_from` may list.
+const NETWORKS_MAX: usize = 1_000;
+
+/// A network (`10.0.0.0/8`) or one address (`192.0.2.7`, `::1`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("logs.allow_from: \"{text}\" is not a network (10.0.0.0/8) or an address")
+        })
+}
+
 /// `[logs]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,6 +39,8 @@ pub struct LogsSection {
     pub syslog_udp_buffer: Option<ByteSize>,
     /// IRC watchers see a record's level in its mIRC colour.
     pub irc_colours: bool,
+    /// The networks the log ports take logs from ("10.0.0.0/8", "192.0.2.7"); empty: any.
+    pub allow_from: Vec<String>,
     /// The rules, in order.
     pub route: Vec<RouteSection>,
 }
@@ -60,6 +74,7 @@ impl Default for LogsSection {
             syslog_udp_port: d.syslog_udp_port,
             syslog_udp_buffer: None,
             irc_colours: d.irc_colours,
+            allow_from: Vec::new(),
             route: Vec::new(),
         }
     }
@@ -91,6 +106,11 @@ impl LogsSection {
                 .syslog_udp_buffer
                 .map(|b| usize::try_from(b.0).unwrap_or(usize::MAX)),
             irc_colours: self.irc_colours,
+            allow_from: self
+                .allow_from
+                .iter()
+                .filter_map(|n| parse_network(n).ok())
+                .collect(),
         }
     }
 
@@ -129,6 +149,15 @@ impl LogsSection {
     /// Compiles the rules (so a bad one stops the start, named with its index) and
     /// checks the size limit.
     pub fn validate(&self) -> Result<(), String> {
+        if self.allow_from.len() > NETWORKS_MAX {
+            return Err(format!(
+                "logs.allow_from lists {} networks; at most {NETWORKS_MAX}",
+                self.allow_from.len()
+            ));
+        }
+        for n in &self.allow_from {
+            parse_network(n)?;
+        }
         let size = self.max_record_bytes.0;
         if !(64..=1024 * 1024).contains(&size) {
             return Err(format!(

@@ -31,6 +31,7 @@ fn counts_json(c: &LogCounts) -> Value {
         "malformed": c.malformed,
         "routed": c.routed,
         "dropped": c.dropped,
+        "refused": c.refused,
     })
 }
 
@@ -120,6 +121,11 @@ pub fn families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
             "logs_dropped_total",
             "Logs lost before they were read: datagrams the kernel dropped (syslog_udp), messages to logs.ingest lost with a log service cut off as a slow consumer (nats).",
             |c| c.dropped,
+        ),
+        by_input(
+            "logs_refused_total",
+            "Connections (tcp, syslog_tcp) or datagrams (syslog_udp) from addresses outside logs.allow_from.",
+            |c| c.refused,
         ),
         by_rule(
             "log_rule_matched_total",

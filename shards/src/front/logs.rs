@@ -104,7 +104,14 @@ impl Session for LogSession {
         (Wire::Nats { headers: true }, flags)
     }
 
-    fn greet(&mut self, _conn: &Rc<Conn>) {}
+    fn greet(&mut self, conn: &Rc<Conn>) {
+        // Outside `logs.allow_from`: closed before anything it sends is read.
+        if let Some(peer) = conn.peer.filter(|p| !self.shard.cfg.allows(p.ip())) {
+            self.shard.count(self.log_input(), |c| c.refused += 1);
+            tracing::warn!(cid = conn.cid, peer = %peer, "log connection refused: not in logs.allow_from");
+            conn.close(crate::close::CloseReason::SourceRefused);
+        }
+    }
 
     fn input(
         &mut self,

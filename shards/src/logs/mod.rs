@@ -48,6 +48,20 @@ pub struct LogsConfig {
     pub irc_colours: bool,
     /// The syslog UDP sockets' receive buffer (SO_RCVBUF), if not the kernel's default.
     pub syslog_udp_buffer_bytes: Option<usize>,
+    /// The networks the log ports take logs from (empty: any).
+    pub allow_from: Vec<ipnet::IpNet>,
+}
+
+impl LogsConfig {
+    /// Whether the log ports take logs from `ip` (an IPv4 address mapped into IPv6
+    /// counts as the IPv4 address).
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow_from.is_empty() || self.allow_from.iter().any(|n| n.contains(&ip))
+    }
 }
 
 impl Default for LogsConfig {
@@ -62,6 +76,7 @@ impl Default for LogsConfig {
             syslog_udp_port: None,
             irc_colours: true,
             syslog_udp_buffer_bytes: None,
+            allow_from: Vec::new(),
         }
     }
 }
@@ -118,6 +133,8 @@ pub struct LogCounts {
     /// service was cut off as a slow consumer (NATS; its publishers are paced first, see
     /// `stall_publishers`). TCP pushes back instead and drops nothing.
     pub dropped: u64,
+    /// Connections (TCP) or datagrams (UDP) from addresses outside `logs.allow_from`.
+    pub refused: u64,
 }
 
 impl LogCounts {
@@ -126,6 +143,7 @@ impl LogCounts {
         self.malformed += other.malformed;
         self.routed += other.routed;
         self.dropped += other.dropped;
+        self.refused += other.refused;
     }
 }
 

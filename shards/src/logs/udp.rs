@@ -38,7 +38,11 @@ pub async fn serve(ctx: Rc<ShardCtx>, socket: glommio::net::UdpSocket, logs: Rc<
     let mut batch: Vec<Routed> = Vec::with_capacity(BATCH_MAX);
     while !ctx.stopping.get() {
         let n = match socket.recv_from(&mut buf).await {
-            Ok((n, _peer)) => n,
+            Ok((n, peer)) if logs.cfg.allows(peer.ip()) => n,
+            Ok((_, peer)) => {
+                refused(&ctx, &logs, peer.ip());
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(shard = ctx.id, error = %e, "syslog udp receive failed");
                 glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -48,10 +52,13 @@ pub async fn serve(ctx: Rc<ShardCtx>, socket: glommio::net::UdpSocket, logs: Rc<
         let now = rfc3339_millis(SystemTime::now());
         batch.extend(take(&ctx, &logs, &buf[..n], &now));
         for _ in 1..BATCH_MAX {
-            let Some(n) = try_recv(fd, &mut buf) else {
+            let Some((n, peer)) = try_recv(fd, &mut buf) else {
                 break;
             };
-            batch.extend(take(&ctx, &logs, &buf[..n], &now));
+            match peer {
+                Some(ip) if !logs.cfg.allows(ip) => refused(&ctx, &logs, ip),
+                _ => batch.extend(take(&ctx, &logs, &buf[..n], &now)),
+            }
         }
         if !batch.is_empty() {
             client
@@ -79,11 +86,50 @@ fn take(ctx: &ShardCtx, logs: &LogShard, datagram: &[u8], now: &str) -> Option<R
     }
 }
 
-/// A datagram already waiting on `fd`, read without waiting; None if there is none.
-fn try_recv(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
-    // SAFETY: `buf` is writable for its length; MSG_DONTWAIT makes the call return at once.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-    usize::try_from(n).ok()
+/// Counts (and logs, at debug: a flood must not flood the log) a datagram from outside
+/// `logs.allow_from`.
+fn refused(ctx: &ShardCtx, logs: &LogShard, ip: std::net::IpAddr) {
+    logs.count(LogInput::SyslogUdp, |c| c.refused += 1);
+    tracing::debug!(shard = ctx.id, peer = %ip, "syslog datagram refused: not in logs.allow_from");
+}
+
+/// A datagram already waiting on `fd` and its sender, read without waiting; None if
+/// there is none.
+fn try_recv(fd: RawFd, buf: &mut [u8]) -> Option<(usize, Option<std::net::IpAddr>)> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid empty address.
+    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` is writable for its length and `from` for `len` bytes; MSG_DONTWAIT
+    // makes the call return at once.
+    let n = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::addr_of_mut!(from).cast(),
+            &mut len,
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    Some((n, sender(&from)))
+}
+
+/// The IP address in a `recvfrom` answer.
+fn sender(from: &libc::sockaddr_storage) -> Option<std::net::IpAddr> {
+    match libc::c_int::from(from.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin: &libc::sockaddr_in = unsafe { &*std::ptr::from_ref(from).cast() };
+            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 = unsafe { &*std::ptr::from_ref(from).cast() };
+            Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    }
 }
 
 /// Sets the socket's receive buffer (the kernel doubles it for its bookkeeping and caps
