@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_flow  # noqa: E402  (next to this file)
 import report_irc  # noqa: E402
 import report_logs  # noqa: E402
+import report_security  # noqa: E402
 
 SERVERS = ("shardcast", "nats-server")
 SC, NATS = SERVERS
@@ -868,9 +869,12 @@ def main():
         with open(args.notes) as f:
             text = text.rstrip() + "\n\n" + f.read().rstrip() + "\n"
     if os.path.exists(args.md):
-        # The log-ingest section comes from benches/logs.sh: carried over as it is.
+        # The log-ingest and security sections come from benches/logs.sh and
+        # benches/security.sh: carried over as they are.
         with open(args.md) as f:
-            text = report_logs.carry_over(f.read(), text)
+            old = f.read()
+        text = report_logs.carry_over(old, text)
+        text = report_security.carry_over(old, text)
     os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     with open(args.md, "w") as f:
         f.write(text)

@@ -255,6 +255,20 @@ impl BenchArgs {
         }
     }
 
+    /// The credentials in `--url` (`nats://user:password@host`, `nats://token@host`) as
+    /// CONNECT fields (`,"user":…,"pass":…`); "" when it has none.
+    pub fn connect_auth(&self) -> String {
+        let rest = self.url.strip_prefix("nats://").unwrap_or(&self.url);
+        let json = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        match rest.rsplit_once('@').map(|(creds, _)| creds) {
+            None => String::new(),
+            Some(creds) => match creds.split_once(':') {
+                Some((user, pass)) => format!(",\"user\":{},\"pass\":{}", json(user), json(pass)),
+                None => format!(",\"auth_token\":{}", json(creds)),
+            },
+        }
+    }
+
     /// `HOST:PORT` from `--url`.
     pub fn host_port(&self) -> Result<String, String> {
         let rest = self.url.strip_prefix("nats://").unwrap_or(&self.url);
@@ -265,13 +279,8 @@ impl BenchArgs {
             ));
         }
         let rest = rest.trim_end_matches('/');
-        // A user:password@ part is not supported by the generator.
-        if rest.contains('@') {
-            return Err(format!(
-                "credentials in --url are not supported: \"{}\"",
-                self.url
-            ));
-        }
+        // Credentials (user:password@ or token@) go in CONNECT; see `connect_auth`.
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
         Ok(if rest.contains(':') {
             rest.to_string()
         } else {

@@ -74,6 +74,7 @@ impl Client {
     pub async fn connect(
         gate: &Semaphore,
         addr: &str,
+        auth: &str,
         subs: &[SubSpec<'_>],
     ) -> Result<Client, ClientError> {
         let _permit = gate
@@ -108,7 +109,9 @@ impl Client {
             b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":true,\"name\":\"shardcast-bench\",\"lang\":\"rust\",\"version\":\"",
         );
         hello.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-        hello.extend_from_slice(b"\",\"protocol\":1,\"headers\":true,\"no_responders\":true}\r\n");
+        hello.extend_from_slice(b"\",\"protocol\":1,\"headers\":true,\"no_responders\":true");
+        hello.extend_from_slice(auth.as_bytes());
+        hello.extend_from_slice(b"}\r\n");
         for s in subs {
             hello.extend_from_slice(b"SUB ");
             hello.extend_from_slice(s.subject.as_bytes());

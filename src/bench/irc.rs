@@ -402,7 +402,7 @@ impl Sink {
         let target = &ctx.irc;
         match target.publisher {
             IrcPublisher::Nats => Ok(Sink::Nats {
-                client: Client::connect(&ctx.gate, &ctx.addr, &[]).await?,
+                client: Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &[]).await?,
                 subject: target.subject.as_bytes().to_vec(),
             }),
             IrcPublisher::Irc => {

@@ -186,6 +186,7 @@ fn spawn_workers(
             .collect();
         let shared = Arc::clone(shared);
         let (addr, prefix) = (addr.to_string(), args.subject.clone());
+        let auth = args.connect_auth();
         let irc_target = irc::IrcTarget::new(args);
         let (size, warmup, timeout) = (args.size, args.warmup, args.timeout);
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
@@ -196,6 +197,7 @@ fn spawn_workers(
                 let ctx = RoleCtx {
                     shared: Arc::clone(&shared),
                     addr: addr.into(),
+                    auth: auth.into(),
                     prefix: prefix.into(),
                     size,
                     rate_per_pub,

@@ -31,6 +31,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RoleCtx {
     pub shared: Arc<Shared>,
     pub addr: Rc<str>,
+    /// Credentials from `--url`, as CONNECT fields ("" for none).
+    pub auth: Rc<str>,
     pub prefix: Rc<str>,
     pub size: usize,
     /// Messages per second for each publisher; 0 = as fast as possible.
@@ -128,7 +130,7 @@ async fn subscribed(
         queue,
         sid: 1,
     }];
-    let client = Client::connect(&ctx.gate, &ctx.addr, &sub).await?;
+    let client = Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &sub).await?;
     ctx.shared.ready.fetch_add(1, Relaxed);
     Ok(client)
 }
@@ -214,7 +216,7 @@ async fn publisher(
     index: usize,
     count: Option<u64>,
 ) -> Result<ClientStats, ClientError> {
-    let mut client = Client::connect(&ctx.gate, &ctx.addr, &[]).await?;
+    let mut client = Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &[]).await?;
     fits(&client, ctx.size)?;
     let shared = &ctx.shared;
     shared.ready.fetch_add(1, Relaxed);
