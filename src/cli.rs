@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (embedded defaults unless -c is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the default configuration file, with every option documented.
     Config,
     /// Load-generate against any NATS-protocol server and report rates, latency and loss.
@@ -103,6 +103,18 @@ pub struct ServeArgs {
     /// Require this token in CONNECT (overrides `auth.token`).
     #[arg(long = "auth", value_name = "TOKEN")]
     pub auth: Option<String>,
+    /// The server certificate for TLS (turns TLS on with --tlskey; overrides `tls.cert_file`).
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key for TLS (overrides `tls.key_file`).
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The CAs client certificates must chain to (overrides `tls.ca_file`).
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Clients must present a certificate (sets `tls.verify`).
+    #[arg(long = "tlsverify")]
+    pub tls_verify: bool,
 }
 
 fn parse_shards(s: &str) -> Result<Shards, String> {
@@ -178,6 +190,22 @@ impl ServeArgs {
         if let Some(token) = &self.auth {
             cfg.auth.token = Some(crate::config::auth::SecretText(token.clone()));
         }
+        if let Some(f) = &self.tls_cert {
+            cfg.tls.cert_file = Some(f.clone());
+        }
+        if let Some(f) = &self.tls_key {
+            cfg.tls.key_file = Some(f.clone());
+        }
+        if let Some(f) = &self.tls_ca {
+            cfg.tls.ca_file = Some(f.clone());
+        }
+        if self.tls_verify {
+            cfg.tls.verify = true;
+        }
+        cfg.tls.validate().map_err(|message| ConfigError::Invalid {
+            path: "the command line".into(),
+            message,
+        })?;
         if self.user.is_some() || self.pass.is_some() || self.auth.is_some() {
             cfg.auth
                 .validate()

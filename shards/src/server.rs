@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub logs: crate::logs::LogsConfig,
     /// Who may connect and what each user may touch.
     pub auth: crate::auth::AuthConfig,
+    /// TLS on the NATS port, off when None.
+    pub tls: Option<crate::conn::tls::TlsFiles>,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             history: HistoryConfig::default(),
             logs: crate::logs::LogsConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            tls: None,
         }
     }
 }
@@ -108,6 +111,8 @@ pub enum ServerError {
     ShardCrashed(String),
     #[error("invalid auth configuration: {0}")]
     Auth(#[from] crate::auth::AuthConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::conn::tls::TlsError),
 }
 
 /// A running server.
@@ -306,6 +311,11 @@ impl Controller {
 pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
     cfg.limits.validate()?;
     let auth = crate::auth::Authenticator::new(&cfg.auth)?;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::conn::tls::TlsSetup::load)
+        .transpose()?;
     crate::wire::irc::set_log_colours(cfg.logs.irc_colours);
     preflight::check_io_uring()?;
     preflight::raise_fd_limit();
@@ -379,6 +389,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         auth: std::sync::RwLock::new(Arc::new(auth)),
         failures: crate::auth::Failures::default(),
         admission: crate::conn::admission::Admission::default(),
+        tls,
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -18,12 +18,14 @@ pub mod flow;
 pub mod history;
 pub mod irc;
 pub mod logs;
+pub mod tls;
 
 use auth::AuthSection;
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
 use history::HistorySection;
 use irc::IrcSection;
 use logs::LogsSection;
+use tls::TlsSection;
 
 /// The commented default configuration, built into the binary (`shardcast config`).
 pub const DEFAULT_TOML: &str = include_str!("../../tuning/shardcast.toml");
@@ -73,6 +75,7 @@ pub struct Config {
     pub history: HistorySection,
     pub logs: LogsSection,
     pub auth: AuthSection,
+    pub tls: TlsSection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -222,6 +225,7 @@ impl Default for Config {
             history: HistorySection::default(),
             logs: LogsSection::default(),
             auth: AuthSection::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -403,6 +407,10 @@ impl Config {
                 path: path.into(),
                 message,
             })?;
+        cfg.tls.validate().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
         cfg.history
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -469,6 +477,7 @@ impl Config {
             history: self.history.engine(),
             logs: self.logs.engine(),
             auth: self.auth.engine(),
+            tls: self.tls.engine(),
         }
     }
 }

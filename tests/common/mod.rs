@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod bench;
+pub mod certs;
 pub mod irc;
 pub mod irssi;
 pub mod logs;

@@ -152,6 +152,9 @@ pub struct Credentials {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub token: Option<String>,
+    /// The names of a verified client certificate (`tls.verify_and_map`): the first that
+    /// is a user's name logs in as that user, without a password.
+    pub cert_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -160,6 +163,7 @@ impl std::fmt::Debug for Credentials {
             .field("user", &self.user)
             .field("pass", &self.pass.as_ref().map(|_| "[REDACTED]"))
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("cert_names", &self.cert_names)
             .finish()
     }
 }
@@ -295,6 +299,18 @@ impl Authenticator {
             return Ok(Identity::default());
         }
         let anonymous = creds.user.is_none() && creds.pass.is_none() && creds.token.is_none();
+        if anonymous && !creds.cert_names.is_empty() {
+            // verify_and_map: the certificate names the user.
+            return creds
+                .cert_names
+                .iter()
+                .find_map(|n| self.users.get_key_value(n))
+                .map(|(name, user)| Identity {
+                    user: Some(name.clone()),
+                    permissions: user.permissions.clone(),
+                })
+                .ok_or(AuthFailure::UnknownUser);
+        }
         if anonymous {
             return match self
                 .no_auth_user
@@ -384,6 +400,7 @@ mod tests {
             user: user.map(Into::into),
             pass: pass.map(Into::into),
             token: token.map(Into::into),
+            cert_names: Vec::new(),
         }
     }
 
@@ -450,6 +467,27 @@ mod tests {
             Err(AuthFailure::UnknownUser)
         );
         assert_eq!(who(Credentials::default()), Ok(Some("guest".into())));
+    }
+
+    #[test]
+    fn a_certificate_names_the_user() {
+        let a = Authenticator::new(&AuthConfig {
+            users: vec![user("alice@example.com", "unused")],
+            ..AuthConfig::default()
+        })
+        .expect("valid");
+        let by_cert = |names: &[&str]| {
+            a.check(&Credentials {
+                cert_names: names.iter().map(|n| n.to_string()).collect(),
+                ..Credentials::default()
+            })
+            .map(|i| i.user)
+        };
+        assert_eq!(
+            by_cert(&["alice", "alice@example.com", "CN=alice"]),
+            Ok(Some("alice@example.com".into()))
+        );
+        assert_eq!(by_cert(&["mallory"]), Err(AuthFailure::UnknownUser));
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct NatsSession {
     perms: Option<Arc<Permissions>>,
     /// Publish verdicts per subject.
     cache: PublishCache,
+    /// INFO went out before the TLS handshake: `greet` has nothing to send.
+    greeted: bool,
+    /// The verified client certificate's names, when `tls.verify_and_map` maps them to
+    /// users.
+    cert_names: Vec<String>,
 }
 
 impl NatsSession {
@@ -65,7 +70,34 @@ impl NatsSession {
             pending: None,
             perms: None,
             cache: PublishCache::default(),
+            greeted: false,
+            cert_names: Vec::new(),
         }
+    }
+
+    /// The INFO line client `cid` at `peer` gets.
+    pub fn info_line(&self, cid: u64, peer: Option<std::net::SocketAddr>) -> Vec<u8> {
+        let info = ServerInfo {
+            client_id: cid,
+            client_ip: peer.map(|p| p.ip().to_string()),
+            auth_required: self.auth.required() || self.info.tls_verify,
+            ..(*self.info).clone()
+        };
+        let mut line = Vec::with_capacity(320);
+        encode_info(&mut line, &info);
+        line
+    }
+
+    /// INFO was sent already (before the TLS handshake).
+    pub fn greeted(mut self) -> Self {
+        self.greeted = true;
+        self
+    }
+
+    /// The client certificate named these (`tls.verify_and_map`).
+    pub fn with_cert_names(mut self, names: Vec<String>) -> Self {
+        self.cert_names = names;
+        self
     }
 
     /// Puts the options of an accepted CONNECT in force.
@@ -217,15 +249,10 @@ impl Session for NatsSession {
     }
 
     fn greet(&mut self, conn: &Rc<Conn>) {
-        let info = ServerInfo {
-            client_id: conn.cid,
-            client_ip: conn.peer.map(|p| p.ip().to_string()),
-            auth_required: self.auth.required(),
-            ..(*self.info).clone()
-        };
-        let mut line = Vec::with_capacity(320);
-        encode_info(&mut line, &info);
-        conn.outbox.push_control(&line);
+        if !self.greeted {
+            let line = self.info_line(conn.cid, conn.peer);
+            conn.outbox.push_control(&line);
+        }
     }
 
     fn input(
@@ -287,6 +314,7 @@ impl NatsSession {
                 user: opts.user.clone(),
                 pass: opts.pass.clone(),
                 token: opts.auth_token.clone(),
+                cert_names: self.cert_names.clone(),
             },
         })
     }

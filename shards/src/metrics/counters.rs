@@ -48,6 +48,7 @@ counters! {
     ConnsAccepted => "connections_accepted", "Connections accepted.";
     ConnsRejected => "connections_rejected", "Connections refused at max_connections, max_connections_per_ip or accept_rate, or from an address banned for failed logins.";
     AuthFailures => "auth_failures", "Failed authentications (wrong or missing credentials, nothing but CONNECT allowed before them, no CONNECT in time).";
+    TlsFailures => "tls_failures", "Connections that did not become TLS connections: plain text to a TLS port, a failed or timed-out handshake, a refused client certificate.";
     PermissionViolations => "permission_violations", "Publishes and subscriptions refused by the user's permissions.";
     SlowConsumers => "slow_consumers", "Connections closed as slow consumers.";
     StaleConnections => "stale_connections", "Connections closed for unanswered keepalive PINGs.";

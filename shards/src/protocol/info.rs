@@ -27,6 +27,12 @@ pub struct ServerInfo {
     /// Clients must send credentials in CONNECT.
     #[serde(skip_serializing_if = "is_false")]
     pub auth_required: bool,
+    /// Clients must start TLS after this INFO (or before it, with `handshake_first`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_required: bool,
+    /// Clients must present a certificate.
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls_verify: bool,
     /// Largest accepted payload; clients refuse bigger publishes (0 would refuse all).
     pub max_payload: usize,
     /// Per-connection id.
@@ -67,6 +73,8 @@ mod tests {
             port: 4222,
             headers: true,
             auth_required: false,
+            tls_required: false,
+            tls_verify: false,
             max_payload: 1_048_576,
             client_id: 7,
             client_ip,

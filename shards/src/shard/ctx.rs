@@ -56,6 +56,8 @@ pub struct Global {
     pub failures: crate::auth::Failures,
     /// Connections per address and the accept rate.
     pub admission: crate::conn::admission::Admission,
+    /// TLS on the NATS port, when configured.
+    pub tls: Option<crate::conn::tls::TlsSetup>,
 }
 
 impl Global {
@@ -182,6 +184,13 @@ impl ShardCtx {
     }
 
     /// The NATS `INFO` template for a new client.
+    /// A new client id, unique over the server.
+    pub fn next_cid(&self) -> u64 {
+        self.global
+            .next_cid
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn nats_info(&self) -> Rc<ServerInfo> {
         Rc::clone(&self.nats_info.borrow())
     }
@@ -221,6 +230,11 @@ fn nats_info(g: &Global, limits: &Limits) -> ServerInfo {
         port: g.addr.port(),
         headers: true,
         auth_required: false,
+        tls_required: g.tls.is_some(),
+        tls_verify: g
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.files.verify || t.files.verify_and_map),
         max_payload: limits.payload_bytes_max,
         client_id: 0,
         client_ip: None,

@@ -27,16 +27,14 @@ use crate::route::Router;
 use crate::shard::ShardCtx;
 use crate::writer::{stall, Outbox};
 
-/// Serves one accepted connection with `session` until it closes.
+/// Serves one accepted connection, client id `cid` (see [`ShardCtx::next_cid`]), with
+/// `session` until it closes.
 pub async fn serve_conn<T: Transport + 'static>(
     ctx: Rc<ShardCtx>,
+    cid: u64,
     transport: T,
     mut session: impl Session,
 ) {
-    let cid = ctx
-        .global
-        .next_cid
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let transport = Rc::new(transport);
     let (outbox, params, connections_max) = {
         let limits = ctx.limits();

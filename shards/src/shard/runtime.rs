@@ -9,12 +9,15 @@ use std::sync::Arc;
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
-use crate::conn::{CloseReason, Tcp};
+use std::future::Future;
+
+use crate::conn::tls::{self, HandshakeError, TlsSetup};
+use crate::conn::{CloseReason, Tcp, Transport};
 use crate::front::irc::IrcSession;
 use crate::front::logs::{LogFormat, LogSession};
 use crate::front::nats::NatsSession;
-use crate::front::Session;
 use crate::limits::{Limits, ACCEPT_RETRY_DELAY, SHUTDOWN_SLACK};
+use crate::metrics::Counter;
 use crate::metrics::{MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::listener::Listener;
@@ -141,19 +144,25 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     }
     let _ = ready.send(ShardReport::Ready(id));
 
-    let accept = accept_loop(&ctx, &listener, |ctx| {
-        let control_line_max = ctx.limits().control_line_bytes_max;
-        NatsSession::new(
-            ctx.nats_info(),
-            control_line_max,
-            ctx.global.authenticator(),
-        )
+    let accept = accept_loop(&ctx, &listener, |ctx, tcp| {
+        let ctx = Rc::clone(ctx);
+        async move {
+            let session = nats_session(&ctx);
+            match ctx.global.tls.clone() {
+                Some(setup) => serve_nats_tls(ctx, tcp, session, setup).await,
+                None => {
+                    let cid = ctx.next_cid();
+                    run_loop::serve_conn(ctx, cid, tcp, session).await
+                }
+            }
+        }
     });
     let accept_irc = async {
         match (&irc_listener, &ctx.irc) {
             (Some(l), Some(shard)) => {
-                accept_loop(&ctx, l, |ctx| {
-                    IrcSession::new(Rc::clone(shard), ctx.global.authenticator())
+                accept_loop(&ctx, l, |ctx, tcp| {
+                    let session = IrcSession::new(Rc::clone(shard), ctx.global.authenticator());
+                    run_loop::serve_conn(Rc::clone(ctx), ctx.next_cid(), tcp, session)
                 })
                 .await
             }
@@ -256,28 +265,83 @@ async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
     }
 }
 
-/// Accepts connections on `listener`, each served with the session `session` makes.
+/// A NATS client's session, with the credentials in force now.
+fn nats_session(ctx: &ShardCtx) -> NatsSession {
+    let control_line_max = ctx.limits().control_line_bytes_max;
+    NatsSession::new(
+        ctx.nats_info(),
+        control_line_max,
+        ctx.global.authenticator(),
+    )
+}
+
+/// A NATS client on a TLS server: INFO in plain text (unless `handshake_first`), a
+/// client that does not start TLS refused with `-ERR 'Secure Connection - TLS
+/// Required'`, the handshake within `tls.timeout`, then the client served over TLS.
+async fn serve_nats_tls(ctx: Rc<ShardCtx>, tcp: Tcp, session: NatsSession, setup: TlsSetup) {
+    let cid = ctx.next_cid();
+    let peer = tcp.peer();
+    let first = setup.files.handshake_first;
+    if !first {
+        let info = session.info_line(cid, peer);
+        if tls::write_all(&tcp, &info).await.is_err() {
+            return;
+        }
+    }
+    let started = match tls::first_record(&tcp, setup.files.timeout).await {
+        Ok(record) => tls::handshake(&setup, tcp, record).await,
+        Err(e) => {
+            if matches!(e, HandshakeError::Plaintext) && !first {
+                let _ = tls::write_all(&tcp, b"-ERR 'Secure Connection - TLS Required'\r\n").await;
+            }
+            tcp.shutdown();
+            Err(e)
+        }
+    };
+    match started {
+        Ok(transport) => {
+            let names = if setup.files.verify_and_map {
+                transport.peer_names().to_vec()
+            } else {
+                Vec::new()
+            };
+            let session = if first { session } else { session.greeted() };
+            let session = session.with_cert_names(names);
+            run_loop::serve_conn(ctx, cid, transport, session).await;
+        }
+        Err(e) => {
+            ctx.metrics.add(Counter::TlsFailures, 1);
+            let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+            tracing::warn!(shard = ctx.id, cid, peer = %peer, error = %e, "TLS connection refused");
+        }
+    }
+}
+
 /// Accepts on a log port, if it is open and logs are on; otherwise never returns.
 async fn accept_log_port(ctx: &Rc<ShardCtx>, listener: Option<&Listener>, format: LogFormat) {
     match (listener, &ctx.logs) {
         (Some(l), Some(shard)) => {
-            accept_loop(ctx, l, |_| LogSession::new(Rc::clone(shard), format)).await
+            accept_loop(ctx, l, |ctx, tcp| {
+                let session = LogSession::new(Rc::clone(shard), format);
+                run_loop::serve_conn(Rc::clone(ctx), ctx.next_cid(), tcp, session)
+            })
+            .await
         }
         _ => futures_lite::future::pending().await,
     }
 }
 
-async fn accept_loop<S: Session + 'static>(
+/// Accepts connections on `listener`, each served by the task `serve` makes.
+async fn accept_loop<F: Future<Output = ()> + 'static>(
     ctx: &Rc<ShardCtx>,
     listener: &Listener,
-    session: impl Fn(&ShardCtx) -> S,
+    serve: impl Fn(&Rc<ShardCtx>, Tcp) -> F,
 ) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let transport = Tcp::new(stream, ctx.limits().write_deadline);
-                let session = session(ctx);
-                let served = run_loop::serve_conn(Rc::clone(ctx), transport, session);
+                let served = serve(ctx, transport);
                 match ctx.tasks.spawn(served) {
                     Some(task) => {
                         task.detach();

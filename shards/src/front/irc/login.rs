@@ -95,12 +95,12 @@ impl Login {
                 Some((user, pass)) => Credentials {
                     user: Some(user.to_string()),
                     pass: Some(pass.to_string()),
-                    token: None,
+                    ..Credentials::default()
                 },
                 None => Credentials {
                     user: Some(nick.to_string()),
                     pass: Some(p),
-                    token: None,
+                    ..Credentials::default()
                 },
             },
         };
@@ -186,7 +186,7 @@ pub fn authenticate(s: &mut IrcSession, arg: Option<String>) {
         Credentials {
             user: Some(user),
             pass: Some(pass),
-            token: None,
+            ..Credentials::default()
         }
     } else {
         Credentials {
