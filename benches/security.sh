@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# security.sh: what authentication and permissions cost. The same fan-out (one publisher,
-# 100 subscribers, 128-byte messages) against shardcast and nats-server, each open and with
-# every client logged in as a user whose publishes are checked against allow and deny
-# lists (10 allow entries with wildcards, 1 deny entry; subscriptions allowed on bench.>
-# and _INBOX.>). Then the table for docs/benchmarks.md: deliveries/s and server CPU per
-# delivery, permissioned / open, side by side.
+# security.sh: what authentication, permissions and TLS cost. The same fan-out (one
+# publisher, 100 subscribers, 128-byte messages) against shardcast and nats-server, each
+# open, with every client logged in as a user whose publishes are checked against allow
+# and deny lists (10 allow entries with wildcards, 1 deny entry; subscriptions allowed on
+# bench.> and _INBOX.>), and over TLS (a P-256 certificate made here with openssl; the
+# generator's clients start TLS after INFO, `bench --tls`). Then the table for
+# docs/benchmarks.md: deliveries/s and server CPU per delivery, each variant / the same
+# server open, side by side.
 #
 #   benches/security.sh [--reps N] [--msgs N] [--out DIR] [--md FILE] [--no-build]
 #
@@ -27,7 +29,7 @@ MD=$ROOT/docs/benchmarks.md
 BUILD=1
 READY_TIMEOUT_S=10
 BENCH_TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
-VARIANTS=(shardcast shardcast+perms nats-server nats-server+perms)
+VARIANTS=(shardcast shardcast+perms shardcast+tls nats-server nats-server+perms nats-server+tls)
 
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
@@ -51,6 +53,7 @@ cd "$ROOT"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 need_cmd nats-server nats-server
 need_cmd python3 python3
+need_cmd openssl openssl
 if ((BUILD)); then
     log "building shardcast (release)"
     cargo build --release --quiet
@@ -86,9 +89,20 @@ authorization {
 }
 EOF
 
+# A CA and a server certificate for 127.0.0.1 (P-256), for the TLS variants.
+PKI=$OUT/configs/pki
+mkdir -p "$PKI"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=security.sh CA" -keyout "$PKI/ca-key.pem" -out "$PKI/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$PKI/server-key.pem" -out "$PKI/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$PKI/server.ext"
+openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca-key.pem" \
+    -CAcreateserial -days 2 -extfile "$PKI/server.ext" -out "$PKI/server.pem" 2>/dev/null
+
 # run REP VARIANT: one server, one bench run.
 run() {
-    local rep=$1 variant=$2 port mport slog url pid
+    local rep=$1 variant=$2 port mport slog url pid tls=()
     port=$(free_port) mport=$(free_port)
     slog=$OUT/logs/$variant-$rep.server.log
     url=nats://127.0.0.1:$port
@@ -97,7 +111,13 @@ run() {
         shardcast+perms) start_bg "$slog" "$BIN" serve -c "$OUT/configs/shardcast-perms.toml" \
             -a 127.0.0.1 -p "$port" -m "$mport"
             url=nats://bench:bench@127.0.0.1:$port ;;
+        shardcast+tls) start_bg "$slog" "$BIN" serve --tlscert "$PKI/server.pem" \
+            --tlskey "$PKI/server-key.pem" -a 127.0.0.1 -p "$port" -m "$mport"
+            tls=(--tls --tls-ca "$PKI/ca.pem") ;;
         nats-server) start_bg "$slog" nats-server -a 127.0.0.1 -p "$port" -m "$mport" ;;
+        nats-server+tls) start_bg "$slog" nats-server --tls --tlscert "$PKI/server.pem" \
+            --tlskey "$PKI/server-key.pem" -a 127.0.0.1 -p "$port" -m "$mport"
+            tls=(--tls --tls-ca "$PKI/ca.pem") ;;
         nats-server+perms) start_bg "$slog" nats-server -c "$OUT/configs/nats-server-perms.conf" \
             -a 127.0.0.1 -p "$port" -m "$mport"
             url=nats://bench:bench@127.0.0.1:$port ;;
@@ -107,7 +127,7 @@ run() {
     [[ $variant == shardcast* ]] && ready_log=$slog
     wait_ready "$port" "$pid" "$ready_log" || { stop_pid "$pid"; return 1; }
     timeout "$BENCH_TIMEOUT_S" "$BIN" bench pubsub --pubs 1 --subs 100 --size 128 \
-        --msgs "$MSGS" --threads 2 --url "$url" --server-pid "$pid" \
+        --msgs "$MSGS" --threads 2 --url "$url" --server-pid "$pid" ${tls[@]+"${tls[@]}"} \
         --monitor "http://127.0.0.1:$mport" --label "$variant" --csv "$OUT/results.csv" \
         >"$OUT/logs/$variant-$rep.bench.log" 2>&1 ||
         log "$variant rep $rep: bench failed (see logs/)"

@@ -223,3 +223,22 @@ fn a_missing_certificate_file_is_named_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn the_bench_measures_over_tls() {
+    let pki = Pki::new();
+    let server = Server::start_with(2, &pki.toml(""));
+    let url = format!("nats://127.0.0.1:{}", server.addr.port());
+    let ca = pki.ca_file.to_str().expect("path").to_string();
+    let r = common::bench::report(&[
+        "pubsub", "--pubs", "1", "--subs", "3", "--msgs", "2000", "--size", "256", "--url", &url,
+        "--tls", "--tls-ca", &ca, "--json",
+    ]);
+    assert_eq!(common::bench::u(&r, "received"), 6000, "{r}");
+    assert_eq!(common::bench::u(&r, "lost"), 0, "{r}");
+    // Without --tls the server refuses the generator, and the bench says so.
+    let out = common::bench::bench(&["pubsub", "--msgs", "10", "--url", &url]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Secure Connection - TLS Required"), "{err}");
+}

@@ -123,6 +123,12 @@ pub struct BenchArgs {
     /// Subject prefix; subjects are PREFIX.0 … PREFIX.K-1.
     #[arg(long, default_value = "bench")]
     pub subject: String,
+    /// Connect over TLS (started after INFO, as NATS clients do), trusting --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// The CA (PEM) that signed the server's certificate, for --tls.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// After the publishers finish, how long a subscriber may go without receiving before the
     /// missing messages are counted as lost.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
@@ -267,6 +273,24 @@ impl BenchArgs {
                 None => format!(",\"auth_token\":{}", json(creds)),
             },
         }
+    }
+
+    /// The TLS client setup for `--tls`: the CA trusted, the host name checked.
+    pub fn tls_target(
+        &self,
+    ) -> Result<Option<(std::sync::Arc<rustls::ClientConfig>, String)>, String> {
+        let (true, Some(ca)) = (self.tls, &self.tls_ca) else {
+            return Ok(None);
+        };
+        let config = super::stream::client_config(ca)?;
+        let host_port = self.host_port()?;
+        let host = host_port
+            .rsplit_once(':')
+            .map_or(host_port.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Ok(Some((config, host)))
     }
 
     /// `HOST:PORT` from `--url`.

@@ -8,6 +8,8 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
+
+use super::stream::{self, Stream};
 use shards::protocol::{parse_server_op, ServerOp, ServerParsed};
 
 use super::shared::{now_ns, ns};
@@ -57,8 +59,15 @@ pub enum ClientError {
 }
 
 /// A connected, subscribed client.
+/// TLS for the generator's connections (`--tls`).
+pub struct TlsTarget {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// The name the server's certificate must carry (the `--url` host).
+    pub host: String,
+}
+
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -75,6 +84,7 @@ impl Client {
         gate: &Semaphore,
         addr: &str,
         auth: &str,
+        tls: Option<&TlsTarget>,
         subs: &[SubSpec<'_>],
     ) -> Result<Client, ClientError> {
         let _permit = gate
@@ -96,6 +106,10 @@ impl Client {
         stream
             .set_read_timeout(Some(READ_POLL))
             .map_err(|e| io::Error::other(e.to_string()))?;
+        let (stream, info) = match tls {
+            None => (Stream::Plain(stream), Vec::new()),
+            Some(t) => stream::upgrade(stream, std::sync::Arc::clone(&t.config), &t.host).await?,
+        };
         let mut client = Client {
             stream,
             buf: vec![0; READ_BUFFER_BYTES],
@@ -104,6 +118,9 @@ impl Client {
             needed: 0,
             max_payload: None,
         };
+        // The INFO read before TLS started is parsed with the rest (its max_payload).
+        client.buf[..info.len()].copy_from_slice(&info);
+        client.end = info.len();
         let mut hello = Vec::with_capacity(256);
         hello.extend_from_slice(
             b"CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":true,\"name\":\"shardcast-bench\",\"lang\":\"rust\",\"version\":\"",
@@ -132,6 +149,7 @@ impl Client {
     /// How long a read waits for data before returning to the caller (see [`Client::fill`]).
     pub fn set_read_poll(&self, d: Duration) -> Result<(), ClientError> {
         self.stream
+            .tcp()
             .set_read_timeout(Some(d))
             .map_err(|e| ClientError::Io(io::Error::other(e.to_string())))
     }
@@ -139,6 +157,8 @@ impl Client {
     /// Writes all of `bytes`.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.stream.write_all(bytes).await?;
+        // TLS keeps ciphertext the socket did not take yet: out with it.
+        self.stream.flush().await?;
         Ok(())
     }
 

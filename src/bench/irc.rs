@@ -402,7 +402,8 @@ impl Sink {
         let target = &ctx.irc;
         match target.publisher {
             IrcPublisher::Nats => Ok(Sink::Nats {
-                client: Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &[]).await?,
+                client: Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, ctx.tls.as_deref(), &[])
+                    .await?,
                 subject: target.subject.as_bytes().to_vec(),
             }),
             IrcPublisher::Irc => {

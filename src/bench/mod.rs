@@ -17,6 +17,7 @@ pub mod procfs;
 pub mod report;
 mod roles;
 mod shared;
+mod stream;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -66,6 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
         ));
     }
     let addr = args.host_port().map_err(BenchError::Usage)?;
+    args.tls_target().map_err(BenchError::Usage)?;
     shards::preflight::check_io_uring().map_err(|e| BenchError::Start(e.to_string()))?;
     shards::preflight::raise_fd_limit();
     let plan = Plan::new(args);
@@ -187,6 +189,7 @@ fn spawn_workers(
         let shared = Arc::clone(shared);
         let (addr, prefix) = (addr.to_string(), args.subject.clone());
         let auth = args.connect_auth();
+        let tls = args.tls_target().ok().flatten();
         let irc_target = irc::IrcTarget::new(args);
         let (size, warmup, timeout) = (args.size, args.warmup, args.timeout);
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
@@ -198,6 +201,7 @@ fn spawn_workers(
                     shared: Arc::clone(&shared),
                     addr: addr.into(),
                     auth: auth.into(),
+                    tls: tls.map(|(config, host)| Rc::new(client::TlsTarget { config, host })),
                     prefix: prefix.into(),
                     size,
                     rate_per_pub,

@@ -33,6 +33,8 @@ pub struct RoleCtx {
     pub addr: Rc<str>,
     /// Credentials from `--url`, as CONNECT fields ("" for none).
     pub auth: Rc<str>,
+    /// TLS for every connection (`--tls`).
+    pub tls: Option<Rc<super::client::TlsTarget>>,
     pub prefix: Rc<str>,
     pub size: usize,
     /// Messages per second for each publisher; 0 = as fast as possible.
@@ -130,7 +132,7 @@ async fn subscribed(
         queue,
         sid: 1,
     }];
-    let client = Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &sub).await?;
+    let client = Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, ctx.tls.as_deref(), &sub).await?;
     ctx.shared.ready.fetch_add(1, Relaxed);
     Ok(client)
 }
@@ -216,7 +218,8 @@ async fn publisher(
     index: usize,
     count: Option<u64>,
 ) -> Result<ClientStats, ClientError> {
-    let mut client = Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, &[]).await?;
+    let mut client =
+        Client::connect(&ctx.gate, &ctx.addr, &ctx.auth, ctx.tls.as_deref(), &[]).await?;
     fits(&client, ctx.size)?;
     let shared = &ctx.shared;
     shared.ready.fetch_add(1, Relaxed);
