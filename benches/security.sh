@@ -10,7 +10,7 @@
 #
 #   benches/security.sh [--reps N] [--msgs N] [--out DIR] [--md FILE] [--no-build]
 #
-#   --reps N     repetitions (default 5); each runs the four variants, interleaved
+#   --reps N     repetitions (default 9); each runs the four variants, interleaved
 #   --msgs N     messages the publisher sends per run (default 100000, 100 deliveries each)
 #   --out DIR    results (default target/security-bench; an existing one is renamed)
 #   --md FILE    where the section goes (default docs/benchmarks.md; replaced in place)
@@ -22,7 +22,7 @@ set -euo pipefail
 
 CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPS=5
+REPS=9
 MSGS=100000
 OUT=$ROOT/target/security-bench
 MD=$ROOT/docs/benchmarks.md
