@@ -29,12 +29,14 @@ failures_before_ban = 0
 user = "soak"
 password = "soak"
 [limits]
+max_payload = "64KiB"
 max_pending = "256KiB"
 stall_above = "64KiB"
 write_deadline = "1s"
 "#;
 
-const LOGIN: &[u8] = b"CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"soak\",\"pass\":\"soak\"}\r\n";
+const LOGIN: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"user\":\"soak\",\"pass\":\"soak\"}\r\n";
 
 fn connect(addr: SocketAddr) -> Option<TcpStream> {
     let s = TcpStream::connect(addr).ok()?;
@@ -187,7 +189,12 @@ fn churned_connections_leave_nothing_behind() {
     let pid = server.pid();
 
     // Warm-up: pools, buffers and tables reach their working size.
-    churn(server.addr, 8, Instant::now() + Duration::from_secs(60), 2000);
+    churn(
+        server.addr,
+        8,
+        Instant::now() + Duration::from_secs(60),
+        2000,
+    );
     drained(http);
     let baseline = rss_kib(pid);
 
@@ -217,7 +224,9 @@ fn churned_connections_leave_nothing_behind() {
     );
     // Still serving.
     let mut c = TcpStream::connect(server.addr).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    c.write_all(&[LOGIN, b"PING\r\n".as_slice()].concat()).expect("send");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(&[LOGIN, b"PING\r\n".as_slice()].concat())
+        .expect("send");
     assert!(read_until(&mut c, b"PONG\r\n"));
 }

@@ -124,11 +124,13 @@ async fn auth_timer(ctx: Rc<ShardCtx>, conn: std::rc::Weak<Conn>, deadline: Dura
     }
 }
 
+/// Counts the connection as closed, by its reason, and logs it.
 fn log_closed(ctx: &ShardCtx, conn: &Conn) {
     let reason = conn
         .outbox
         .close_reason()
         .unwrap_or(CloseReason::ClientClosed);
+    ctx.metrics.counters.closed(reason);
     let (shard, cid, peer, reason_name) = (ctx.id, conn.cid, conn.peer, reason.name());
     if reason.is_slow_consumer() {
         ctx.metrics.add(Counter::SlowConsumers, 1);
