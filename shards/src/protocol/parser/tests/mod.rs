@@ -2,6 +2,7 @@
 //! every point (`splits`). This file holds what both use.
 
 mod ops;
+mod props;
 mod splits;
 
 use super::*;
