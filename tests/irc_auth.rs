@@ -104,3 +104,34 @@ fn permissions_apply_to_channel_subjects() {
     alice.expect(" 404 alice bob :Cannot send to channel (permission denied)");
     bob.expect_none("psst", Duration::from_millis(300));
 }
+
+/// irssi, a real IRC client, logs in with SASL PLAIN as a person would set it up:
+/// a network with SASL credentials, then `/connect`.
+#[test]
+fn irssi_logs_in_with_sasl() {
+    let (server, addr) = start(USERS);
+    let irssi = common::irssi::Irssi::start("alice", "Alice in irssi", None);
+    irssi.type_line(
+        "/network add -sasl_mechanism plain -sasl_username alice -sasl_password wonder shardnet",
+    );
+    irssi.type_line(&format!(
+        "/server add -network shardnet 127.0.0.1 {}",
+        addr.port()
+    ));
+    irssi.type_line("/connect shardnet");
+    irssi.wait_for_line("the SASL success", |l| {
+        l.contains("You are now logged in as alice") || l.contains("SASL authentication successful")
+    });
+    irssi.wait_registered("alice");
+    // Its permissions apply: #news may be joined, #secret may not.
+    // (474: irssi shows it in its own words.)
+    irssi.type_line("/join #secret");
+    irssi.wait_for_line("the refusal", |l| {
+        l.contains("Cannot join to channel #secret")
+    });
+    irssi.type_line("/join #news");
+    irssi.wait_for_line("the join", |l| {
+        l.contains("alice") && l.contains("has joined #news")
+    });
+    drop(server);
+}
