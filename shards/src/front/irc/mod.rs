@@ -11,6 +11,7 @@
 //! valid and maps channels to subjects, [`replies`] writes numerics, [`presence`] is the
 //! JSON of presence events, and [`commands`] applies each command.
 
+pub mod cap;
 pub mod commands;
 pub mod line;
 pub mod login;
