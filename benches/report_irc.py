@@ -129,3 +129,40 @@ def splice(text, new_section, heading=HEADING):
         return "\n".join(lines[:at] + new_section.rstrip("\n").split("\n") + [""] + lines[at:])
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return "\n".join(lines[:start] + new_section.rstrip("\n").split("\n") + [""] + lines[end:])
+
+
+def carry_over(old_text, new_text, heading):
+    """`new_text` with `old_text`'s section under `heading`, if it had one."""
+    lines = old_text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        return new_text
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return splice(new_text, "\n".join(lines[start:end]), heading)
+
+
+def section_main(doc, section, heading, what):
+    """The command line of a report that makes one section of docs/benchmarks.md:
+    `RESULTS.csv [--machine machine.txt] [--splice FILE.md]`; `section(results, machine)`
+    makes the text. Without --splice it is printed; with it, spliced in under `heading`."""
+    import argparse
+    import os
+    import sys
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("results", help="results.csv written by `shardcast bench --csv`")
+    ap.add_argument("--machine", help="machine.txt of the campaign")
+    ap.add_argument("--splice", metavar="MD", help="replace the section in this Markdown file")
+    args = ap.parse_args()
+    text = section(args.results, args.machine)
+    if not args.splice:
+        sys.stdout.write(text)
+        return 0
+    old = ""
+    if os.path.exists(args.splice):
+        with open(args.splice) as f:
+            old = f.read()
+    with open(args.splice, "w") as f:
+        f.write(splice(old, text, heading))
+    print(f"replaced the {what} section of {args.splice}", file=sys.stderr)
+    return 0

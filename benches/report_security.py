@@ -9,7 +9,6 @@ Without --splice it prints the section; with it, it replaces (or adds, before Ta
 section in FILE.md. benches/report.py carries the section over when it rewrites the file.
 """
 
-import argparse
 import csv
 import os
 import statistics
@@ -150,32 +149,11 @@ def section(results, machine=None):
 
 def carry_over(old_text, new_text):
     """`new_text` with `old_text`'s security section, if it had one."""
-    lines = old_text.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.startswith(HEADING)), None)
-    if start is None:
-        return new_text
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return report_irc.splice(new_text, "\n".join(lines[start:end]), HEADING)
+    return report_irc.carry_over(old_text, new_text, HEADING)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="results.csv written by `shardcast bench --csv`")
-    ap.add_argument("--machine", help="machine.txt of the campaign")
-    ap.add_argument("--splice", metavar="MD", help="replace the section in this Markdown file")
-    args = ap.parse_args()
-    text = section(args.results, args.machine)
-    if not args.splice:
-        sys.stdout.write(text)
-        return 0
-    old = ""
-    if os.path.exists(args.splice):
-        with open(args.splice) as f:
-            old = f.read()
-    with open(args.splice, "w") as f:
-        f.write(report_irc.splice(old, text, HEADING))
-    print(f"report_security.py: replaced the security section of {args.splice}", file=sys.stderr)
-    return 0
+    return report_irc.section_main(__doc__, section, HEADING, "security")
 
 
 if __name__ == "__main__":

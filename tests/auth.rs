@@ -200,57 +200,16 @@ fn async_nats_connects_with_a_token_a_password_a_bcrypt_hash_and_none() {
             .await
             .expect("plain");
         common::irc::subscribed(&other).await;
-        wait_visible(&other, &guest, "public.probe").await;
+        common::nats::subscribe_visible(&other, &guest, "public.probe").await;
         other.publish("public.news", "hi".into()).await.expect("pub");
         let m = tokio::time::timeout(WAIT, sub.next()).await.expect("in time").expect("msg");
         assert_eq!(m.payload, "hi");
     });
 }
 
-/// Publishes and receives one message on a fresh subject.
+/// One message through a fresh subscription of `client`'s own.
 async fn roundtrip(client: &async_nats::Client) {
-    let subject = client.new_inbox();
-    let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        client
-            .publish(subject.clone(), "ping".into())
-            .await
-            .expect("publish");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-            assert_eq!(m.payload, "ping");
-            return;
-        }
-        assert!(Instant::now() < deadline, "no roundtrip within {WAIT:?}");
-    }
-}
-
-/// Returns once `subscriber`'s subscriptions so far are visible to `publisher`: the
-/// subscriber takes `probe` (a subject both may use) and the publisher publishes on it
-/// until a message arrives.
-async fn wait_visible(
-    publisher: &async_nats::Client,
-    subscriber: &async_nats::Client,
-    probe: &str,
-) {
-    let mut sub = subscriber
-        .subscribe(probe.to_string())
-        .await
-        .expect("probe sub");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        publisher
-            .publish(probe.to_string(), "probe".into())
-            .await
-            .expect("probe");
-        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "subscription not visible within {WAIT:?}"
-        );
-    }
+    common::nats::subscribe_visible(client, client, &client.new_inbox()).await;
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use futures::StreamExt;
@@ -44,25 +44,7 @@ async fn roundtrip(
     size: usize,
 ) {
     let subject = subscriber.new_inbox();
-    let mut sub = subscriber
-        .subscribe(subject.clone())
-        .await
-        .expect("subscribe");
-    // The subscription is in place once a probe on it arrives.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        publisher
-            .publish(subject.clone(), "probe".into())
-            .await
-            .expect("probe");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(50), sub.next()).await {
-            assert_eq!(m.payload, "probe");
-            break;
-        }
-        assert!(Instant::now() < deadline, "subscription never visible");
-    }
-    // Drain stray probes.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {}
+    let mut sub = common::nats::subscribe_visible(publisher, subscriber, &subject).await;
     for i in 0..n {
         let mut body = vec![b'x'; size];
         body[..8].copy_from_slice(&(i as u64).to_be_bytes());

@@ -17,6 +17,7 @@ pub mod certs;
 pub mod irc;
 pub mod irssi;
 pub mod logs;
+pub mod nats;
 
 /// How long any expectation waits before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
