@@ -245,6 +245,28 @@ mod tests {
     }
 
     #[test]
+    fn nats_server_auth_and_tls_flags() {
+        let args = |extra: &[&str]| {
+            let mut all = vec!["shardcast", "serve"];
+            all.extend_from_slice(extra);
+            let Command::Serve(args) = Cli::try_parse_from(all).expect("parses").command else {
+                panic!("serve expected")
+            };
+            args.resolve()
+        };
+        let cfg = args(&["--user", "u", "--pass", "p"]).expect("valid");
+        assert_eq!(cfg.auth.engine().users[0].name, "u");
+        let cfg = args(&["--auth", "t0k"]).expect("valid");
+        assert!(cfg.auth.engine().token.is_some());
+        let e = args(&["--auth", "t", "--user", "u", "--pass", "p"]).unwrap_err();
+        assert!(e.to_string().contains("cannot both be set"), "{e}");
+        let e = args(&["--tlscert", "c.pem"]).unwrap_err();
+        assert!(e.to_string().contains("tls.key_file is not"), "{e}");
+        let cfg = args(&["--tlscert", "c.pem", "--tlskey", "k.pem"]).expect("valid");
+        assert!(cfg.tls.engine().is_some());
+    }
+
+    #[test]
     fn nats_server_logging_flags_combine_and_override_the_file() {
         let cli = Cli::try_parse_from([
             "shardcast",
