@@ -5,9 +5,10 @@
 //! on the socket, so nothing is left behind in the buffer when the writer believes it is
 //! done.
 //!
-//! [`accept`] runs the start of a NATS TLS connection: INFO in plain text first (unless
-//! `handshake_first`), a plaintext client refused with `-ERR 'Secure Connection - TLS
-//! Required'`, then the handshake within `tls.timeout`.
+//! The start of a NATS TLS connection (`shard::runtime` runs it): INFO in plain text
+//! first (unless `handshake_first`), [`first_record`] tells a plain-text client (refused
+//! with `-ERR 'Secure Connection - TLS Required'`) from one starting TLS, then
+//! [`handshake`] within `tls.timeout`.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
