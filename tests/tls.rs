@@ -224,3 +224,28 @@ fn the_bench_measures_over_tls() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Secure Connection - TLS Required"), "{err}");
 }
+
+#[test]
+fn connection_limits_apply_before_the_handshake() {
+    let pki = Pki::new();
+    let server = Server::start_with(
+        2,
+        &format!("[limits]\nmax_connections_per_ip = 1\n{}", pki.toml("")),
+    );
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        let held = connect(&server, tls_options(&pki))
+            .await
+            .expect("the first connection");
+        // The second from the same address is refused in plain text, before any TLS work.
+        let (mut c, info) = Raw::connect_info(server.addr);
+        assert_eq!(info["tls_required"], true, "{info}");
+        c.expect(b"-ERR 'maximum connections per IP address exceeded'\r\n");
+        c.expect_closed();
+        drop(held);
+    });
+    server.wait_for_log("the refusal", |l| {
+        l.contains("connection refused") && l.contains("max_connections_per_ip")
+    });
+}

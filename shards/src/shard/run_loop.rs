@@ -27,6 +27,16 @@ use crate::route::Router;
 use crate::shard::ShardCtx;
 use crate::writer::{stall, Outbox};
 
+/// Whether a connection went through the door (`conn::admission`: bans, per-IP limit,
+/// accept rate) before it was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// Not yet: `serve_conn` checks it.
+    Unchecked,
+    /// Admitted already (a TLS connection, before its handshake).
+    Admitted,
+}
+
 /// Serves one accepted connection, client id `cid` (see [`ShardCtx::next_cid`]), with
 /// `session` until it closes.
 pub async fn serve_conn<T: Transport + 'static>(
@@ -34,6 +44,7 @@ pub async fn serve_conn<T: Transport + 'static>(
     cid: u64,
     transport: T,
     mut session: impl Session,
+    door: Door,
 ) {
     let transport = Rc::new(transport);
     let (outbox, params, connections_max) = {
@@ -62,14 +73,23 @@ pub async fn serve_conn<T: Transport + 'static>(
         params,
     ));
     let ip = conn.peer.map(|p| p.ip());
-    let admitted = if open > connections_max {
-        Err(CloseReason::MaxConnections)
+    let admitted = if door == Door::Admitted {
+        Ok(())
     } else {
         let g = &ctx.global;
         let limits = ctx.limits();
         g.admission
             .admit(ip, &limits, &g.failures)
             .map_err(|refused| refused.close_reason())
+    };
+    let admitted = match admitted {
+        Ok(()) if open > connections_max => {
+            if let Some(ip) = ip {
+                ctx.global.admission.release(ip);
+            }
+            Err(CloseReason::MaxConnections)
+        }
+        other => other,
     };
     match admitted {
         Err(reason) => {

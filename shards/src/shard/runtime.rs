@@ -21,6 +21,7 @@ use crate::metrics::Counter;
 use crate::metrics::{MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::listener::Listener;
+use crate::shard::run_loop::Door;
 use crate::shard::{keepalive, run_loop, stats, Global, ShardCtx};
 
 /// What a shard tells the main thread once it has started (or failed to).
@@ -152,7 +153,7 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
                 Some(setup) => serve_nats_tls(ctx, tcp, session, setup).await,
                 None => {
                     let cid = ctx.next_cid();
-                    run_loop::serve_conn(ctx, cid, tcp, session).await
+                    run_loop::serve_conn(ctx, cid, tcp, session, Door::Unchecked).await
                 }
             }
         }
@@ -162,7 +163,13 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
             (Some(l), Some(shard)) => {
                 accept_loop(&ctx, l, |ctx, tcp| {
                     let session = IrcSession::new(Rc::clone(shard), ctx.global.authenticator());
-                    run_loop::serve_conn(Rc::clone(ctx), ctx.next_cid(), tcp, session)
+                    run_loop::serve_conn(
+                        Rc::clone(ctx),
+                        ctx.next_cid(),
+                        tcp,
+                        session,
+                        Door::Unchecked,
+                    )
                 })
                 .await
             }
@@ -275,18 +282,38 @@ fn nats_session(ctx: &ShardCtx) -> NatsSession {
     )
 }
 
-/// A NATS client on a TLS server: INFO in plain text (unless `handshake_first`), a
-/// client that does not start TLS refused with `-ERR 'Secure Connection - TLS
-/// Required'`, the handshake within `tls.timeout`, then the client served over TLS.
+/// A NATS client on a TLS server: INFO in plain text (unless `handshake_first`), the
+/// door (bans, per-IP limit, accept rate: checked before the handshake's work), a client
+/// that does not start TLS refused with `-ERR 'Secure Connection - TLS Required'`, the
+/// handshake within `tls.timeout`, then the client served over TLS.
 async fn serve_nats_tls(ctx: Rc<ShardCtx>, tcp: Tcp, session: NatsSession, setup: TlsSetup) {
     let cid = ctx.next_cid();
     let peer = tcp.peer();
+    let ip = peer.map(|p| p.ip());
     let first = setup.files.handshake_first;
     if !first {
         let info = session.info_line(cid, peer);
         if tls::write_all(&tcp, &info).await.is_err() {
             return;
         }
+    }
+    let door = {
+        let limits = ctx.limits();
+        ctx.global
+            .admission
+            .admit(ip, &limits, &ctx.global.failures)
+    };
+    if let Err(refused) = door {
+        let reason = refused.close_reason();
+        ctx.metrics.add(Counter::ConnsRejected, 1);
+        ctx.metrics.counters.closed(reason);
+        let shown = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+        tracing::warn!(shard = ctx.id, cid, peer = %shown, reason = reason.name(), "connection refused");
+        if let (false, Some(text)) = (first, crate::wire::nats::close_text(reason)) {
+            let _ = tls::write_all(&tcp, format!("-ERR '{text}'\r\n").as_bytes()).await;
+        }
+        tcp.shutdown();
+        return;
     }
     let started = match tls::first_record(&tcp, setup.files.timeout).await {
         Ok(record) => tls::handshake(&setup, tcp, record).await,
@@ -307,9 +334,12 @@ async fn serve_nats_tls(ctx: Rc<ShardCtx>, tcp: Tcp, session: NatsSession, setup
             };
             let session = if first { session } else { session.greeted() };
             let session = session.with_cert_names(names);
-            run_loop::serve_conn(ctx, cid, transport, session).await;
+            run_loop::serve_conn(ctx, cid, transport, session, Door::Admitted).await;
         }
         Err(e) => {
+            if let Some(ip) = ip {
+                ctx.global.admission.release(ip);
+            }
             ctx.metrics.add(Counter::TlsFailures, 1);
             let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
             tracing::warn!(shard = ctx.id, cid, peer = %peer, error = %e, "TLS connection refused");
@@ -323,7 +353,13 @@ async fn accept_log_port(ctx: &Rc<ShardCtx>, listener: Option<&Listener>, format
         (Some(l), Some(shard)) => {
             accept_loop(ctx, l, |ctx, tcp| {
                 let session = LogSession::new(Rc::clone(shard), format);
-                run_loop::serve_conn(Rc::clone(ctx), ctx.next_cid(), tcp, session)
+                run_loop::serve_conn(
+                    Rc::clone(ctx),
+                    ctx.next_cid(),
+                    tcp,
+                    session,
+                    Door::Unchecked,
+                )
             })
             .await
         }
