@@ -249,3 +249,38 @@ fn connection_limits_apply_before_the_handshake() {
         l.contains("connection refused") && l.contains("max_connections_per_ip")
     });
 }
+
+#[test]
+fn connz_shows_the_user_and_the_tls_session() {
+    let pki = Pki::new();
+    let server = Server::start_with(
+        2,
+        &format!(
+            "[monitoring]\nport = 0\n[[auth.users]]\nuser = \"alice\"\npassword = \"wonder\"\n{}",
+            pki.toml("")
+        ),
+    );
+    let http = common::monitoring_addr(&server);
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        let options = tls_options(&pki).user_and_password("alice".into(), "wonder".into());
+        let client = connect(&server, options).await.expect("connect");
+        roundtrip(&client, &client, 1, 8).await;
+        let connz = common::get_json(http, "/connz?auth=1");
+        let c = &connz["connections"][0];
+        assert_eq!(c["authorized_user"], "alice", "{connz}");
+        assert_eq!(c["tls_version"], "1.3", "{connz}");
+        assert!(
+            c["tls_cipher_suite"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("TLS13_")),
+            "{connz}"
+        );
+        let without = common::get_json(http, "/connz");
+        assert!(
+            without["connections"][0].get("authorized_user").is_none(),
+            "{without}"
+        );
+    });
+}

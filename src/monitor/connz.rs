@@ -35,6 +35,7 @@ pub async fn connz(controller: &Controller, query: &Query) -> Result<Response<Bo
     let limit = query.number("limit", CONNZ_LIMIT_MAX, CONNZ_LIMIT_MAX)?;
     let sort = query.choice("sort", "cid", &SORTS)?;
     let subs = query.flag("subs")?;
+    let auth = query.flag("auth")?;
     let request = SnapshotRequest { conns: true, subs };
     let shards = snapshots(controller, request).await?;
     let summary = controller.summary();
@@ -46,7 +47,7 @@ pub async fn connz(controller: &Controller, query: &Query) -> Result<Response<Bo
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|c| conn_json(c, subs, now))
+        .map(|c| conn_json(c, subs, auth, now))
         .collect();
     let body = json!({
         "server_id": summary.server_id,
@@ -78,7 +79,7 @@ fn sort_conns(conns: &mut [ConnRow], sort: &str, now: SystemTime) {
     }
 }
 
-fn conn_json(c: &ConnRow, subs: bool, now: SystemTime) -> Value {
+fn conn_json(c: &ConnRow, subs: bool, auth: bool, now: SystemTime) -> Value {
     let uptime = now.duration_since(c.start).unwrap_or_default();
     let idle = now.duration_since(c.last_activity).unwrap_or_default();
     let mut v = json!({
@@ -121,6 +122,13 @@ fn conn_json(c: &ConnRow, subs: bool, now: SystemTime) -> Value {
         }
         if subs {
             obj.insert("subscriptions_list".into(), json!(c.subjects));
+        }
+        if let (true, Some(user)) = (auth, &c.user) {
+            obj.insert("authorized_user".into(), json!(user));
+        }
+        if let Some((version, suite)) = &c.tls {
+            obj.insert("tls_version".into(), json!(version));
+            obj.insert("tls_cipher_suite".into(), json!(suite));
         }
     }
     v

@@ -216,6 +216,8 @@ pub struct Conn {
     user: RefCell<Option<String>>,
     /// Its permissions' delivery-time checks, which its new subscriptions take.
     pub guard: RefCell<Option<Rc<DeliveryGuard>>>,
+    /// TLS version and cipher suite, for a TLS connection.
+    pub tls: RefCell<Option<(String, String)>>,
 }
 
 /// What a client says about itself.
@@ -255,6 +257,7 @@ impl Conn {
             authenticated: Cell::new(false),
             user: RefCell::new(None),
             guard: RefCell::new(None),
+            tls: RefCell::new(None),
         }
     }
 

@@ -284,6 +284,17 @@ impl Transport for Tls {
     fn peer(&self) -> Option<SocketAddr> {
         self.tcp.peer()
     }
+
+    fn tls_info(&self) -> Option<(String, String)> {
+        let session = self.session.borrow();
+        let version = match session.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "1.3".to_string(),
+            rustls::ProtocolVersion::TLSv1_2 => "1.2".to_string(),
+            other => format!("{other:?}"),
+        };
+        let suite = session.negotiated_cipher_suite()?.suite();
+        Some((version, format!("{suite:?}")))
+    }
 }
 
 impl Tls {

@@ -31,6 +31,12 @@ pub trait Transport: Sink {
 
     /// The peer's address, if known.
     fn peer(&self) -> Option<SocketAddr>;
+
+    /// The TLS version and cipher suite, for a TLS connection (`1.3`,
+    /// `TLS13_AES_128_GCM_SHA256`).
+    fn tls_info(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// Plain TCP through glommio (readiness from io_uring, synchronous sends).

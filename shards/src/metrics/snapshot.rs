@@ -47,6 +47,10 @@ pub struct ConnRow {
     pub name: Option<String>,
     pub lang: Option<String>,
     pub version: Option<String>,
+    /// The user it authenticated as.
+    pub user: Option<String>,
+    /// TLS version and cipher suite.
+    pub tls: Option<(String, String)>,
 }
 
 /// One subscription, as nats-server's `/subsz?subs=1` shows it.

@@ -59,6 +59,7 @@ pub async fn serve_conn<T: Transport + 'static>(
     };
     let (wire, flags) = session.start();
     let conn = Rc::new(Conn::new(cid, transport.peer(), outbox, wire, flags));
+    *conn.tls.borrow_mut() = transport.tls_info();
     session.greet(&conn);
 
     let open = ctx

@@ -236,6 +236,8 @@ impl ShardCtx {
                     name: client.name,
                     lang: client.lang,
                     version: client.version,
+                    user: c.user(),
+                    tls: c.tls.borrow().clone(),
                 }
             })
             .collect()
