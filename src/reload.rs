@@ -96,6 +96,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("irc", old.irc != new.irc),
         ("history", old.history != new.history),
         ("tls", old.tls != new.tls),
+        ("leafnode", old.leafnode != new.leafnode),
         ("logs.enabled", old.logs.enabled != new.logs.enabled),
         ("logs.tcp_port", old.logs.tcp_port != new.logs.tcp_port),
         (
@@ -164,6 +165,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Config {
     new.logs.max_record_bytes = old.logs.max_record_bytes;
     new.logs.allow_from = old.logs.allow_from.clone();
     new.tls = old.tls.clone();
+    new.leafnode = old.leafnode.clone();
     new
 }
 

@@ -59,6 +59,8 @@ pub mod service;
 // History: the last messages of watched subjects, kept by an owner shard's service.
 pub mod history;
 
+pub mod leaf;
+
 // Log streaming: logs parsed into records and routed to subjects by rules.
 pub mod logs;
 

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub auth: crate::auth::AuthConfig,
     /// TLS on the NATS port, off when None.
     pub tls: Option<crate::conn::tls::TlsFiles>,
+    /// The leaf node link to a NATS cluster, off when None.
+    pub leaf: Option<crate::leaf::LeafConfig>,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             logs: crate::logs::LogsConfig::default(),
             auth: crate::auth::AuthConfig::default(),
             tls: None,
+            leaf: None,
         }
     }
 }
@@ -390,6 +393,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         failures: crate::auth::Failures::default(),
         admission: crate::conn::admission::Admission::default(),
         tls,
+        leaf: cfg.leaf.clone(),
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod flow;
 pub mod history;
 pub mod irc;
+pub mod leafnode;
 pub mod logs;
 pub mod tls;
 mod values;
@@ -27,6 +28,7 @@ use auth::AuthSection;
 use flow::{LoadSection, MemorySection, PrioritySection, RateLimitSection, SlowConsumerSection};
 use history::HistorySection;
 use irc::IrcSection;
+use leafnode::LeafnodeSection;
 use logs::LogsSection;
 use tls::TlsSection;
 
@@ -79,6 +81,7 @@ pub struct Config {
     pub logs: LogsSection,
     pub auth: AuthSection,
     pub tls: TlsSection,
+    pub leafnode: LeafnodeSection,
 }
 
 /// The HTTP monitoring endpoint and what the shards measure for it.
@@ -229,6 +232,7 @@ impl Default for Config {
             logs: LogsSection::default(),
             auth: AuthSection::default(),
             tls: TlsSection::default(),
+            leafnode: LeafnodeSection::default(),
         }
     }
 }
@@ -351,6 +355,12 @@ impl Config {
             path: path.into(),
             message,
         })?;
+        cfg.leafnode
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         cfg.history
             .validate()
             .map_err(|message| ConfigError::Invalid {
@@ -418,6 +428,7 @@ impl Config {
             logs: self.logs.engine(),
             auth: self.auth.engine(),
             tls: self.tls.engine(),
+            leaf: self.leafnode.engine(self.server_name.as_deref()),
         }
     }
 }

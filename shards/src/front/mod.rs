@@ -6,6 +6,7 @@
 //! here plus a wire, and `shard::run_loop` serves it like any other.
 
 pub mod irc;
+pub mod leaf;
 pub mod logs;
 pub mod nats;
 

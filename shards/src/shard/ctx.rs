@@ -58,6 +58,8 @@ pub struct Global {
     pub admission: crate::conn::admission::Admission,
     /// TLS on the NATS port, when configured.
     pub tls: Option<crate::conn::tls::TlsSetup>,
+    /// The leaf node link to a NATS cluster, when configured (run by shard 0).
+    pub leaf: Option<crate::leaf::LeafConfig>,
 }
 
 impl Global {

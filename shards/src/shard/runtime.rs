@@ -239,6 +239,10 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
     if let Some(logs) = &ctx.logs {
         glommio::spawn_local(crate::logs::service::run(Rc::clone(ctx), Rc::clone(logs))).detach();
     }
+    if let (0, Some(cfg)) = (ctx.id, &ctx.global.leaf) {
+        let state = Rc::new(crate::leaf::LinkState::default());
+        glommio::spawn_local(crate::leaf::run(Rc::clone(ctx), cfg.clone(), state)).detach();
+    }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::run(Rc::clone(ctx))).detach();
     glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();

@@ -1,0 +1,194 @@
+//! The leaf link's side of the leafnode protocol, as a solicited leaf: the hub's INFO is
+//! answered with a leaf CONNECT and a PING; PING gets PONG; `LS+`/`LS-` update the hub's
+//! interest the link holds ([`crate::leaf::LinkState`]); `-ERR` is logged and ends the
+//! connection (the link reconnects). LMSG payloads are skipped for now (issue 13 is under
+//! way: messages do not cross yet).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::close::CloseReason;
+use crate::conn::{Conn, ConnFlags};
+use crate::front::{Input, Session};
+use crate::leaf::{LeafConfig, LinkState, REMOTE_INTEREST_MAX};
+use crate::metrics::ShardMetrics;
+use crate::protocol::ProtoError;
+use crate::route::Router;
+use crate::wire::Wire;
+
+/// The longest line the hub may send (INFO carries the cluster's URLs).
+const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// One connection of the leaf link.
+#[derive(Debug)]
+pub struct LeafSession {
+    cfg: LeafConfig,
+    state: Rc<LinkState>,
+    hub: SocketAddr,
+    server_id: String,
+    /// CONNECT went out (after the hub's INFO).
+    connected: bool,
+    /// Bytes of an LMSG payload (and its CRLF) still to skip.
+    skip: usize,
+}
+
+impl LeafSession {
+    pub fn new(cfg: LeafConfig, state: Rc<LinkState>, hub: SocketAddr, server_id: String) -> Self {
+        LeafSession {
+            cfg,
+            state,
+            hub,
+            server_id,
+            connected: false,
+            skip: 0,
+        }
+    }
+
+    /// The leaf CONNECT: who we are, and our credentials (never logged).
+    fn connect_line(&self) -> Vec<u8> {
+        let mut o = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "tls": false,
+            "id": self.server_id,
+            "name": self.cfg.name,
+            "hub": false,
+            "headers": true,
+            "jetstream": false,
+        });
+        if let Some(map) = o.as_object_mut() {
+            if let Some(u) = &self.cfg.user {
+                map.insert("user".into(), u.as_str().into());
+            }
+            if let Some(p) = &self.cfg.password {
+                map.insert("pass".into(), p.as_str().into());
+            }
+            if let Some(t) = &self.cfg.token {
+                map.insert("auth_token".into(), t.as_str().into());
+            }
+        }
+        let mut line = b"CONNECT ".to_vec();
+        line.extend_from_slice(o.to_string().as_bytes());
+        line.extend_from_slice(b"\r\nPING\r\n");
+        line
+    }
+
+    /// Applies one line from the hub.
+    fn line(&mut self, conn: &Conn, line: &[u8]) {
+        let mut words = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty());
+        let verb = words.next().unwrap_or_default().to_ascii_uppercase();
+        match verb.as_slice() {
+            b"INFO" if !self.connected => {
+                self.connected = true;
+                conn.outbox.push_control(&self.connect_line());
+                *self.state.connected.borrow_mut() = Some(self.hub);
+                self.state.connects.set(self.state.connects.get() + 1);
+                let info: serde_json::Value =
+                    serde_json::from_slice(&line[4..]).unwrap_or_default();
+                tracing::info!(
+                    hub = %self.hub,
+                    hub_name = info["server_name"].as_str().unwrap_or(""),
+                    cluster = info["cluster"].as_str().unwrap_or(""),
+                    "leafnode link up"
+                );
+            }
+            b"INFO" | b"+OK" => {}
+            b"PING" => {
+                conn.outbox.push_control(b"PONG\r\n");
+            }
+            b"PONG" => conn.pong_received(std::time::Instant::now()),
+            b"LS+" | b"LS-" => {
+                let subject = words.next().unwrap_or_default();
+                let queue = words.next();
+                let weight = words
+                    .next()
+                    .and_then(|w| std::str::from_utf8(w).ok()?.parse().ok())
+                    .unwrap_or(1);
+                let key = match queue {
+                    Some(q) => format!(
+                        "{} {}",
+                        String::from_utf8_lossy(subject),
+                        String::from_utf8_lossy(q)
+                    ),
+                    None => String::from_utf8_lossy(subject).into_owned(),
+                };
+                let mut remote = self.state.remote.borrow_mut();
+                if verb == b"LS-" {
+                    remote.remove(&key);
+                } else if remote.len() < REMOTE_INTEREST_MAX || remote.contains_key(&key) {
+                    remote.insert(key, weight);
+                }
+            }
+            b"LMSG" | b"HLMSG" => {
+                // The last argument is the (total) size; the payload is skipped for now.
+                let size = line
+                    .rsplit(|&b| b == b' ')
+                    .find(|w| !w.is_empty())
+                    .and_then(|w| std::str::from_utf8(w).ok()?.parse::<usize>().ok());
+                match size {
+                    Some(n) => self.skip = n + 2,
+                    None => conn.close(CloseReason::Protocol(ProtoError::BadArguments(
+                        "LMSG: no size",
+                    ))),
+                }
+            }
+            b"-ERR" => {
+                let text = String::from_utf8_lossy(&line[4..]);
+                tracing::error!(hub = %self.hub, error = %text.trim().trim_matches('\''), "leafnode hub refused the link");
+                conn.close(CloseReason::ClientClosed);
+            }
+            _ => {
+                tracing::warn!(hub = %self.hub, line = %String::from_utf8_lossy(&line[..line.len().min(80)]), "leafnode: unknown operation from the hub");
+                conn.close(CloseReason::Protocol(ProtoError::UnknownOp));
+            }
+        }
+    }
+}
+
+impl Session for LeafSession {
+    fn start(&self) -> (Wire, ConnFlags) {
+        // Never gets back what it publishes (messages from the hub go nowhere upstream).
+        (Wire::Nats { headers: true }, ConnFlags::QUIET)
+    }
+
+    fn greet(&mut self, _conn: &Rc<Conn>) {
+        // The hub speaks first (INFO).
+    }
+
+    fn input(
+        &mut self,
+        _router: &mut Router,
+        _metrics: &ShardMetrics,
+        conn: &Rc<Conn>,
+        data: &[u8],
+    ) -> Input {
+        let mut consumed = 0;
+        while consumed < data.len() && !conn.is_closing() {
+            let rest = &data[consumed..];
+            if self.skip > 0 {
+                let n = self.skip.min(rest.len());
+                self.skip -= n;
+                consumed += n;
+                continue;
+            }
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                if rest.len() > LINE_BYTES_MAX {
+                    conn.close(CloseReason::Protocol(ProtoError::ControlLineTooLong));
+                }
+                break;
+            };
+            let line = &rest[..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                self.line(conn, line);
+            }
+            consumed += nl + 1;
+        }
+        Input {
+            consumed,
+            needed: 0,
+            throttled: None,
+        }
+    }
+}

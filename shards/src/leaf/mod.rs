@@ -1,0 +1,123 @@
+//! Leaf node link: this server as a solicited leaf (a spoke) of a nats-server cluster's
+//! `leafnodes {}` port (the hub), so several shardcast nodes share subjects through an
+//! ordinary NATS cluster. One link per server, run on shard 0 like any connection: dialled
+//! instead of accepted, served by [`crate::front::leaf::LeafSession`].
+//!
+//! First step (issue 13): the link connects to one of the `remotes` (tried in random
+//! order), answers the hub's INFO with a leaf CONNECT (credentials when configured),
+//! keeps itself alive with PING/PONG, tracks the interest the hub advertises (LS+/LS-), and
+//! reconnects `reconnect_delay` (plus up to 50% jitter) after it drops. Interest and
+//! messages do not cross yet.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::conn::Tcp;
+use crate::front::leaf::LeafSession;
+use crate::shard::run_loop::{self, Door};
+use crate::shard::ShardCtx;
+
+/// The most keys of remote interest the link tracks (LS+ beyond it are counted, not kept).
+pub const REMOTE_INTEREST_MAX: usize = 1_000_000;
+
+/// `[leafnode]` as the engine takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafConfig {
+    /// The hub's leafnode ports (`host:port`), tried in random order.
+    pub remotes: Vec<String>,
+    /// This node's name in the hub's `/leafz`.
+    pub name: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// Wait before reconnecting (plus up to 50% jitter).
+    pub reconnect_delay: Duration,
+}
+
+/// What the link knows, shared by its sessions (one per connection attempt).
+#[derive(Debug, Default)]
+pub struct LinkState {
+    /// Connected to the hub now (its address), and how many times it connected.
+    pub connected: RefCell<Option<SocketAddr>>,
+    pub connects: std::cell::Cell<u64>,
+    /// The hub's interest: key (`subject` or `subject queue`) → weight.
+    pub remote: RefCell<FxHashMap<String, u32>>,
+}
+
+/// Runs the link until the shard stops: connect, serve, wait, again.
+pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
+    let mut attempt: u64 = 0;
+    while !ctx.stopping.get() {
+        let remote = pick(&cfg.remotes, attempt);
+        attempt = attempt.wrapping_add(1);
+        match connect(remote).await {
+            Ok((stream, addr)) => {
+                tracing::info!(remote = %addr, "leafnode link connecting");
+                let tcp = Tcp::new(stream, ctx.limits().write_deadline);
+                let id = ctx.global.server_id.clone();
+                let session = LeafSession::new(cfg.clone(), Rc::clone(&state), addr, id);
+                let cid = ctx.next_cid();
+                let served =
+                    run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Admitted);
+                served.await;
+                *state.connected.borrow_mut() = None;
+                state.remote.borrow_mut().clear();
+                tracing::warn!(remote = %addr, "leafnode link down; reconnecting");
+            }
+            Err(e) => tracing::warn!(remote, error = %e, "leafnode remote unreachable"),
+        }
+        if ctx.stopping.get() {
+            return;
+        }
+        glommio::timer::sleep(jittered(cfg.reconnect_delay, attempt)).await;
+    }
+}
+
+async fn connect(remote: &str) -> std::io::Result<(glommio::net::TcpStream, SocketAddr)> {
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(remote)?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{remote} resolves to no address")))?;
+    let stream = glommio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((stream, addr))
+}
+
+/// The remote for attempt `n`: a random start, then round robin.
+fn pick(remotes: &[String], n: u64) -> &str {
+    let start = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    let i = (start.wrapping_add(n) % remotes.len().max(1) as u64) as usize;
+    remotes.get(i).map_or("", String::as_str)
+}
+
+/// `delay` plus up to half of it, varying with `n`.
+fn jittered(delay: Duration, n: u64) -> Duration {
+    let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
+    let frac = (x >> 40) as f64 / (1u64 << 24) as f64;
+    delay + delay.mul_f64(0.5 * frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_the_delay() {
+        let d = Duration::from_secs(1);
+        for n in 0..1000 {
+            let j = jittered(d, n);
+            assert!(j >= d && j <= d + d / 2, "{j:?}");
+        }
+    }
+
+    #[test]
+    fn every_remote_is_tried() {
+        let r: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let seen: std::collections::BTreeSet<&str> = (0..3).map(|n| pick(&r, n)).collect();
+        assert_eq!(seen.len(), 3);
+    }
+}
