@@ -47,12 +47,45 @@ fn the_link_comes_up_and_back_after_the_hub_restarts() {
     let server = Server::start_with(
         2,
         &format!(
-            "[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nname = \"node-a\"\nreconnect_delay = \"100ms\"\n"
+            "[monitoring]\nport = 0\n[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nname = \"node-a\"\nreconnect_delay = \"100ms\"\n"
         ),
     );
     let leafz = leaf_listed(http_port);
     assert_eq!(leafz["leafs"][0]["ip"], "127.0.0.1", "{leafz}");
     server.wait_for_log("the link", |l| l.contains("leafnode link up"));
+
+    // Our /leafz: the link to the hub, and the interest the hub advertises. A client
+    // subscribing on the hub adds to it.
+    let http = common::monitoring_addr(&server);
+    let ours = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let leafz = get_json(http, "/leafz");
+            if want(&leafz) {
+                return leafz;
+            }
+            assert!(Instant::now() < deadline, "/leafz never got there: {leafz}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let before = ours(&|l| l["leafnodes"] == 1);
+    let link = &before["leafs"][0];
+    assert_eq!(link["name"], "node-a", "{before}");
+    assert_eq!(link["port"], leaf_port, "{before}");
+    assert_eq!(link["is_spoke"], true, "{before}");
+    let interest = link["remote_interest"].as_u64().unwrap_or(0);
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    let client = rt.block_on(async {
+        let c = async_nats::connect(format!("nats://{}", hub1.addr))
+            .await
+            .expect("hub client");
+        let sub = c.subscribe("cluster.probe").await.expect("sub");
+        c.flush().await.expect("flush");
+        (c, sub)
+    });
+    ours(&|l| l["leafs"][0]["remote_interest"].as_u64().unwrap_or(0) == interest + 1);
+    drop(client);
 
     drop(hub1);
     server.wait_for_log("the drop", |l| l.contains("leafnode link down"));

@@ -11,6 +11,7 @@
 mod assets;
 mod connz;
 mod format;
+mod leafz;
 mod logs;
 mod prom;
 mod routes;

@@ -12,15 +12,16 @@ use shards::metrics::{ShardSnapshot, SnapshotRequest};
 use shards::server::Controller;
 
 use crate::monitor::format::{self, Body};
-use crate::monitor::{assets, connz, prom, shardz, varz, State};
+use crate::monitor::{assets, connz, leafz, prom, shardz, varz, State};
 
 /// The paths served, for the 404 answer.
-const PATHS: [&str; 9] = [
+const PATHS: [&str; 10] = [
     "/",
     "/healthz",
     "/varz",
     "/connz",
     "/subsz",
+    "/leafz",
     "/shardz",
     "/channelz",
     "/metrics",
@@ -51,9 +52,8 @@ pub async fn handle(
         return Ok(asset);
     }
     match path.as_str() {
-        "/healthz" | "/varz" | "/connz" | "/subsz" | "/shardz" | "/channelz" | "/metrics" => {
-            state.count_request(&path)
-        }
+        "/healthz" | "/varz" | "/connz" | "/subsz" | "/leafz" | "/shardz" | "/channelz"
+        | "/metrics" => state.count_request(&path),
         _ => {
             return format::json(
                 StatusCode::NOT_FOUND,
@@ -74,6 +74,7 @@ pub async fn handle(
         "/varz" => varz::varz(&state, &controller, &query).await,
         "/connz" => connz::connz(&controller, &query).await,
         "/subsz" => connz::subsz(&controller, &query).await,
+        "/leafz" => leafz::leafz(&controller).await,
         "/shardz" => shardz::shardz(&controller, &query).await,
         "/channelz" => shardz::channelz(&controller, &query).await,
         _ => prom::metrics(&controller).await,

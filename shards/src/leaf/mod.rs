@@ -46,10 +46,41 @@ pub struct LinkState {
     pub connects: std::cell::Cell<u64>,
     /// The hub's interest: key (`subject` or `subject queue`) → weight.
     pub remote: RefCell<FxHashMap<String, u32>>,
+    /// The link connection's id while it is connected.
+    pub cid: std::cell::Cell<Option<u64>>,
+    /// The node's name (as configured).
+    pub name: RefCell<String>,
+}
+
+/// The link as monitoring shows it (`/leafz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSnapshot {
+    pub name: String,
+    /// The hub's address while connected.
+    pub hub: Option<SocketAddr>,
+    /// The link connection's id while connected (its counters are in its `/connz` row).
+    pub cid: Option<u64>,
+    /// Times the link came up.
+    pub connects: u64,
+    /// Keys of interest the hub advertises.
+    pub remote_interest: usize,
+}
+
+impl LinkState {
+    pub fn snapshot(&self) -> LeafSnapshot {
+        LeafSnapshot {
+            name: self.name.borrow().clone(),
+            hub: *self.connected.borrow(),
+            cid: self.cid.get(),
+            connects: self.connects.get(),
+            remote_interest: self.remote.borrow().len(),
+        }
+    }
 }
 
 /// Runs the link until the shard stops: connect, serve, wait, again.
 pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
+    *state.name.borrow_mut() = cfg.name.clone();
     let mut attempt: u64 = 0;
     while !ctx.stopping.get() {
         let remote = pick(&cfg.remotes, attempt);
@@ -61,9 +92,11 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
                 let id = ctx.global.server_id.clone();
                 let session = LeafSession::new(cfg.clone(), Rc::clone(&state), addr, id);
                 let cid = ctx.next_cid();
+                state.cid.set(Some(cid));
                 let served =
                     run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Admitted);
                 served.await;
+                state.cid.set(None);
                 *state.connected.borrow_mut() = None;
                 state.remote.borrow_mut().clear();
                 tracing::warn!(remote = %addr, "leafnode link down; reconnecting");

@@ -133,6 +133,8 @@ pub struct ShardSnapshot {
     pub subs: Vec<SubRow>,
     /// The log inputs' and rules' counters, when `[logs]` is on.
     pub logs: Option<crate::logs::LogSnapshot>,
+    /// The leaf node link, on the shard that runs it.
+    pub leaf: Option<crate::leaf::LeafSnapshot>,
 }
 
 impl ShardSnapshot {

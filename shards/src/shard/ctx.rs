@@ -98,6 +98,8 @@ pub struct ShardCtx {
     pub irc: Option<Rc<IrcShard>>,
     /// What the shard's log inputs share, when log routing is on.
     pub logs: Option<Rc<crate::logs::LogShard>>,
+    /// The leaf node link's state, on the shard that runs it.
+    pub leaf: RefCell<Option<Rc<crate::leaf::LinkState>>>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tasks: crate::shard::tasks::Tasks,
     pub stopping: Cell<bool>,
@@ -152,6 +154,7 @@ impl ShardCtx {
             id,
             irc,
             logs,
+            leaf: RefCell::new(None),
             router: RefCell::new(router),
             nats_info: RefCell::new(Rc::new(nats_info(&global, &limits))),
             pool,

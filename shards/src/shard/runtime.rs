@@ -241,6 +241,7 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
     }
     if let (0, Some(cfg)) = (ctx.id, &ctx.global.leaf) {
         let state = Rc::new(crate::leaf::LinkState::default());
+        *ctx.leaf.borrow_mut() = Some(Rc::clone(&state));
         glommio::spawn_local(crate::leaf::run(Rc::clone(ctx), cfg.clone(), state)).detach();
     }
     glommio::spawn_local(keepalive::run(Rc::clone(ctx))).detach();

@@ -196,6 +196,7 @@ impl ShardCtx {
                 Vec::new()
             },
             logs: self.logs.as_ref().map(|l| l.snapshot()),
+            leaf: self.leaf.borrow().as_ref().map(|l| l.snapshot()),
         }
     }
 

@@ -1,0 +1,57 @@
+//! `/leafz`: the leaf node link, as nats-server shows its leaf connections (`leafnodes`,
+//! and per link `name`, `is_spoke`, `account`, `ip`, `port`, `rtt`, the message counters
+//! and `subscriptions`), plus ours: `connects` (times the link came up) and
+//! `remote_interest` (keys of interest the hub advertises).
+
+use std::time::SystemTime;
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+use shards::metrics::SnapshotRequest;
+use shards::server::Controller;
+
+use crate::monitor::format::{self, go_duration, rfc3339, Body};
+use crate::monitor::routes::{snapshots, Failure};
+
+pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
+    let request = SnapshotRequest {
+        conns: true,
+        subs: false,
+    };
+    let shards = snapshots(controller, request).await?;
+    let summary = controller.summary();
+    let mut leafs: Vec<Value> = Vec::new();
+    for s in &shards {
+        let Some(link) = &s.leaf else { continue };
+        let row = link
+            .cid
+            .and_then(|cid| s.conns.iter().find(|c| c.cid == cid));
+        let (Some(hub), Some(row)) = (link.hub, row) else {
+            continue;
+        };
+        leafs.push(json!({
+            "name": link.name,
+            "is_spoke": true,
+            "account": "$G",
+            "ip": hub.ip().to_string(),
+            "port": hub.port(),
+            "rtt": row.rtt.map(go_duration).unwrap_or_default(),
+            "in_msgs": row.in_msgs,
+            "out_msgs": row.out_msgs,
+            "in_bytes": row.in_bytes,
+            "out_bytes": row.out_bytes,
+            "subscriptions": row.subscriptions,
+            "connects": link.connects,
+            "remote_interest": link.remote_interest,
+        }));
+    }
+    let configured = shards.iter().any(|s| s.leaf.is_some());
+    let body = json!({
+        "server_id": summary.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "leafnodes": leafs.len(),
+        "leafs": leafs,
+        "configured": configured,
+    });
+    format::json(StatusCode::OK, &body).map_err(|never| match never {})
+}
