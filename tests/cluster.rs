@@ -6,6 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+
 use common::{free_fixed_port, get_json, NatsServer, Server, TempDir};
 
 /// A hub with a leafnodes port and monitoring; returns it and its monitoring port.
@@ -97,4 +99,91 @@ fn the_link_comes_up_and_back_after_the_hub_restarts() {
         .filter(|l| l.contains("leafnode link up"))
         .count();
     assert!(ups >= 2, "the link came up again ({ups} times)");
+}
+
+#[test]
+fn a_local_publish_reaches_subscribers_behind_the_hub_once_each() {
+    let dir = TempDir::new("hub");
+    let (leaf_port, http_port) = (free_fixed_port(), free_fixed_port());
+    let hub = hub(&dir, leaf_port, http_port);
+    let server = Server::start_with(
+        2,
+        &format!(
+            "[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nname = \"node-a\"\n"
+        ),
+    );
+    leaf_listed(http_port);
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        use futures::StreamExt;
+        let hub_url = format!("nats://{}", hub.addr);
+        let remote = async_nats::connect(&hub_url).await.expect("hub client");
+        // Two overlapping interests on one connection: each gets every message once.
+        let mut wide = remote.subscribe("orders.>").await.expect("sub");
+        let mut narrow = remote.subscribe("orders.*").await.expect("sub");
+        remote.flush().await.expect("flush");
+        let local = async_nats::connect(format!("nats://{}", server.addr))
+            .await
+            .expect("local client");
+        // The hub's interest reaches every shard a moment after it is sent: probe first.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            local
+                .publish("orders.probe", "p".into())
+                .await
+                .expect("probe");
+            local.flush().await.expect("flush");
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), wide.next()).await
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no probe crossed the link");
+        }
+        let drain = |sub: &mut async_nats::Subscriber| {
+            let mut n = 0;
+            while let Some(Some(_)) = sub.next().now_or_never() {
+                n += 1;
+            }
+            n
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drain(&mut wide);
+        drain(&mut narrow);
+
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Trace", "t-1");
+        for i in 0..200u32 {
+            local
+                .publish_with_headers(
+                    format!("orders.{}", i % 7),
+                    headers.clone(),
+                    i.to_be_bytes().to_vec().into(),
+                )
+                .await
+                .expect("publish");
+        }
+        local.flush().await.expect("flush");
+        for (name, sub) in [("orders.>", &mut wide), ("orders.*", &mut narrow)] {
+            for i in 0..200u32 {
+                let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("{name}: message {i} never came"))
+                    .expect("open");
+                assert_eq!(
+                    m.payload.as_ref(),
+                    i.to_be_bytes(),
+                    "{name}: in order, once each"
+                );
+                let trace = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Trace"))
+                    .map(|v| v.as_str());
+                assert_eq!(trace, Some("t-1"), "{name}: headers cross");
+            }
+            let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+            assert!(extra.is_err(), "{name}: a duplicate came: {extra:?}");
+        }
+    });
 }

@@ -83,11 +83,20 @@ pub fn to_plain(
         let mut enc = enc.borrow_mut();
         let mut encoded = false;
         let mut delivered = 0;
+        // The leaf link gets a message once, however many of the hub's interests match it
+        // (the hub delivers it to each of its own subscribers).
+        let mut leaf_served = None;
         for sub in subs {
             if Some(sub.cid) == skip_cid || !sub.is_live() || !sub.admits(m) {
                 continue;
             }
             let wire = sub.wire().for_msg(m);
+            if wire == Wire::Leaf {
+                if leaf_served == Some(sub.cid) {
+                    continue;
+                }
+                leaf_served = Some(sub.cid);
+            }
             // Encoded for the first subscriber, and again whenever the wire changes: one
             // subscriber of another protocol (a service's internal client among a
             // channel's IRC members) must not leave everyone after it to encode alone.

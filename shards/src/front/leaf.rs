@@ -1,8 +1,12 @@
 //! The leaf link's side of the leafnode protocol, as a solicited leaf: the hub's INFO is
-//! answered with a leaf CONNECT and a PING; PING gets PONG; `LS+`/`LS-` update the hub's
-//! interest the link holds ([`crate::leaf::LinkState`]); `-ERR` is logged and ends the
-//! connection (the link reconnects). LMSG payloads are skipped for now (issue 13 is under
-//! way: messages do not cross yet).
+//! answered with a leaf CONNECT and a PING; PING gets PONG; `-ERR` is logged and ends the
+//! connection (the link reconnects).
+//!
+//! The hub's interest (`LS+`/`LS-`) becomes the link connection's own subscriptions (its
+//! sid is the interest's key), so a local publish on any shard that someone behind the
+//! hub wants reaches the link like any subscriber, and goes up as one `LMSG`/`HMSG`
+//! ([`crate::wire::leaf`]). Queue interest is tracked but not subscribed yet, and the
+//! hub's own messages (`LMSG`) are skipped: issue 13 is under way.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -13,7 +17,7 @@ use crate::front::{Input, Session};
 use crate::leaf::{LeafConfig, LinkState, REMOTE_INTEREST_MAX};
 use crate::metrics::ShardMetrics;
 use crate::protocol::ProtoError;
-use crate::route::Router;
+use crate::route::{Op, Router};
 use crate::wire::Wire;
 
 /// The longest line the hub may send (INFO carries the cluster's URLs).
@@ -73,7 +77,7 @@ impl LeafSession {
     }
 
     /// Applies one line from the hub.
-    fn line(&mut self, conn: &Conn, line: &[u8]) {
+    fn line(&mut self, router: &mut Router, conn: &Rc<Conn>, line: &[u8]) {
         let mut words = line
             .split(|&b| b == b' ' || b == b'\t')
             .filter(|w| !w.is_empty());
@@ -115,12 +119,26 @@ impl LeafSession {
                 };
                 let mut remote = self.state.remote.borrow_mut();
                 if verb == b"LS-" {
-                    remote.remove(&key);
+                    if remote.remove(&key).is_some() && queue.is_none() {
+                        let op = Op::Unsubscribe {
+                            sid: key.as_bytes(),
+                            max_msgs: None,
+                        };
+                        router.apply(conn, op);
+                    }
                 } else if remote.len() < REMOTE_INTEREST_MAX || remote.contains_key(&key) {
-                    remote.insert(key, weight);
+                    let new = remote.insert(key.clone(), weight).is_none();
+                    if new && queue.is_none() {
+                        let op = Op::Subscribe {
+                            sid: key.as_bytes(),
+                            subject,
+                            queue: None,
+                        };
+                        router.apply(conn, op);
+                    }
                 }
             }
-            b"LMSG" | b"HLMSG" => {
+            b"LMSG" | b"HMSG" => {
                 // The last argument is the (total) size; the payload is skipped for now.
                 let size = line
                     .rsplit(|&b| b == b' ')
@@ -149,7 +167,7 @@ impl LeafSession {
 impl Session for LeafSession {
     fn start(&self) -> (Wire, ConnFlags) {
         // Never gets back what it publishes (messages from the hub go nowhere upstream).
-        (Wire::Nats { headers: true }, ConnFlags::QUIET)
+        (Wire::Leaf, ConnFlags::QUIET)
     }
 
     fn greet(&mut self, _conn: &Rc<Conn>) {
@@ -158,7 +176,7 @@ impl Session for LeafSession {
 
     fn input(
         &mut self,
-        _router: &mut Router,
+        router: &mut Router,
         _metrics: &ShardMetrics,
         conn: &Rc<Conn>,
         data: &[u8],
@@ -181,7 +199,7 @@ impl Session for LeafSession {
             let line = &rest[..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if !line.is_empty() {
-                self.line(conn, line);
+                self.line(router, conn, line);
             }
             consumed += nl + 1;
         }

@@ -3,11 +3,12 @@
 //! ordinary NATS cluster. One link per server, run on shard 0 like any connection: dialled
 //! instead of accepted, served by [`crate::front::leaf::LeafSession`].
 //!
-//! First step (issue 13): the link connects to one of the `remotes` (tried in random
-//! order), answers the hub's INFO with a leaf CONNECT (credentials when configured),
-//! keeps itself alive with PING/PONG, tracks the interest the hub advertises (LS+/LS-), and
-//! reconnects `reconnect_delay` (plus up to 50% jitter) after it drops. Interest and
-//! messages do not cross yet.
+//! So far (issue 13): the link connects to one of the `remotes` (tried in random order),
+//! answers the hub's INFO with a leaf CONNECT (credentials when configured), keeps itself
+//! alive with PING/PONG, turns the interest the hub advertises (LS+/LS-) into its own
+//! subscriptions, so local publishes reach subscribers behind the hub, and reconnects
+//! `reconnect_delay` (plus up to 50% jitter) after it drops. Messages from the hub and
+//! queue-group interest do not cross yet; local interest is not advertised yet.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@
 //! the other tag in at the range [`Wire::encode`] returns.
 
 pub mod irc;
+pub mod leaf;
 pub mod nats;
 
 use std::ops::Range;
@@ -66,6 +67,8 @@ pub enum Wire {
     /// IRC: `PRIVMSG` lines from the message's author to the subscription's tag (a
     /// channel name or the connection's nick), see [`irc`].
     Irc,
+    /// The leaf link to a NATS cluster's hub: `LMSG`/`HMSG` frames, no tag, see [`leaf`].
+    Leaf,
 }
 
 /// A reply to a connection's own operation, in the engine's terms.
@@ -122,6 +125,7 @@ impl Wire {
         match self {
             Wire::Nats { headers } => nats::encode_head(out, m, tag, headers),
             Wire::Irc => irc::encode_head(out, m, tag),
+            Wire::Leaf => leaf::encode_head(out, m),
         }
     }
 
@@ -130,6 +134,7 @@ impl Wire {
         match self {
             Wire::Nats { .. } => nats::head_len_max(m, tag),
             Wire::Irc => irc::head_len_max(),
+            Wire::Leaf => leaf::head_len_max(m),
         }
     }
 
@@ -138,7 +143,7 @@ impl Wire {
     pub fn delivered_len(self, m: &MsgView<'_>) -> usize {
         match self {
             Wire::Nats { headers: false } | Wire::Irc => m.payload().len(),
-            Wire::Nats { headers: true } => m.body.len(),
+            Wire::Nats { headers: true } | Wire::Leaf => m.body.len(),
         }
     }
 
@@ -161,6 +166,7 @@ impl Wire {
         match self {
             Wire::Nats { .. } => nats::encode_reply(out, reply),
             Wire::Irc => irc::encode_reply(out, reply),
+            Wire::Leaf => leaf::encode_reply(out, reply),
         }
     }
 
@@ -169,6 +175,7 @@ impl Wire {
         match self {
             Wire::Nats { .. } => nats::reply_len_max(reply),
             Wire::Irc => irc::reply_len_max(reply),
+            Wire::Leaf => 6,
         }
     }
 }
