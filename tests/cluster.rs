@@ -187,3 +187,107 @@ fn a_local_publish_reaches_subscribers_behind_the_hub_once_each() {
         }
     });
 }
+
+#[test]
+fn a_publish_behind_the_hub_reaches_local_subscribers_and_requests_cross_both_ways() {
+    let dir = TempDir::new("hub");
+    let (leaf_port, http_port) = (free_fixed_port(), free_fixed_port());
+    let hub1 = hub(&dir, leaf_port, http_port);
+    let server = Server::start_with(
+        2,
+        &format!("[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nname = \"node-a\"\nreconnect_delay = \"100ms\"\n"),
+    );
+    leaf_listed(http_port);
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        use futures::StreamExt;
+        let local = async_nats::connect(format!("nats://{}", server.addr))
+            .await
+            .expect("local client");
+        let mut news = local.subscribe("news.>").await.expect("sub");
+        let mut service = local.subscribe("svc.echo").await.expect("sub");
+        local.flush().await.expect("flush");
+        let responder = local.clone();
+        tokio::spawn(async move {
+            while let Some(req) = service.next().await {
+                if let Some(reply) = req.reply {
+                    let _ = responder.publish(reply, req.payload).await;
+                }
+            }
+        });
+
+        let remote = probe_down(hub1.addr, &mut news).await;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Trace", "down");
+        for i in 0..100u32 {
+            remote
+                .publish_with_headers(
+                    format!("news.{}", i % 3),
+                    headers.clone(),
+                    i.to_be_bytes().to_vec().into(),
+                )
+                .await
+                .expect("publish");
+        }
+        remote.flush().await.expect("flush");
+        for i in 0..100u32 {
+            let m = tokio::time::timeout(Duration::from_secs(10), news.next())
+                .await
+                .unwrap_or_else(|_| panic!("message {i} never came down"))
+                .expect("open");
+            assert_eq!(m.payload.as_ref(), i.to_be_bytes(), "in order, once each");
+            let trace = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Trace"))
+                .map(|v| v.as_str());
+            assert_eq!(trace, Some("down"));
+        }
+        // A request from behind the hub to a local responder, and its reply back.
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            remote.request("svc.echo", "ping".into()),
+        )
+        .await
+        .expect("in time")
+        .expect("a reply across the link");
+        assert_eq!(answer.payload, "ping");
+        drop(remote);
+
+        // The hub restarts: the link comes back and resends our interest.
+        drop(hub1);
+        let hub2 = hub(&dir, leaf_port, http_port);
+        leaf_listed(http_port);
+        let again = probe_down(hub2.addr, &mut news).await;
+        drop(again);
+        drop(hub2);
+    });
+}
+
+/// Connects a client to the hub and publishes probes on `news.probe` until one reaches
+/// `news` (our interest has reached the hub); stray probes are drained.
+async fn probe_down(
+    hub_addr: std::net::SocketAddr,
+    news: &mut async_nats::Subscriber,
+) -> async_nats::Client {
+    use futures::StreamExt;
+    let remote = async_nats::connect(format!("nats://{hub_addr}"))
+        .await
+        .expect("hub client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        remote
+            .publish("news.probe", "p".into())
+            .await
+            .expect("probe");
+        remote.flush().await.expect("flush");
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), news.next()).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing came down the link");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Some(Some(_)) = news.next().now_or_never() {}
+    remote
+}

@@ -5,8 +5,10 @@
 //! The hub's interest (`LS+`/`LS-`) becomes the link connection's own subscriptions (its
 //! sid is the interest's key), so a local publish on any shard that someone behind the
 //! hub wants reaches the link like any subscriber, and goes up as one `LMSG`/`HMSG`
-//! ([`crate::wire::leaf`]). Queue interest is tracked but not subscribed yet, and the
-//! hub's own messages (`LMSG`) are skipped: issue 13 is under way.
+//! ([`crate::wire::leaf`]). The hub's messages (`LMSG`/`HMSG`) are published into the
+//! local fan-out by the link connection (never back up: it has no echo). The node's own
+//! interest goes up through [`crate::route::watch`]. Queue interest is tracked but not
+//! subscribed, and an LMSG's queue list is not honoured yet: issue 13 is under way.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -32,8 +34,6 @@ pub struct LeafSession {
     server_id: String,
     /// CONNECT went out (after the hub's INFO).
     connected: bool,
-    /// Bytes of an LMSG payload (and its CRLF) still to skip.
-    skip: usize,
 }
 
 impl LeafSession {
@@ -44,7 +44,6 @@ impl LeafSession {
             hub,
             server_id,
             connected: false,
-            skip: 0,
         }
     }
 
@@ -86,6 +85,10 @@ impl LeafSession {
             b"INFO" if !self.connected => {
                 self.connected = true;
                 conn.outbox.push_control(&self.connect_line());
+                // Then our interest: the whole table now, every change from now on.
+                if let Some(w) = &mut router.watch {
+                    w.attach(conn.cid, Rc::clone(&conn.outbox));
+                }
                 *self.state.connected.borrow_mut() = Some(self.hub);
                 self.state.connects.set(self.state.connects.get() + 1);
                 let info: serde_json::Value =
@@ -138,19 +141,6 @@ impl LeafSession {
                     }
                 }
             }
-            b"LMSG" | b"HMSG" => {
-                // The last argument is the (total) size; the payload is skipped for now.
-                let size = line
-                    .rsplit(|&b| b == b' ')
-                    .find(|w| !w.is_empty())
-                    .and_then(|w| std::str::from_utf8(w).ok()?.parse::<usize>().ok());
-                match size {
-                    Some(n) => self.skip = n + 2,
-                    None => conn.close(CloseReason::Protocol(ProtoError::BadArguments(
-                        "LMSG: no size",
-                    ))),
-                }
-            }
             b"-ERR" => {
                 let text = String::from_utf8_lossy(&line[4..]);
                 tracing::error!(hub = %self.hub, error = %text.trim().trim_matches('\''), "leafnode hub refused the link");
@@ -182,14 +172,9 @@ impl Session for LeafSession {
         data: &[u8],
     ) -> Input {
         let mut consumed = 0;
+        let mut needed = 0;
         while consumed < data.len() && !conn.is_closing() {
             let rest = &data[consumed..];
-            if self.skip > 0 {
-                let n = self.skip.min(rest.len());
-                self.skip -= n;
-                consumed += n;
-                continue;
-            }
             let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
                 if rest.len() > LINE_BYTES_MAX {
                     conn.close(CloseReason::Protocol(ProtoError::ControlLineTooLong));
@@ -198,6 +183,50 @@ impl Session for LeafSession {
             };
             let line = &rest[..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+            if verb.eq_ignore_ascii_case(b"LMSG") || verb.eq_ignore_ascii_case(b"HMSG") {
+                let headers = verb.eq_ignore_ascii_case(b"HMSG");
+                let Some(m) = leaf_msg(&line[verb.len()..], headers) else {
+                    tracing::warn!(hub = %self.hub, "leafnode: a malformed message line from the hub");
+                    conn.close(CloseReason::Protocol(ProtoError::BadArguments("LMSG")));
+                    break;
+                };
+                if m.size > LEAF_MSG_BYTES_MAX {
+                    conn.close(CloseReason::Protocol(ProtoError::PayloadTooLarge));
+                    break;
+                }
+                let total = nl + 1 + m.size + 2;
+                if rest.len() < total {
+                    needed = total;
+                    break;
+                }
+                let body = &rest[nl + 1..nl + 1 + m.size];
+                if &rest[nl + 1 + m.size..total] != b"\r\n" {
+                    conn.close(CloseReason::Protocol(ProtoError::BadPayloadTerminator));
+                    break;
+                }
+                let (headers, payload) = match m.header_len {
+                    Some(h) if h <= body.len() => (Some(&body[..h]), &body[h..]),
+                    Some(_) => {
+                        conn.close(CloseReason::Protocol(ProtoError::BadArguments("HMSG")));
+                        break;
+                    }
+                    None => (None, body),
+                };
+                // Into the local fan-out as the link's own publish: never back up the link.
+                let subject = String::from_utf8_lossy(m.subject);
+                let reply = m.reply.map(String::from_utf8_lossy);
+                crate::front::publish_composed(
+                    router,
+                    conn,
+                    &subject,
+                    reply.as_deref(),
+                    headers,
+                    payload,
+                );
+                consumed += total;
+                continue;
+            }
             if !line.is_empty() {
                 self.line(router, conn, line);
             }
@@ -205,8 +234,87 @@ impl Session for LeafSession {
         }
         Input {
             consumed,
-            needed: 0,
+            needed,
             throttled: None,
         }
+    }
+
+    fn closed(&mut self, router: &mut Router, _conn: &Rc<Conn>) {
+        if let Some(w) = &mut router.watch {
+            w.detach();
+        }
+    }
+}
+
+/// The largest message the hub may send (nats-server's own ceiling is 64 MiB).
+const LEAF_MSG_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The arguments of an `LMSG`/`HMSG` line from the hub.
+struct LeafMsg<'a> {
+    subject: &'a [u8],
+    reply: Option<&'a [u8]>,
+    header_len: Option<usize>,
+    size: usize,
+}
+
+/// Parses `<subject> [reply | + reply queues… | | queues…] [header size] <size>`.
+fn leaf_msg(args: &[u8], headers: bool) -> Option<LeafMsg<'_>> {
+    let words: Vec<&[u8]> = args
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let number = |w: &[u8]| std::str::from_utf8(w).ok()?.parse::<usize>().ok();
+    let sizes = if headers { 2 } else { 1 };
+    if words.len() < 1 + sizes {
+        return None;
+    }
+    let (front, back) = words.split_at(words.len() - sizes);
+    let size = number(back[back.len() - 1])?;
+    let header_len = if headers {
+        Some(number(back[0])?)
+    } else {
+        None
+    };
+    let subject = front[0];
+    let reply = match front.get(1).copied() {
+        None => None,
+        Some(b"+") => Some(*front.get(2)?),
+        Some(b"|") => None,
+        Some(r) if front.len() == 2 => Some(r),
+        Some(_) => return None,
+    };
+    Some(LeafMsg {
+        subject,
+        reply,
+        header_len,
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leaf_msg;
+
+    #[test]
+    fn message_lines_from_the_hub() {
+        let m = leaf_msg(b" foo 5", false).expect("plain");
+        assert_eq!(
+            (m.subject, m.reply, m.header_len, m.size),
+            (&b"foo"[..], None, None, 5)
+        );
+        let m = leaf_msg(b" foo _INBOX.1 5", false).expect("reply");
+        assert_eq!(m.reply, Some(&b"_INBOX.1"[..]));
+        let m = leaf_msg(b" foo + _INBOX.1 q1 q2 5", false).expect("reply and queues");
+        assert_eq!((m.reply, m.size), (Some(&b"_INBOX.1"[..]), 5));
+        let m = leaf_msg(b" foo | q1 5", false).expect("queues only");
+        assert_eq!(m.reply, None);
+        let m = leaf_msg(b" foo r 12 14", true).expect("headers");
+        assert_eq!(
+            (m.reply, m.header_len, m.size),
+            (Some(&b"r"[..]), Some(12), 14)
+        );
+        assert!(leaf_msg(b" foo", false).is_none());
+        assert!(leaf_msg(b" foo x", false).is_none());
+        assert!(leaf_msg(b" foo a b 5", false).is_none());
     }
 }

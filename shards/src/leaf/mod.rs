@@ -5,10 +5,10 @@
 //!
 //! So far (issue 13): the link connects to one of the `remotes` (tried in random order),
 //! answers the hub's INFO with a leaf CONNECT (credentials when configured), keeps itself
-//! alive with PING/PONG, turns the interest the hub advertises (LS+/LS-) into its own
-//! subscriptions, so local publishes reach subscribers behind the hub, and reconnects
-//! `reconnect_delay` (plus up to 50% jitter) after it drops. Messages from the hub and
-//! queue-group interest do not cross yet; local interest is not advertised yet.
+//! alive with PING/PONG, and reconnects `reconnect_delay` (plus up to 50% jitter) after it
+//! drops. The node's interest goes up (`route::watch`), the hub's interest becomes the
+//! link's subscriptions, and messages cross both ways. Queue groups across nodes (the
+//! LMSG queue list, weights) are not done yet.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -94,6 +94,9 @@ impl Router {
             .insert(&sub.subject, sub.queue.as_deref(), Rc::clone(sub));
         sub.set_entry(Some(entry));
         self.inserts += 1;
+        if let Some(w) = &mut self.watch {
+            w.changed(Some(sub.cid), &sub.subject, sub.queue.as_deref(), 1);
+        }
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestAdd {
                 subject: sub.subject.clone(),
@@ -114,6 +117,9 @@ impl Router {
         let found = self.local.remove(&sub.subject, sub.queue.as_deref(), entry);
         debug_assert!(found.is_some(), "an indexed subscription is in the index");
         self.removes += 1;
+        if let Some(w) = &mut self.watch {
+            w.changed(Some(sub.cid), &sub.subject, sub.queue.as_deref(), -1);
+        }
         if self.shards > 1 {
             self.broadcast(|| RingItem::InterestRemove {
                 subject: sub.subject.clone(),
@@ -139,6 +145,9 @@ impl Router {
 
     /// Applies a peer's subscription appearing.
     pub(super) fn add_remote(&mut self, peer: usize, subject: &[u8], queue: Option<&[u8]>) {
+        if let Some(w) = &mut self.watch {
+            w.changed(None, subject, queue, 1);
+        }
         let peer = peer as u16;
         if let Some(q) = queue {
             let entry = self.remote.insert(subject, Some(q), peer);
@@ -158,6 +167,9 @@ impl Router {
 
     /// Applies a peer's subscription going away.
     pub(super) fn remove_remote(&mut self, peer: usize, subject: &[u8], queue: Option<&[u8]>) {
+        if let Some(w) = &mut self.watch {
+            w.changed(None, subject, queue, -1);
+        }
         let peer = peer as u16;
         if let Some(q) = queue {
             let key = (Box::<[u8]>::from(subject), Box::<[u8]>::from(q), peer);

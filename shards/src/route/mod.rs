@@ -17,6 +17,7 @@ pub mod flow;
 pub mod interest;
 pub mod publish;
 pub mod stats;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +80,8 @@ pub struct Router {
     fanout_total: u64,
     /// Flow control: how messages are classified and publishers limited.
     flow: flow::RouterFlow,
+    /// Node-wide interest for the leaf link, on the shard that runs it.
+    pub watch: Option<watch::InterestWatch>,
 }
 
 impl Router {
@@ -111,6 +114,7 @@ impl Router {
             fanout_max: 0,
             fanout_total: 0,
             flow: flow::RouterFlow::new(flow),
+            watch: None,
         }
     }
 

@@ -128,6 +128,10 @@ impl ShardCtx {
             &limits.flow,
         );
         router.set_accounting(memory.shared_counter());
+        if id == 0 && global.leaf.is_some() {
+            let loop_subject = format!("$LDS.{}", global.server_id);
+            router.watch = Some(crate::route::watch::InterestWatch::new(&loop_subject));
+        }
         let pool = Rc::new(ChunkPool::new(limits.pool_chunks_max));
         let congestion = Rc::new(Congestion::default());
         let outbox_env = Rc::new(OutboxEnv {
