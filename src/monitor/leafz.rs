@@ -1,7 +1,8 @@
 //! `/leafz`: the leaf node link, as nats-server shows its leaf connections (`leafnodes`,
 //! and per link `name`, `is_spoke`, `account`, `ip`, `port`, `rtt`, the message counters
 //! and `subscriptions`), plus ours: `connects` (times the link came up) and
-//! `remote_interest` (keys of interest the hub advertises).
+//! `remote_interest` (keys of interest the hub advertises), `interest_dropped` (keys beyond
+//! the limit) and `learned_remotes` (the cluster's other leafnode ports, from its INFO).
 
 use std::time::SystemTime;
 
@@ -43,6 +44,8 @@ pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
             "subscriptions": row.subscriptions,
             "connects": link.connects,
             "remote_interest": link.remote_interest,
+            "interest_dropped": link.interest_dropped,
+            "learned_remotes": link.learned,
         }));
     }
     let configured = shards.iter().any(|s| s.leaf.is_some());

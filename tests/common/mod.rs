@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub mod bench;
 pub mod certs;
+pub mod cluster;
 pub mod irc;
 pub mod irssi;
 pub mod logs;

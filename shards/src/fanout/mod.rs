@@ -62,17 +62,22 @@ impl Encoded {
 }
 
 /// Delivers to every live plain subscription in `subs`, skipping connection `skip_cid`
-/// (a publisher with echo off). Returns how many deliveries were queued.
+/// (a publisher with echo off), and the leaf link when `link_served` (it already has the
+/// message, with a queue list: [`to_link`]). Returns how many deliveries were queued.
 pub fn to_plain(
     subs: &[Rc<Sub>],
     m: &MsgView<'_>,
     class: MsgClass,
     skip_cid: Option<u64>,
+    link_served: bool,
     expired: &mut Vec<Rc<Sub>>,
 ) -> usize {
     if subs.len() < 2 {
         let mut delivered = 0;
         for sub in subs {
+            if link_served && sub.wire() == Wire::Leaf {
+                continue;
+            }
             if Some(sub.cid) != skip_cid && deliver(sub, m, class, expired) {
                 delivered += 1;
             }
@@ -92,7 +97,7 @@ pub fn to_plain(
             }
             let wire = sub.wire().for_msg(m);
             if wire == Wire::Leaf {
-                if leaf_served == Some(sub.cid) {
+                if link_served || leaf_served == Some(sub.cid) {
                     continue;
                 }
                 leaf_served = Some(sub.cid);
@@ -151,6 +156,28 @@ pub fn deliver(
     traced(sub, m);
     counted(sub, expired);
     true
+}
+
+/// Sends `m` up the leaf link (`sub` is one of its subscriptions) once, with the hub's
+/// queue groups it was picked for: the hub delivers it to its plain subscribers and to one
+/// member of each group listed. The link then gets nothing more for this message.
+pub fn to_link(sub: &Rc<Sub>, m: &MsgView<'_>, class: MsgClass, queues: &[&[u8]]) -> bool {
+    if !sub.is_live() || !sub.admits(m) {
+        return false;
+    }
+    let head_max = crate::wire::leaf::head_len_max_queued(m, queues);
+    let delivered = Delivered::one(Wire::Leaf.delivered_len(m), class);
+    sub.outbox
+        .push_with(head_max + m.body.len() + 2, delivered, |out| {
+            let mut framed = None;
+            out.append_with(head_max, |v| {
+                framed = Some(crate::wire::leaf::encode_head_queued(v, m, queues))
+            });
+            if let Some(f) = framed {
+                out.append(f.body);
+                out.append(f.trailer);
+            }
+        })
 }
 
 /// Traces a delivery when the protocol trace is on.

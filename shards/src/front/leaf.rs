@@ -7,8 +7,14 @@
 //! hub wants reaches the link like any subscriber, and goes up as one `LMSG`/`HMSG`
 //! ([`crate::wire::leaf`]). The hub's messages (`LMSG`/`HMSG`) are published into the
 //! local fan-out by the link connection (never back up: it has no echo). The node's own
-//! interest goes up through [`crate::route::watch`]. Queue interest is tracked but not
-//! subscribed, and an LMSG's queue list is not honoured yet: issue 13 is under way.
+//! interest goes up through [`crate::route::watch`]. The hub's queue group `q` becomes the
+//! link's group `$sc.leaf.q`, used only when the node has no member of `q`
+//! ([`crate::route::Scope`]); an LMSG's queue list names the node's groups that may take
+//! it, and an LMSG without one reaches plain subscriptions only, as in nats-server.
+//!
+//! Loops: our `$LDS.<server id>` interest coming back from the hub, or a hub that is this
+//! server, is a loop (`-ERR 'Loop detected'`, link dropped, 30 s before the next attempt);
+//! so is the hub's own `Loop detected` error.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -16,10 +22,10 @@ use std::rc::Rc;
 use crate::close::CloseReason;
 use crate::conn::{Conn, ConnFlags};
 use crate::front::{Input, Session};
-use crate::leaf::{LeafConfig, LinkState, REMOTE_INTEREST_MAX};
+use crate::leaf::{LeafConfig, LinkState, LOOP_RECONNECT_DELAY, REMOTE_INTEREST_MAX};
 use crate::metrics::ShardMetrics;
 use crate::protocol::ProtoError;
-use crate::route::{Op, Router};
+use crate::route::{Op, Router, LINK_QUEUE_PREFIX};
 use crate::wire::Wire;
 
 /// The longest line the hub may send (INFO carries the cluster's URLs).
@@ -45,6 +51,22 @@ impl LeafSession {
             server_id,
             connected: false,
         }
+    }
+
+    /// The subject this node advertises so that a cycle of leaf links shows (`$LDS.<id>`).
+    fn loop_subject(&self) -> String {
+        format!("$LDS.{}", self.server_id)
+    }
+
+    /// A loop: tell the hub, drop the link, and wait [`LOOP_RECONNECT_DELAY`] before the
+    /// next attempt, as nats-server does.
+    fn loop_detected(&mut self, conn: &Rc<Conn>, why: &str) {
+        self.state.hold_off(LOOP_RECONNECT_DELAY);
+        tracing::error!(hub = %self.hub, why, delay_s = LOOP_RECONNECT_DELAY.as_secs(), "leafnode loop detected; check [leafnode] remotes");
+        conn.outbox.push_control(b"-ERR 'Loop detected'\r\n");
+        conn.close(CloseReason::Protocol(ProtoError::BadArguments(
+            "leafnode loop",
+        )));
     }
 
     /// The leaf CONNECT: who we are, and our credentials (never logged).
@@ -83,6 +105,12 @@ impl LeafSession {
         let verb = words.next().unwrap_or_default().to_ascii_uppercase();
         match verb.as_slice() {
             b"INFO" if !self.connected => {
+                let info: serde_json::Value =
+                    serde_json::from_slice(&line[4..]).unwrap_or_default();
+                if info["server_id"].as_str() == Some(self.server_id.as_str()) {
+                    self.loop_detected(conn, "the remote is this server itself");
+                    return;
+                }
                 self.connected = true;
                 conn.outbox.push_control(&self.connect_line());
                 // Then our interest: the whole table now, every change from now on.
@@ -91,8 +119,7 @@ impl LeafSession {
                 }
                 *self.state.connected.borrow_mut() = Some(self.hub);
                 self.state.connects.set(self.state.connects.get() + 1);
-                let info: serde_json::Value =
-                    serde_json::from_slice(&line[4..]).unwrap_or_default();
+                self.state.learn(&info);
                 tracing::info!(
                     hub = %self.hub,
                     hub_name = info["server_name"].as_str().unwrap_or(""),
@@ -100,7 +127,12 @@ impl LeafSession {
                     "leafnode link up"
                 );
             }
-            b"INFO" | b"+OK" => {}
+            b"INFO" => {
+                let info: serde_json::Value =
+                    serde_json::from_slice(&line[4..]).unwrap_or_default();
+                self.state.learn(&info);
+            }
+            b"+OK" => {}
             b"PING" => {
                 conn.outbox.push_control(b"PONG\r\n");
             }
@@ -120,9 +152,17 @@ impl LeafSession {
                     ),
                     None => String::from_utf8_lossy(subject).into_owned(),
                 };
+                if verb == b"LS+" && subject == self.loop_subject().as_bytes() {
+                    // Our own interest came back round: the hubs form a cycle through us.
+                    self.loop_detected(conn, "our loop-detection subject came back from the hub");
+                    return;
+                }
+                // The hub's group `q` is joined as `$sc.leaf.q`: it backs up the node's own
+                // members of `q`, never competes with them.
+                let group = queue.map(|q| [LINK_QUEUE_PREFIX, q].concat());
                 let mut remote = self.state.remote.borrow_mut();
                 if verb == b"LS-" {
-                    if remote.remove(&key).is_some() && queue.is_none() {
+                    if remote.remove(&key).is_some() {
                         let op = Op::Unsubscribe {
                             sid: key.as_bytes(),
                             max_msgs: None,
@@ -131,19 +171,29 @@ impl LeafSession {
                     }
                 } else if remote.len() < REMOTE_INTEREST_MAX || remote.contains_key(&key) {
                     let new = remote.insert(key.clone(), weight).is_none();
-                    if new && queue.is_none() {
+                    if new {
                         let op = Op::Subscribe {
                             sid: key.as_bytes(),
                             subject,
-                            queue: None,
+                            queue: group.as_deref(),
                         };
                         router.apply(conn, op);
                     }
+                } else {
+                    self.state
+                        .interest_dropped
+                        .set(self.state.interest_dropped.get() + 1);
                 }
             }
             b"-ERR" => {
                 let text = String::from_utf8_lossy(&line[4..]);
-                tracing::error!(hub = %self.hub, error = %text.trim().trim_matches('\''), "leafnode hub refused the link");
+                let text = text.trim().trim_matches('\'');
+                if text.contains("Loop detected") {
+                    self.state.hold_off(LOOP_RECONNECT_DELAY);
+                    tracing::error!(hub = %self.hub, error = %text, delay_s = LOOP_RECONNECT_DELAY.as_secs(), "leafnode hub detected a loop through this node; check the hubs' leafnode remotes");
+                } else {
+                    tracing::error!(hub = %self.hub, error = %text, "leafnode hub refused the link");
+                }
                 conn.close(CloseReason::ClientClosed);
             }
             _ => {
@@ -213,16 +263,18 @@ impl Session for LeafSession {
                     }
                     None => (None, body),
                 };
-                // Into the local fan-out as the link's own publish: never back up the link.
-                let subject = String::from_utf8_lossy(m.subject);
-                let reply = m.reply.map(String::from_utf8_lossy);
-                crate::front::publish_composed(
+                // Into the local fan-out as the link's own publish: plain subscriptions and
+                // the groups the hub listed; never back up the link.
+                crate::front::publish_from_hub(
                     router,
                     conn,
-                    &subject,
-                    reply.as_deref(),
-                    headers,
-                    payload,
+                    crate::front::Composed {
+                        subject: m.subject,
+                        reply: m.reply,
+                        headers,
+                        payload,
+                    },
+                    &m.queues,
                 );
                 consumed += total;
                 continue;
@@ -249,12 +301,17 @@ impl Session for LeafSession {
 /// The largest message the hub may send (nats-server's own ceiling is 64 MiB).
 const LEAF_MSG_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// The most queue groups one message from the hub may list.
+const QUEUES_PER_MSG_MAX: usize = 1024;
+
 /// The arguments of an `LMSG`/`HMSG` line from the hub.
 struct LeafMsg<'a> {
     subject: &'a [u8],
     reply: Option<&'a [u8]>,
     header_len: Option<usize>,
     size: usize,
+    /// The groups it may be delivered to (none: plain subscriptions only).
+    queues: Vec<&'a [u8]>,
 }
 
 /// Parses `<subject> [reply | + reply queues… | | queues…] [header size] <size>`.
@@ -276,18 +333,22 @@ fn leaf_msg(args: &[u8], headers: bool) -> Option<LeafMsg<'_>> {
         None
     };
     let subject = front[0];
-    let reply = match front.get(1).copied() {
-        None => None,
-        Some(b"+") => Some(*front.get(2)?),
-        Some(b"|") => None,
-        Some(r) if front.len() == 2 => Some(r),
+    let (reply, queues) = match front.get(1).copied() {
+        None => (None, &[][..]),
+        Some(b"+") => (Some(*front.get(2)?), front.get(3..)?),
+        Some(b"|") => (None, &front[2..]),
+        Some(r) if front.len() == 2 => (Some(r), &[][..]),
         Some(_) => return None,
     };
+    if queues.len() > QUEUES_PER_MSG_MAX {
+        return None;
+    }
     Some(LeafMsg {
         subject,
         reply,
         header_len,
         size,
+        queues: queues.to_vec(),
     })
 }
 
@@ -306,8 +367,12 @@ mod tests {
         assert_eq!(m.reply, Some(&b"_INBOX.1"[..]));
         let m = leaf_msg(b" foo + _INBOX.1 q1 q2 5", false).expect("reply and queues");
         assert_eq!((m.reply, m.size), (Some(&b"_INBOX.1"[..]), 5));
+        assert_eq!(m.queues, vec![&b"q1"[..], &b"q2"[..]]);
         let m = leaf_msg(b" foo | q1 5", false).expect("queues only");
-        assert_eq!(m.reply, None);
+        assert_eq!((m.reply, m.queues), (None, vec![&b"q1"[..]]));
+        let m = leaf_msg(b" foo | q1 12 14", true).expect("queues and headers");
+        assert_eq!((m.header_len, m.queues), (Some(12), vec![&b"q1"[..]]));
+        assert!(leaf_msg(b" foo +", false).is_none());
         let m = leaf_msg(b" foo r 12 14", true).expect("headers");
         assert_eq!(
             (m.reply, m.header_len, m.size),

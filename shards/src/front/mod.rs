@@ -118,27 +118,78 @@ pub fn publish_composed(
     headers: Option<&[u8]>,
     payload: &[u8],
 ) {
-    let header_len = headers.map_or(0, <[u8]>::len);
-    let reply_len = reply.map_or(0, str::len);
-    let mut block = BytesMut::with_capacity(subject.len() + reply_len + header_len + payload.len());
-    block.put_slice(subject.as_bytes());
-    if let Some(r) = reply {
-        block.put_slice(r.as_bytes());
-    }
-    if let Some(h) = headers {
-        block.put_slice(h);
-    }
-    block.put_slice(payload);
-    let owner: Bytes = block.freeze();
-    let s = subject.len();
-    let msg = MsgView {
-        subject: &owner[..s],
-        reply: reply.map(|_| &owner[s..s + reply_len]),
-        header_len: headers.map(<[u8]>::len),
-        body: &owner[s + reply_len..],
+    let parts = Composed {
+        subject: subject.as_bytes(),
+        reply: reply.map(str::as_bytes),
+        headers,
+        payload,
     };
+    let owner = parts.block();
     conn.published(1, payload.len() as u64);
+    let msg = parts.view(&owner);
     router.apply(conn, Op::PublishOwned { msg, owner: &owner });
+}
+
+/// A message from the leaf link's hub, published into the local fan-out by the link:
+/// plain subscriptions get it, and one member of each group in `queues`.
+pub fn publish_from_hub(
+    router: &mut Router,
+    conn: &Rc<Conn>,
+    parts: Composed<'_>,
+    queues: &[&[u8]],
+) {
+    let owner = parts.block();
+    conn.published(1, parts.payload.len() as u64);
+    let msg = parts.view(&owner);
+    let op = Op::PublishFromHub {
+        msg,
+        owner: &owner,
+        queues,
+    };
+    router.apply(conn, op);
+}
+
+/// The parts of a message a front-end publishes, before they are put in one block.
+#[derive(Debug, Clone, Copy)]
+pub struct Composed<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    /// A whole NATS header block.
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl Composed<'_> {
+    /// The parts back to back (`[subject][reply][headers][payload]`): forwards to other
+    /// shards share the block.
+    fn block(&self) -> Bytes {
+        let len = self.subject.len()
+            + self.reply.map_or(0, <[u8]>::len)
+            + self.headers.map_or(0, <[u8]>::len)
+            + self.payload.len();
+        let mut block = BytesMut::with_capacity(len);
+        block.put_slice(self.subject);
+        if let Some(r) = self.reply {
+            block.put_slice(r);
+        }
+        if let Some(h) = self.headers {
+            block.put_slice(h);
+        }
+        block.put_slice(self.payload);
+        block.freeze()
+    }
+
+    /// The message as it lies in `owner`, [`Composed::block`]'s result.
+    fn view<'o>(&self, owner: &'o Bytes) -> MsgView<'o> {
+        let s = self.subject.len();
+        let r = self.reply.map_or(0, <[u8]>::len);
+        MsgView {
+            subject: &owner[..s],
+            reply: self.reply.map(|_| &owner[s..s + r]),
+            header_len: self.headers.map(<[u8]>::len),
+            body: &owner[s + r..],
+        }
+    }
 }
 
 /// Publishes the same `headers` and `payload` to each of `subjects` from `conn`, from one

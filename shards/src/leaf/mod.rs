@@ -3,12 +3,13 @@
 //! ordinary NATS cluster. One link per server, run on shard 0 like any connection: dialled
 //! instead of accepted, served by [`crate::front::leaf::LeafSession`].
 //!
-//! So far (issue 13): the link connects to one of the `remotes` (tried in random order),
-//! answers the hub's INFO with a leaf CONNECT (credentials when configured), keeps itself
-//! alive with PING/PONG, and reconnects `reconnect_delay` (plus up to 50% jitter) after it
-//! drops. The node's interest goes up (`route::watch`), the hub's interest becomes the
-//! link's subscriptions, and messages cross both ways. Queue groups across nodes (the
-//! LMSG queue list, weights) are not done yet.
+//! The link connects to one of the `remotes` (tried in random order, with the cluster's
+//! other leafnode ports learned from the hub's INFO), answers the hub's INFO with a leaf
+//! CONNECT (credentials when configured), keeps itself alive with PING/PONG, and
+//! reconnects `reconnect_delay` (plus up to 50% jitter) after it drops, 30 s after a loop.
+//! The node's interest goes up (`route::watch`), the hub's interest becomes the link's
+//! subscriptions (its queue groups as `$sc.leaf.<q>`, served only when the node has no
+//! member of `q`), and messages cross both ways, an LMSG's queue list honoured.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -24,6 +25,16 @@ use crate::shard::ShardCtx;
 
 /// The most keys of remote interest the link tracks (LS+ beyond it are counted, not kept).
 pub const REMOTE_INTEREST_MAX: usize = 1_000_000;
+
+/// The wait before reconnecting after a loop was detected (nats-server's own).
+pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
+
+/// The most hub addresses learned from INFO (`leafnode_urls`) kept besides the configured
+/// remotes.
+pub const LEARNED_REMOTES_MAX: usize = 64;
+
+/// How long a connection attempt to one remote may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `[leafnode]` as the engine takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +62,12 @@ pub struct LinkState {
     pub cid: std::cell::Cell<Option<u64>>,
     /// The node's name (as configured).
     pub name: RefCell<String>,
+    /// Other leafnode ports of the hub's cluster, learned from its INFO (`leafnode_urls`).
+    pub learned: RefCell<Vec<String>>,
+    /// Interest the hub advertised beyond [`REMOTE_INTEREST_MAX`] keys (not kept).
+    pub interest_dropped: std::cell::Cell<u64>,
+    /// A longer wait before the next attempt (after a loop), taken once.
+    hold_off: std::cell::Cell<Option<Duration>>,
 }
 
 /// The link as monitoring shows it (`/leafz`).
@@ -63,11 +80,45 @@ pub struct LeafSnapshot {
     pub cid: Option<u64>,
     /// Times the link came up.
     pub connects: u64,
-    /// Keys of interest the hub advertises.
+    /// Keys of interest the hub advertises, and those beyond the limit, not kept.
     pub remote_interest: usize,
+    pub interest_dropped: u64,
+    /// Hub addresses learned from its INFO, tried besides the configured ones.
+    pub learned: Vec<String>,
 }
 
 impl LinkState {
+    /// Waits `delay` (instead of `reconnect_delay`) before the next attempt.
+    pub fn hold_off(&self, delay: Duration) {
+        self.hold_off.set(Some(delay));
+    }
+
+    /// Takes in the hub's INFO: the cluster's other leafnode ports join the remotes.
+    pub fn learn(&self, info: &serde_json::Value) {
+        let Some(urls) = info["leafnode_urls"].as_array() else {
+            return;
+        };
+        let mut learned = self.learned.borrow_mut();
+        for url in urls.iter().filter_map(serde_json::Value::as_str) {
+            let url = url.trim_start_matches("nats-leaf://");
+            if !learned.iter().any(|u| u == url) && learned.len() < LEARNED_REMOTES_MAX {
+                tracing::debug!(url, "leafnode: learned a hub address");
+                learned.push(url.to_owned());
+            }
+        }
+    }
+
+    /// The configured remotes, then the learned ones not among them.
+    fn pool(&self, configured: &[String]) -> Vec<String> {
+        let mut pool = configured.to_vec();
+        for url in self.learned.borrow().iter() {
+            if !pool.contains(url) {
+                pool.push(url.clone());
+            }
+        }
+        pool
+    }
+
     pub fn snapshot(&self) -> LeafSnapshot {
         LeafSnapshot {
             name: self.name.borrow().clone(),
@@ -75,19 +126,26 @@ impl LinkState {
             cid: self.cid.get(),
             connects: self.connects.get(),
             remote_interest: self.remote.borrow().len(),
+            interest_dropped: self.interest_dropped.get(),
+            learned: self.learned.borrow().clone(),
         }
     }
 }
 
-/// Runs the link until the shard stops: connect, serve, wait, again.
+/// Runs the link until the shard stops: connect, serve, wait, again. A remote that cannot
+/// be reached moves the attempt on to the next at once; the wait (`reconnect_delay` plus
+/// jitter) comes after the link drops or after every remote failed once.
 pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
     *state.name.borrow_mut() = cfg.name.clone();
     let mut attempt: u64 = 0;
+    let mut failed_in_a_row = 0;
     while !ctx.stopping.get() {
-        let remote = pick(&cfg.remotes, attempt);
+        let pool = state.pool(&cfg.remotes);
+        let remote = pick(&pool, attempt).to_owned();
         attempt = attempt.wrapping_add(1);
-        match connect(remote).await {
+        match connect(&remote).await {
             Ok((stream, addr)) => {
+                failed_in_a_row = 0;
                 tracing::info!(remote = %addr, "leafnode link connecting");
                 let tcp = Tcp::new(stream, ctx.limits().write_deadline);
                 let id = ctx.global.server_id.clone();
@@ -102,12 +160,23 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
                 state.remote.borrow_mut().clear();
                 tracing::warn!(remote = %addr, "leafnode link down; reconnecting");
             }
-            Err(e) => tracing::warn!(remote, error = %e, "leafnode remote unreachable"),
+            Err(e) => {
+                failed_in_a_row += 1;
+                tracing::warn!(remote, error = %e, "leafnode remote unreachable");
+                if failed_in_a_row < pool.len() {
+                    continue; // the next remote, now
+                }
+                failed_in_a_row = 0;
+            }
         }
         if ctx.stopping.get() {
             return;
         }
-        glommio::timer::sleep(jittered(cfg.reconnect_delay, attempt)).await;
+        let wait = state
+            .hold_off
+            .take()
+            .unwrap_or_else(|| jittered(cfg.reconnect_delay, attempt));
+        glommio::timer::sleep(wait).await;
     }
 }
 
@@ -115,9 +184,19 @@ async fn connect(remote: &str) -> std::io::Result<(glommio::net::TcpStream, Sock
     let addr = std::net::ToSocketAddrs::to_socket_addrs(remote)?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{remote} resolves to no address")))?;
-    let stream = glommio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let attempt = async {
+        glommio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let timeout = async {
+        glommio::timer::sleep(CONNECT_TIMEOUT).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer in {CONNECT_TIMEOUT:?}"),
+        ))
+    };
+    let stream = futures_lite::future::or(attempt, timeout).await?;
     Ok((stream, addr))
 }
 

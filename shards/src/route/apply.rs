@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::close::CloseReason;
 use crate::conn::Conn;
 use crate::ring::{RingBatch, RingItem};
-use crate::route::publish::PubSpans;
+use crate::route::publish::{PubSpans, Scope};
 use crate::route::Router;
 use crate::subject::validate::is_valid_literal_subject;
 use crate::wire::{MsgView, Refusal, Reply};
@@ -29,6 +29,13 @@ pub enum Op<'a> {
     /// Publish `msg`, whose parts lie in `owner`, a block of its own (a message the
     /// front-end composed rather than read); forwards share the block.
     PublishOwned { msg: MsgView<'a>, owner: &'a Bytes },
+    /// A message from the leaf link's hub, its parts in `owner`: it reaches the plain
+    /// subscriptions and one member of each group in `queues` (the hub's LMSG queue list).
+    PublishFromHub {
+        msg: MsgView<'a>,
+        owner: &'a Bytes,
+        queues: &'a [&'a [u8]],
+    },
     /// Subscribe to `subject` (optionally in queue group `queue`) under tag `sid`.
     Subscribe {
         sid: &'a [u8],
@@ -99,15 +106,22 @@ impl Router {
     /// Applies one operation of `conn`, queuing its replies and deliveries.
     pub fn apply(&mut self, conn: &Rc<Conn>, op: Op<'_>) -> Applied {
         let mut flushed = 0;
-        if !matches!(op, Op::Publish { .. } | Op::PublishOwned { .. }) {
+        if !matches!(
+            op,
+            Op::Publish { .. } | Op::PublishOwned { .. } | Op::PublishFromHub { .. }
+        ) {
             // Publishes batched so far are delivered before anything else takes effect.
             flushed = self.run.flush(&mut self.subjects);
         }
         let mut applied = match op {
-            Op::Publish { msg, spans } => self.apply_publish(conn, &msg, spans, None),
+            Op::Publish { msg, spans } => self.apply_publish(conn, &msg, spans, None, Scope::All),
             Op::PublishOwned { msg, owner } => {
                 let spans = PubSpans::of(owner, &msg);
-                self.apply_publish(conn, &msg, spans, Some(owner))
+                self.apply_publish(conn, &msg, spans, Some(owner), Scope::All)
+            }
+            Op::PublishFromHub { msg, owner, queues } => {
+                let spans = PubSpans::of(owner, &msg);
+                self.apply_publish(conn, &msg, spans, Some(owner), Scope::Hub(queues))
             }
             Op::Subscribe {
                 sid,
@@ -142,6 +156,7 @@ impl Router {
         msg: &MsgView<'_>,
         spans: PubSpans,
         owner: Option<&Bytes>,
+        scope: Scope<'_>,
     ) -> Applied {
         if !is_valid_literal_subject(msg.subject) {
             // nats-server: reported to pedantic clients, the connection stays open, the
@@ -154,7 +169,7 @@ impl Router {
         }
         // Acked before delivery, as nats-server does.
         ack(conn);
-        let routed = self.publish(conn, msg, spans, owner);
+        let routed = self.publish(conn, msg, spans, owner, scope);
         Applied {
             outcome: Outcome::Done,
             delivered: routed.local,

@@ -10,9 +10,10 @@ use crate::conn::{Conn, Sub};
 use crate::limits::SID_BYTES_MAX;
 use crate::protocol::ProtoError;
 use crate::ring::RingItem;
+use crate::route::LINK_QUEUE_PREFIX;
 use crate::route::{Outcome, Router, SubsByConn};
 use crate::subject::validate::{is_valid_queue_name, is_valid_subject};
-use crate::wire::Refusal;
+use crate::wire::{Refusal, Wire};
 
 impl Router {
     /// SUB: adds a subscription for `conn` unless a rule refuses it.
@@ -24,6 +25,10 @@ impl Router {
         queue: Option<&[u8]>,
     ) -> Outcome {
         if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue_name(q)) {
+            return Outcome::Refused(Refusal::InvalidSubject);
+        }
+        if queue.is_some_and(|q| q.starts_with(LINK_QUEUE_PREFIX)) && conn.wire() != Wire::Leaf {
+            // Reserved for the hub's groups, which the leaf link joins.
             return Outcome::Refused(Refusal::InvalidSubject);
         }
         if sid.len() > SID_BYTES_MAX {

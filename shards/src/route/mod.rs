@@ -35,7 +35,7 @@ use crate::subject::{EntryId, Sublist};
 
 pub use apply::{Applied, BatchApplied, Op, Outcome, TurnEnd};
 pub use barrier::Barrier;
-pub use publish::PubSpans;
+pub use publish::{PubSpans, Scope, LINK_QUEUE_PREFIX};
 
 /// Each connection's subscriptions, by connection id and then by sid.
 pub(crate) type SubsByConn = FxHashMap<u64, FxHashMap<Box<[u8]>, Rc<Sub>>>;

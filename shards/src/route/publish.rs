@@ -10,13 +10,46 @@ use crate::conn::{Conn, Sub};
 use crate::fanout;
 use crate::ring::{Forward, RingItem, Span};
 use crate::route::Router;
-use crate::subject::pattern_matches;
+use crate::subject::{pattern_matches, Match};
 use crate::wire::MsgView;
 
 /// Queue groups named with this prefix deliver to a member on the publishing shard
 /// when they have one (the shards' own services: each log is routed by the shard that
 /// received it, in the order it came), and to one on another shard otherwise.
 pub const LOCAL_QUEUE_PREFIX: &[u8] = b"$sc.local.";
+
+/// The hub's queue groups, joined by the leaf link: the hub's group `q` is indexed here as
+/// `$sc.leaf.q`, so it is never taken for the node's own group `q`, which it only backs
+/// up. Clients cannot use the prefix.
+pub const LINK_QUEUE_PREFIX: &[u8] = b"$sc.leaf.";
+
+/// Which queue groups a publish may reach.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'q> {
+    /// A publish made on this node: every group here, and a group behind the hub (through
+    /// the link) only when the node has no member of it, as nats-server prefers local
+    /// queue members over leaf ones.
+    All,
+    /// A message from the hub: the plain subscriptions, and one member of each group the
+    /// hub listed (its LMSG queue list); nothing goes back up the link.
+    Hub(&'q [&'q [u8]]),
+}
+
+impl Scope<'_> {
+    /// Whether the node's own group `name` may take the message.
+    fn admits(self, name: &[u8]) -> bool {
+        if name.starts_with(LINK_QUEUE_PREFIX) {
+            return false; // the link's groups: see `Router::link_picks`
+        }
+        match self {
+            Scope::All => true,
+            Scope::Hub(listed) => listed.contains(&name),
+        }
+    }
+}
+
+/// The link's subscription that carries a message up, and the hub's groups it serves.
+type LinkPick<'m> = Option<(Rc<Sub>, Vec<&'m [u8]>)>;
 
 /// Where a publish's parts sit in the turn's input buffer, for forwarding by reference.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +121,7 @@ impl Router {
         m: &MsgView<'_>,
         spans: PubSpans,
         owner: Option<&Bytes>,
+        scope: Scope<'_>,
     ) -> Routed {
         let flags = origin.flags();
         let skip = if flags.echo { None } else { Some(origin.cid) };
@@ -97,8 +131,23 @@ impl Router {
         self.subjects.published(m.subject, 1, len, reach);
         let class = self.classify(m.subject);
         let mut routed = Routed::default();
+        let remote = (self.shards > 1).then(|| self.remote.matches(m.subject));
+        let mut peers = PeerSet::default();
+        let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
+        // The hub's groups nobody here serves go up the link: from here, or from its shard.
+        let link = match scope {
+            Scope::All => Self::link_picks(&local, remote.as_deref(), &mut peers, &mut picks),
+            Scope::Hub(_) => None,
+        };
+        let link_served = link.is_some();
+        if let Some((sub, queues)) = &link {
+            if fanout::to_link(sub, m, class, queues) {
+                self.subjects.delivered(m.subject, 1, len, reach);
+                routed.local += 1;
+            }
+        }
         // Verbose publishers get +OK per PUB, which must not overtake their own deliveries.
-        let (batched, delivered) = if flags.verbose {
+        let (batched, delivered) = if flags.verbose || link_served {
             (false, 0)
         } else {
             self.run.add(&local, m, class, skip, &mut self.subjects)
@@ -109,19 +158,16 @@ impl Router {
         } else {
             // Whatever is in the run was published first.
             routed.local += self.run.flush(&mut self.subjects);
-            let n = fanout::to_plain(&local.plain, m, class, skip, &mut self.expired);
+            let n = fanout::to_plain(&local.plain, m, class, skip, link_served, &mut self.expired);
             self.subjects
                 .delivered(m.subject, n as u64, n as u64 * len, reach);
             routed.local += n;
         }
-        let mut peers = PeerSet::default();
-        let mut picks: Vec<(usize, Box<[u8]>)> = Vec::new();
-        if self.shards > 1 {
-            let remote = self.remote.matches(m.subject);
+        if let Some(remote) = &remote {
             for &p in &remote.plain {
                 peers.insert(p as usize);
             }
-            for group in &local.queues {
+            for group in local.queues.iter().filter(|g| scope.admits(&g.name)) {
                 // A group that prefers local members and has some here looks no further.
                 let local_only =
                     group.name.starts_with(LOCAL_QUEUE_PREFIX) && !group.members.is_empty();
@@ -151,7 +197,7 @@ impl Router {
                     }
                 }
             }
-            for group in &remote.queues {
+            for group in remote.queues.iter().filter(|g| scope.admits(&g.name)) {
                 if local.queues.iter().any(|q| q.name == group.name) {
                     continue;
                 }
@@ -161,7 +207,7 @@ impl Router {
                 picks.push((peer, group.name.clone()));
             }
         } else {
-            for group in &local.queues {
+            for group in local.queues.iter().filter(|g| scope.admits(&g.name)) {
                 let start = self.pick(group.members.len());
                 if fanout::to_one_member(&group.members, start, m, class, skip, &mut self.expired) {
                     self.subjects.delivered(m.subject, 1, len, reach);
@@ -198,6 +244,56 @@ impl Router {
         routed
     }
 
+    /// The hub's queue groups (the link's `$sc.leaf.<q>` groups) matching a publish made on
+    /// this node, for which the node has no member of `q` on any shard: the link's
+    /// subscription and the groups when the link runs on this shard, or a forward to the
+    /// shard that runs it.
+    fn link_picks<'m>(
+        local: &'m Match<Rc<Sub>>,
+        remote: Option<&'m Match<u16>>,
+        peers: &mut PeerSet,
+        picks: &mut Vec<(usize, Box<[u8]>)>,
+    ) -> LinkPick<'m> {
+        let served_here = |name: &[u8]| {
+            local
+                .queues
+                .iter()
+                .any(|g| &*g.name == name && !g.members.is_empty())
+                || remote.is_some_and(|r| {
+                    r.queues
+                        .iter()
+                        .any(|g| &*g.name == name && !g.members.is_empty())
+                })
+        };
+        let mut link: LinkPick<'m> = None;
+        for group in &local.queues {
+            let Some(q) = group.name.strip_prefix(LINK_QUEUE_PREFIX) else {
+                continue;
+            };
+            if served_here(q) {
+                continue;
+            }
+            if let Some(sub) = group.members.iter().find(|s| s.is_live()) {
+                link.get_or_insert_with(|| (Rc::clone(sub), Vec::new()))
+                    .1
+                    .push(q);
+            }
+        }
+        for group in remote.map_or(&[][..], |r| &r.queues[..]) {
+            let Some(q) = group.name.strip_prefix(LINK_QUEUE_PREFIX) else {
+                continue;
+            };
+            if served_here(q) || local.queues.iter().any(|g| g.name == group.name) {
+                continue;
+            }
+            if let Some(&peer) = group.members.first() {
+                peers.insert(peer as usize);
+                picks.push((peer as usize, group.name.clone()));
+            }
+        }
+        link
+    }
+
     /// Delivers a publish forwarded by a peer (its bytes in `blob`) to this shard's
     /// subscriptions.
     pub(super) fn deliver_forward(&mut self, blob: &[u8], fwd: &Forward) -> ForwardOutcome {
@@ -220,11 +316,45 @@ impl Router {
             }
         }
         out.delivered += self.run.flush(&mut self.subjects);
-        let n = fanout::to_plain(&local.plain, &m, class, None, &mut self.expired);
+        // The hub's groups a peer picked: the link (on this shard) takes them in one message.
+        let mut link: LinkPick<'_> = None;
+        for name in fwd
+            .queues
+            .iter()
+            .filter(|q| q.starts_with(LINK_QUEUE_PREFIX))
+        {
+            let group = local.queues.iter().find(|g| &g.name == name);
+            match group.and_then(|g| g.members.iter().find(|s| s.is_live())) {
+                Some(sub) => link
+                    .get_or_insert_with(|| (Rc::clone(sub), Vec::new()))
+                    .1
+                    .push(&name[LINK_QUEUE_PREFIX.len()..]),
+                None => out.queue_misses += 1,
+            }
+        }
+        let link_served = link.is_some();
+        if let Some((sub, queues)) = &link {
+            if fanout::to_link(sub, &m, class, queues) {
+                self.subjects.delivered(m.subject, 1, len, reach);
+                out.delivered += 1;
+            }
+        }
+        let n = fanout::to_plain(
+            &local.plain,
+            &m,
+            class,
+            None,
+            link_served,
+            &mut self.expired,
+        );
         self.subjects
             .delivered(m.subject, n as u64, n as u64 * len, reach);
         out.delivered += n;
-        for name in &fwd.queues {
+        for name in fwd
+            .queues
+            .iter()
+            .filter(|q| !q.starts_with(LINK_QUEUE_PREFIX))
+        {
             let group = local.queues.iter().find(|q| &q.name == name);
             let taken = group.is_some_and(|g| {
                 let start = self.pick(g.members.len());

@@ -16,6 +16,8 @@ use crate::route::{Op, Outcome, PubSpans, Router};
 use crate::wire::{MsgView, Refusal, Wire};
 use crate::writer::{ChunkPool, Congestion, Outbox, OutboxEnv};
 
+mod leaf;
+
 const NATS: Wire = Wire::Nats { headers: true };
 
 /// One shard's routing state and what it needs to make connections.

@@ -12,6 +12,13 @@ const HEAD_FIXED_BYTES_MAX: usize = 5 + 3 + 2 * 20 + 2;
 
 /// Appends the `LMSG`/`HMSG` line of `m`; the body and CRLF follow.
 pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>) -> Framed<'m> {
+    encode_head_queued(out, m, &[])
+}
+
+/// Appends the `LMSG`/`HMSG` line of `m` with the hub's queue groups it may deliver to
+/// (`LMSG <subject> + <reply> <queue>… <size>`, or `| <queue>… <size>` without a reply,
+/// as nats-server writes them); no queues gives the plain line.
+pub fn encode_head_queued<'m>(out: &mut Vec<u8>, m: &MsgView<'m>, queues: &[&[u8]]) -> Framed<'m> {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(if m.header_len.is_some() {
         b"HMSG "
@@ -20,7 +27,20 @@ pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>) -> Framed<'m> {
     });
     out.extend_from_slice(m.subject);
     out.push(b' ');
-    if let Some(reply) = m.reply {
+    if !queues.is_empty() {
+        match m.reply {
+            Some(reply) => {
+                out.extend_from_slice(b"+ ");
+                out.extend_from_slice(reply);
+                out.push(b' ');
+            }
+            None => out.extend_from_slice(b"| "),
+        }
+        for q in queues {
+            out.extend_from_slice(q);
+            out.push(b' ');
+        }
+    } else if let Some(reply) = m.reply {
         out.extend_from_slice(reply);
         out.push(b' ');
     }
@@ -41,6 +61,11 @@ pub fn encode_head<'m>(out: &mut Vec<u8>, m: &MsgView<'m>) -> Framed<'m> {
 /// The most bytes [`encode_head`] appends.
 pub fn head_len_max(m: &MsgView<'_>) -> usize {
     HEAD_FIXED_BYTES_MAX + m.subject.len() + m.reply.map_or(0, <[u8]>::len)
+}
+
+/// The most bytes [`encode_head_queued`] appends.
+pub fn head_len_max_queued(m: &MsgView<'_>, queues: &[&[u8]]) -> usize {
+    head_len_max(m) + 2 + queues.iter().map(|q| q.len() + 1).sum::<usize>()
 }
 
 /// Appends the keepalive replies; nothing else goes to the hub.
@@ -86,5 +111,43 @@ mod tests {
             body: b"NATS/1.0\r\n\r\nhi",
         };
         assert_eq!(frame(&headers), "HMSG a r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+    }
+
+    fn queued(m: &MsgView<'_>, queues: &[&[u8]]) -> String {
+        let mut out = Vec::new();
+        let f = encode_head_queued(&mut out, m, queues);
+        out.extend_from_slice(f.body);
+        out.extend_from_slice(f.trailer);
+        assert!(out.len() <= head_len_max_queued(m, queues) + m.body.len() + 2);
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn queue_lists_are_framed_as_nats_server_frames_them() {
+        let plain = MsgView {
+            subject: b"jobs",
+            reply: None,
+            header_len: None,
+            body: b"x",
+        };
+        assert_eq!(queued(&plain, &[b"w"]), "LMSG jobs | w 1\r\nx\r\n");
+        let request = MsgView {
+            reply: Some(b"_INBOX.9"),
+            ..plain
+        };
+        assert_eq!(
+            queued(&request, &[b"w", b"v"]),
+            "LMSG jobs + _INBOX.9 w v 1\r\nx\r\n"
+        );
+        let headers = MsgView {
+            header_len: Some(12),
+            body: b"NATS/1.0\r\n\r\nhi",
+            ..plain
+        };
+        assert_eq!(
+            queued(&headers, &[b"w"]),
+            "HMSG jobs | w 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+        );
+        assert_eq!(queued(&plain, &[]), "LMSG jobs 1\r\nx\r\n");
     }
 }
