@@ -425,3 +425,99 @@ fn our_own_loop_subject_coming_back_is_a_loop() {
         "the link came back before the loop delay"
     );
 }
+
+#[test]
+fn export_and_import_decide_what_crosses() {
+    let dir = TempDir::new("hub");
+    let (leaf_port, http_port) = (free_fixed_port(), free_fixed_port());
+    let hub = hub(&dir, leaf_port, http_port);
+    let server = Server::start_with(
+        2,
+        &format!(
+            "[monitoring]\nport = 0\n[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nexport = [\"up.>\"]\nimport = [\"down.>\", \"both.*\"]\n"
+        ),
+    );
+    leaf_listed(http_port);
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        use futures::StreamExt;
+        let local = async_nats::connect(format!("nats://{}", server.addr))
+            .await
+            .expect("local client");
+        let remote = async_nats::connect(format!("nats://{}", hub.addr))
+            .await
+            .expect("hub client");
+        // Everything, on both sides.
+        let mut remote_all = remote.subscribe(">").await.expect("sub");
+        remote.flush().await.expect("flush");
+        let mut local_all = local.subscribe(">").await.expect("sub");
+        local.flush().await.expect("flush");
+
+        // The hub hears of our `>` only as what we import.
+        let hub_http = ([127, 0, 0, 1], http_port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let subs = loop {
+            let leafz = get_json(hub_http, "/leafz?subs=1");
+            let list: Vec<String> = leafz["leafs"][0]["subscriptions_list"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if list.iter().any(|s| s == "down.>") && list.iter().any(|s| s == "both.*") {
+                break list;
+            }
+            assert!(Instant::now() < deadline, "the hub never heard: {leafz}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!subs.iter().any(|s| s == ">"), "{subs:?}");
+
+        // Up: only up.> leaves the node.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            local.publish("up.probe", "p".into()).await.expect("pub");
+            local.flush().await.expect("flush");
+            if let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(100), remote_all.next()).await
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nothing went up");
+        }
+        for subject in ["secret.1", "down.1", "up.1"] {
+            local.publish(subject, subject.into()).await.expect("pub");
+        }
+        local.flush().await.expect("flush");
+        let mut up = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(500), remote_all.next()).await
+        {
+            up.push(m.subject.to_string());
+        }
+        up.retain(|s| s != "up.probe");
+        assert_eq!(up, vec!["up.1".to_string()], "only exported subjects go up");
+
+        // Down: only what we import comes in.
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(200), local_all.next()).await
+        {}
+        for subject in ["other.1", "both.1", "down.x.y", "up.2"] {
+            remote.publish(subject, subject.into()).await.expect("pub");
+        }
+        remote.flush().await.expect("flush");
+        let mut down = Vec::new();
+        while let Ok(Some(m)) =
+            tokio::time::timeout(Duration::from_millis(500), local_all.next()).await
+        {
+            down.push(m.subject.to_string());
+        }
+        assert_eq!(
+            down,
+            vec!["both.1".to_string(), "down.x.y".to_string()],
+            "only imported subjects come down"
+        );
+    });
+}

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shards::leaf::LeafConfig;
+use shards::subject::validate::is_valid_subject;
 
 use super::auth::SecretText;
 use super::Dur;
 
 /// Remotes one configuration may list.
 const REMOTES_MAX: usize = 64;
+
+/// Subjects `export` or `import` may list.
+const FILTERS_MAX: usize = 1024;
 
 /// `[leafnode]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -25,6 +29,10 @@ pub struct LeafnodeSection {
     pub token: Option<SecretText>,
     /// Wait before reconnecting, plus up to 50% jitter.
     pub reconnect_delay: Dur,
+    /// Subjects whose messages may go up to the hub (empty: all).
+    pub export: Vec<String>,
+    /// Subjects whose messages may come down from the hub (empty: all).
+    pub import: Vec<String>,
 }
 
 impl Default for LeafnodeSection {
@@ -36,6 +44,8 @@ impl Default for LeafnodeSection {
             password: None,
             token: None,
             reconnect_delay: Dur(Duration::from_secs(1)),
+            export: Vec::new(),
+            import: Vec::new(),
         }
     }
 }
@@ -86,6 +96,8 @@ impl LeafnodeSection {
             password: self.password.as_ref().map(|p| p.0.clone()),
             token: self.token.as_ref().map(|t| t.0.clone()),
             reconnect_delay: self.reconnect_delay.0,
+            export: self.export.clone(),
+            import: self.import.clone(),
         })
     }
 
@@ -99,6 +111,18 @@ impl LeafnodeSection {
         if self.token.is_some() && (self.user.is_some() || self.password.is_some()) {
             return Err("leafnode: token and user/password cannot both be set".into());
         }
+        for (key, list) in [("export", &self.export), ("import", &self.import)] {
+            if list.len() > FILTERS_MAX {
+                return Err(format!(
+                    "leafnode.{key} lists more than {FILTERS_MAX} subjects"
+                ));
+            }
+            if let Some(bad) = list.iter().find(|s| !is_valid_subject(s.as_bytes())) {
+                return Err(format!(
+                    "leafnode.{key}: \"{bad}\" is not a valid subject (tokens separated by dots, * and > as whole tokens)"
+                ));
+            }
+        }
         if self.reconnect_delay.0 < Duration::from_millis(10) {
             return Err("leafnode.reconnect_delay must be at least 10ms".into());
         }
@@ -108,7 +132,28 @@ impl LeafnodeSection {
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::{host_port, LeafnodeSection};
+
+    #[test]
+    fn filters_must_be_subjects() {
+        let section = |export: &[&str], import: &[&str]| LeafnodeSection {
+            remotes: vec!["hub:7422".into()],
+            export: export.iter().map(|s| s.to_string()).collect(),
+            import: import.iter().map(|s| s.to_string()).collect(),
+            ..LeafnodeSection::default()
+        };
+        assert_eq!(
+            section(&["up.>", "_INBOX.>"], &["down.*"]).validate(),
+            Ok(())
+        );
+        let err = section(&["a..b"], &[]).validate().expect_err("bad export");
+        assert!(
+            err.contains("leafnode.export: \"a..b\" is not a valid subject"),
+            "{err}"
+        );
+        let err = section(&[], &["a.>.b"]).validate().expect_err("bad import");
+        assert!(err.contains("leafnode.import"), "{err}");
+    }
 
     #[test]
     fn remote_urls() {

@@ -45,6 +45,7 @@ pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
             "connects": link.connects,
             "remote_interest": link.remote_interest,
             "interest_dropped": link.interest_dropped,
+            "import_filtered": link.filtered,
             "learned_remotes": link.learned,
         }));
     }

@@ -22,10 +22,12 @@ use std::rc::Rc;
 use crate::close::CloseReason;
 use crate::conn::{Conn, ConnFlags};
 use crate::front::{Input, Session};
-use crate::leaf::{LeafConfig, LinkState, LOOP_RECONNECT_DELAY, REMOTE_INTEREST_MAX};
+use crate::leaf::{LeafConfig, LinkState, RemoteKey, LOOP_RECONNECT_DELAY, REMOTE_INTEREST_MAX};
 use crate::metrics::ShardMetrics;
 use crate::protocol::ProtoError;
 use crate::route::{Op, Router, LINK_QUEUE_PREFIX};
+use crate::subject::pattern::intersect;
+use crate::subject::pattern_matches;
 use crate::wire::Wire;
 
 /// The longest line the hub may send (INFO carries the cluster's URLs).
@@ -40,6 +42,8 @@ pub struct LeafSession {
     server_id: String,
     /// CONNECT went out (after the hub's INFO).
     connected: bool,
+    /// The last sid given to one of the link's subscriptions.
+    next_sid: u64,
 }
 
 impl LeafSession {
@@ -50,6 +54,7 @@ impl LeafSession {
             hub,
             server_id,
             connected: false,
+            next_sid: 0,
         }
     }
 
@@ -162,23 +167,34 @@ impl LeafSession {
                 let group = queue.map(|q| [LINK_QUEUE_PREFIX, q].concat());
                 let mut remote = self.state.remote.borrow_mut();
                 if verb == b"LS-" {
-                    if remote.remove(&key).is_some() {
+                    for sid in remote.remove(&key).map(|k| k.sids).unwrap_or_default() {
                         let op = Op::Unsubscribe {
-                            sid: key.as_bytes(),
+                            sid: &sid,
                             max_msgs: None,
                         };
                         router.apply(conn, op);
                     }
-                } else if remote.len() < REMOTE_INTEREST_MAX || remote.contains_key(&key) {
-                    let new = remote.insert(key.clone(), weight).is_none();
-                    if new {
+                } else if let Some(known) = remote.get_mut(&key) {
+                    known.weight = weight; // a queue key's new member count
+                } else if remote.len() < REMOTE_INTEREST_MAX {
+                    // What may go up: the hub's interest within `export` (all of it when
+                    // `export` is empty), one subscription per overlap.
+                    let mut subjects = exported(&self.cfg.export, subject);
+                    subjects.dedup();
+                    let mut sids = Vec::with_capacity(subjects.len());
+                    for s in &subjects {
+                        self.next_sid += 1;
+                        let sid: Box<[u8]> =
+                            itoa::Buffer::new().format(self.next_sid).as_bytes().into();
                         let op = Op::Subscribe {
-                            sid: key.as_bytes(),
-                            subject,
+                            sid: &sid,
+                            subject: s,
                             queue: group.as_deref(),
                         };
                         router.apply(conn, op);
+                        sids.push(sid);
                     }
+                    remote.insert(key, RemoteKey { weight, sids });
                 } else {
                     self.state
                         .interest_dropped
@@ -263,6 +279,12 @@ impl Session for LeafSession {
                     }
                     None => (None, body),
                 };
+                consumed += total;
+                if !imported(&self.cfg.import, m.subject) {
+                    // Not ours to take (the hub should not have sent it): counted.
+                    self.state.filtered.set(self.state.filtered.get() + 1);
+                    continue;
+                }
                 // Into the local fan-out as the link's own publish: plain subscriptions and
                 // the groups the hub listed; never back up the link.
                 crate::front::publish_from_hub(
@@ -276,7 +298,6 @@ impl Session for LeafSession {
                     },
                     &m.queues,
                 );
-                consumed += total;
                 continue;
             }
             if !line.is_empty() {
@@ -300,6 +321,26 @@ impl Session for LeafSession {
 
 /// The largest message the hub may send (nats-server's own ceiling is 64 MiB).
 const LEAF_MSG_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The parts of the hub's interest `subject` that `export` lets up: all of it when
+/// `export` is empty, else its overlap with each entry.
+fn exported(export: &[String], subject: &[u8]) -> Vec<Vec<u8>> {
+    if export.is_empty() {
+        return vec![subject.to_vec()];
+    }
+    export
+        .iter()
+        .filter_map(|e| intersect(e.as_bytes(), subject))
+        .collect()
+}
+
+/// Whether a message on `subject` from the hub may come in (`import` empty: all may).
+fn imported(import: &[String], subject: &[u8]) -> bool {
+    import.is_empty()
+        || import
+            .iter()
+            .any(|i| pattern_matches(i.as_bytes(), subject))
+}
 
 /// The most queue groups one message from the hub may list.
 const QUEUES_PER_MSG_MAX: usize = 1024;

@@ -48,6 +48,19 @@ pub struct LeafConfig {
     pub token: Option<String>,
     /// Wait before reconnecting (plus up to 50% jitter).
     pub reconnect_delay: Duration,
+    /// Subjects whose messages may go up to the hub (empty: all).
+    pub export: Vec<String>,
+    /// Subjects whose messages may come down from the hub, and so the local interest the
+    /// hub is told of (empty: all).
+    pub import: Vec<String>,
+}
+
+/// One key of the hub's interest: its weight (a queue group's member count) and the
+/// link's subscriptions for it (one per `export` overlap).
+#[derive(Debug, Default)]
+pub struct RemoteKey {
+    pub weight: u32,
+    pub sids: Vec<Box<[u8]>>,
 }
 
 /// What the link knows, shared by its sessions (one per connection attempt).
@@ -56,8 +69,10 @@ pub struct LinkState {
     /// Connected to the hub now (its address), and how many times it connected.
     pub connected: RefCell<Option<SocketAddr>>,
     pub connects: std::cell::Cell<u64>,
-    /// The hub's interest: key (`subject` or `subject queue`) → weight.
-    pub remote: RefCell<FxHashMap<String, u32>>,
+    /// The hub's interest: key (`subject` or `subject queue`) → weight and subscriptions.
+    pub remote: RefCell<FxHashMap<String, RemoteKey>>,
+    /// Messages from the hub outside `import`, dropped.
+    pub filtered: std::cell::Cell<u64>,
     /// The link connection's id while it is connected.
     pub cid: std::cell::Cell<Option<u64>>,
     /// The node's name (as configured).
@@ -83,6 +98,8 @@ pub struct LeafSnapshot {
     /// Keys of interest the hub advertises, and those beyond the limit, not kept.
     pub remote_interest: usize,
     pub interest_dropped: u64,
+    /// Messages from the hub outside `import`, dropped.
+    pub filtered: u64,
     /// Hub addresses learned from its INFO, tried besides the configured ones.
     pub learned: Vec<String>,
 }
@@ -127,6 +144,7 @@ impl LinkState {
             connects: self.connects.get(),
             remote_interest: self.remote.borrow().len(),
             interest_dropped: self.interest_dropped.get(),
+            filtered: self.filtered.get(),
             learned: self.learned.borrow().clone(),
         }
     }

@@ -4,12 +4,14 @@
 //! <subject>` when a plain key goes 0→1 and 1→0, `LS+ <subject> <queue> <members>` on
 //! every change of a queue key (`LS- <subject> <queue>` at 0). The link's own
 //! subscriptions (the hub's interest) are not counted. After the link (re)connects it
-//! gets the whole table at once.
+//! gets the whole table at once. With `[leafnode] import` set, a subscription counts as
+//! its overlap with each import entry (a subscription outside them all is not told).
 
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
+use crate::subject::pattern::intersect;
 use crate::writer::Outbox;
 
 type Key = (Box<[u8]>, Option<Box<[u8]>>);
@@ -25,12 +27,16 @@ pub struct InterestWatch {
     link: Option<Rc<Outbox>>,
     /// The loop-detection subject advertised with every snapshot.
     loop_subject: Box<[u8]>,
+    /// What may come down from the hub (`[leafnode] import`; empty: everything): the hub
+    /// hears of a subscription only as its overlap with these.
+    import: Vec<Box<[u8]>>,
 }
 
 impl InterestWatch {
-    pub fn new(loop_subject: &str) -> Self {
+    pub fn new(loop_subject: &str, import: &[String]) -> Self {
         InterestWatch {
             loop_subject: loop_subject.as_bytes().into(),
+            import: import.iter().map(|i| i.as_bytes().into()).collect(),
             ..InterestWatch::default()
         }
     }
@@ -41,6 +47,24 @@ impl InterestWatch {
         if cid.is_some() && cid == self.link_cid {
             return;
         }
+        if self.import.is_empty() {
+            self.count(subject, queue, delta);
+            return;
+        }
+        let mut within: Vec<Vec<u8>> = self
+            .import
+            .iter()
+            .filter_map(|i| intersect(i, subject))
+            .collect();
+        within.sort_unstable();
+        within.dedup();
+        for s in within {
+            self.count(&s, queue, delta);
+        }
+    }
+
+    /// Counts one change of key (`subject`, `queue`) and tells the hub what it must hear.
+    fn count(&mut self, subject: &[u8], queue: Option<&[u8]>, delta: i32) {
         let key: Key = (subject.into(), queue.map(Into::into));
         let count = self.counts.entry(key.clone()).or_insert(0);
         let before = *count;

@@ -128,9 +128,10 @@ impl ShardCtx {
             &limits.flow,
         );
         router.set_accounting(memory.shared_counter());
-        if id == 0 && global.leaf.is_some() {
+        if let (0, Some(leaf)) = (id, &global.leaf) {
             let loop_subject = format!("$LDS.{}", global.server_id);
-            router.watch = Some(crate::route::watch::InterestWatch::new(&loop_subject));
+            let watch = crate::route::watch::InterestWatch::new(&loop_subject, &leaf.import);
+            router.watch = Some(watch);
         }
         let pool = Rc::new(ChunkPool::new(limits.pool_chunks_max));
         let congestion = Rc::new(Congestion::default());

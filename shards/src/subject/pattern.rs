@@ -22,9 +22,69 @@ pub fn pattern_matches(pattern: &[u8], subject: &[u8]) -> bool {
     subj.next().is_none()
 }
 
+/// The pattern matching exactly the subjects both `a` and `b` match, if any (the
+/// intersection of two patterns is always one pattern, or nothing).
+pub fn intersect(a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
+    let ta: Vec<&[u8]> = a.split(|&c| c == b'.').collect();
+    let tb: Vec<&[u8]> = b.split(|&c| c == b'.').collect();
+    let mut out: Vec<&[u8]> = Vec::with_capacity(ta.len().max(tb.len()));
+    for i in 0.. {
+        match (ta.get(i).copied(), tb.get(i).copied()) {
+            (None, None) => break,
+            (Some(b">"), _) => {
+                // `>` takes one token or more: the other's rest, or `>` itself.
+                let rest = tb.get(i..).filter(|r| !r.is_empty())?;
+                out.extend_from_slice(rest);
+                break;
+            }
+            (_, Some(b">")) => {
+                out.extend_from_slice(ta.get(i..).filter(|r| !r.is_empty())?);
+                break;
+            }
+            (Some(x), Some(y)) if x == y || y == b"*" => out.push(x),
+            (Some(b"*"), Some(y)) => out.push(y),
+            _ => return None,
+        }
+    }
+    Some(out.join(&b'.'))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::pattern_matches;
+    use super::{intersect, pattern_matches};
+
+    #[test]
+    fn intersections() {
+        let i = |a: &str, b: &str| {
+            intersect(a.as_bytes(), b.as_bytes()).map(|v| String::from_utf8(v).expect("utf8"))
+        };
+        assert_eq!(i("a.>", "a.b.*"), Some("a.b.*".into()));
+        assert_eq!(i("a.b.*", "a.>"), Some("a.b.*".into()));
+        assert_eq!(i(">", "x"), Some("x".into()));
+        assert_eq!(i(">", ">"), Some(">".into()));
+        assert_eq!(i("a.*.c", "a.b.*"), Some("a.b.c".into()));
+        assert_eq!(i("*.b", "a.>"), Some("a.b".into()));
+        assert_eq!(i("a.b", "a.c"), None);
+        assert_eq!(i("a.>", "a"), None);
+        assert_eq!(i("a.*", "a.b.c"), None);
+        assert_eq!(i("a.b", "a.b"), Some("a.b".into()));
+        // Every subject the intersection matches, both match; and the other way round.
+        let subjects = ["a", "a.b", "a.b.c", "a.x.c", "b.b", "a.b.c.d"];
+        let patterns = ["a.>", "a.*", "*.b", "a.*.c", ">", "a.b.>", "*.*.c", "a.b"];
+        for p in patterns {
+            for q in patterns {
+                let both = intersect(p.as_bytes(), q.as_bytes());
+                for s in subjects {
+                    let want = pattern_matches(p.as_bytes(), s.as_bytes())
+                        && pattern_matches(q.as_bytes(), s.as_bytes());
+                    let got = both
+                        .as_deref()
+                        .is_some_and(|x| pattern_matches(x, s.as_bytes()));
+                    assert_eq!(got, want, "{p} ∩ {q} on {s}: {both:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn pattern_matching() {
