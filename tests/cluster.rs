@@ -345,6 +345,8 @@ impl ScriptedHub {
             .strip_prefix("CONNECT ")
             .unwrap_or_else(|| panic!("not a CONNECT: {line:?}"));
         let connect: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+        // nats-server answers the PING that follows CONNECT.
+        s.write_all(b"PONG\r\n").expect("pong");
         (connect, reader)
     }
 }
@@ -519,5 +521,85 @@ fn export_and_import_decide_what_crosses() {
             vec!["both.1".to_string(), "down.x.y".to_string()],
             "only imported subjects come down"
         );
+    });
+}
+
+#[test]
+fn the_link_runs_over_tls_when_the_hub_asks_and_verifies_the_hub() {
+    let pki = common::certs::Pki::new();
+    let (leaf_cert, leaf_key) = pki.client("node-a", "node-a@example.com");
+    let dir = TempDir::new("hub");
+    let (leaf_port, http_port) = (free_fixed_port(), free_fixed_port());
+    let conf = dir.0.join("hub.conf");
+    // The hub wants TLS on its leafnodes port and a client certificate from our CA.
+    std::fs::write(
+        &conf,
+        format!(
+            "leafnodes {{ listen: \"127.0.0.1:{leaf_port}\"\n tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }} }}\nhttp: \"127.0.0.1:{http_port}\"\n",
+            pki.cert_file.display(),
+            pki.key_file.display(),
+            pki.ca_file.display()
+        ),
+    )
+    .expect("write hub.conf");
+    let hub = NatsServer::start_with(&["-c", conf.to_str().expect("path")]);
+    let leaf = |tls: &str| {
+        format!(
+            "[monitoring]\nport = 0\n[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nreconnect_delay = \"100ms\"\n{tls}"
+        )
+    };
+
+    // Without [leafnode.tls] the node says what to set, and keeps trying.
+    let plain = Server::start_with(1, &leaf(""));
+    plain.wait_for_log("the advice", |l| {
+        l.contains("the hub requires TLS") && l.contains("[leafnode.tls]")
+    });
+    drop(plain);
+
+    // With the CA and a client certificate, the link comes up over TLS.
+    let tls = format!(
+        "[leafnode.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.ca_file.display(),
+        leaf_cert.display(),
+        leaf_key.display()
+    );
+    let server = Server::start_with(2, &leaf(&tls));
+    let leafz = leaf_listed(http_port);
+    assert_eq!(leafz["leafnodes"], 1, "{leafz}");
+    server.wait_for_log("the link", |l| {
+        l.contains("leafnode link up") && l.contains("tls=true")
+    });
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        use futures::StreamExt;
+        let local = async_nats::connect(format!("nats://{}", server.addr))
+            .await
+            .expect("local client");
+        let mut news = local.subscribe("news.>").await.expect("sub");
+        local.flush().await.expect("flush");
+        let remote = probe_down(hub.addr, &mut news).await;
+        remote
+            .publish("news.tls", "sealed".into())
+            .await
+            .expect("pub");
+        remote.flush().await.expect("flush");
+        let m = tokio::time::timeout(Duration::from_secs(10), news.next())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(m.payload, "sealed");
+    });
+    drop(server);
+
+    // A CA the hub's certificate does not chain to: refused, and said so.
+    let other = common::certs::Pki::new();
+    let wrong = format!(
+        "[leafnode.tls]\nca_file = \"{}\"\n",
+        other.ca_file.display()
+    );
+    let refused = Server::start_with(1, &leaf(&wrong));
+    refused.wait_for_log("the refusal", |l| {
+        l.contains("leafnode link refused") && l.contains("TLS handshake failed")
     });
 }

@@ -1,9 +1,11 @@
 //! The `[leafnode]` section: this server as a leaf node of a NATS cluster (see
 //! `shards::leaf`). Off while `remotes` is empty.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shards::conn::tls_client::{ClientTls, ClientTlsFiles};
 use shards::leaf::LeafConfig;
 use shards::subject::validate::is_valid_subject;
 
@@ -29,6 +31,8 @@ pub struct LeafnodeSection {
     pub token: Option<SecretText>,
     /// Wait before reconnecting, plus up to 50% jitter.
     pub reconnect_delay: Dur,
+    /// TLS to the hub (`[leafnode.tls]`).
+    pub tls: Option<LeafTlsSection>,
     /// Subjects whose messages may go up to the hub (empty: all).
     pub export: Vec<String>,
     /// Subjects whose messages may come down from the hub (empty: all).
@@ -44,9 +48,67 @@ impl Default for LeafnodeSection {
             password: None,
             token: None,
             reconnect_delay: Dur(Duration::from_secs(1)),
+            tls: None,
             export: Vec::new(),
             import: Vec::new(),
         }
+    }
+}
+
+/// `[leafnode.tls]`: TLS to the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeafTlsSection {
+    /// The CAs the hub's certificate must chain to (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// A certificate and key to present, when the hub verifies leaf nodes.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name the hub's certificate must carry, when not the host in `remotes`.
+    pub server_name: Option<String>,
+    /// How long the handshake may take.
+    pub timeout: Dur,
+}
+
+impl Default for LeafTlsSection {
+    fn default() -> Self {
+        LeafTlsSection {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            server_name: None,
+            timeout: Dur(Duration::from_secs(2)),
+        }
+    }
+}
+
+impl LeafTlsSection {
+    fn engine(&self) -> ClientTlsFiles {
+        ClientTlsFiles {
+            ca_file: self.ca_file.clone().unwrap_or_default(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: self.server_name.clone(),
+            timeout: self.timeout.0,
+        }
+    }
+
+    /// The options together, and the files readable (read again when the link starts).
+    fn validate(&self) -> Result<(), String> {
+        if self.ca_file.is_none() {
+            return Err(
+                "leafnode.tls needs ca_file: the CA the hub's certificate chains to".into(),
+            );
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("leafnode.tls: cert_file and key_file go together".into());
+        }
+        if self.timeout.0.is_zero() {
+            return Err("leafnode.tls.timeout must be more than 0s".into());
+        }
+        ClientTls::load(&self.engine())
+            .map(|_| ())
+            .map_err(|e| format!("leafnode.{e}"))
     }
 }
 
@@ -96,6 +158,7 @@ impl LeafnodeSection {
             password: self.password.as_ref().map(|p| p.0.clone()),
             token: self.token.as_ref().map(|t| t.0.clone()),
             reconnect_delay: self.reconnect_delay.0,
+            tls: self.tls.as_ref().map(LeafTlsSection::engine),
             export: self.export.clone(),
             import: self.import.clone(),
         })
@@ -122,6 +185,9 @@ impl LeafnodeSection {
                     "leafnode.{key}: \"{bad}\" is not a valid subject (tokens separated by dots, * and > as whole tokens)"
                 ));
             }
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         if self.reconnect_delay.0 < Duration::from_millis(10) {
             return Err("leafnode.reconnect_delay must be at least 10ms".into());

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod reader;
 pub mod state;
 pub mod tls;
+pub mod tls_client;
 pub mod transport;
 pub mod writer_task;
 

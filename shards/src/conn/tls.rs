@@ -22,7 +22,7 @@ use futures_lite::future::poll_fn;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls::{Connection, RootCertStore, ServerConfig, ServerConnection};
 
 use super::transport::{Tcp, Transport};
 use crate::writer::Sink;
@@ -132,7 +132,8 @@ impl TlsSetup {
 /// A TLS connection over TCP.
 pub struct Tls {
     tcp: Tcp,
-    session: RefCell<ServerConnection>,
+    /// A server session (clients of our ports) or a client one (the leaf link to a hub).
+    session: RefCell<Connection>,
     /// Ciphertext not yet on the socket, from `sent` on.
     cipher: RefCell<Vec<u8>>,
     sent: Cell<usize>,
@@ -349,6 +350,25 @@ pub async fn write_all(tcp: &Tcp, bytes: &[u8]) -> io::Result<()> {
 pub async fn handshake(setup: &TlsSetup, tcp: Tcp, first: Vec<u8>) -> Result<Tls, HandshakeError> {
     let session = ServerConnection::new(Arc::clone(&setup.config))
         .map_err(|e| HandshakeError::Failed(io::Error::other(e)))?;
+    let tls = establish(Connection::Server(session), tcp, first, setup.files.timeout).await?;
+    let names = tls
+        .session
+        .borrow()
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| cert_names(c.as_ref()))
+        .unwrap_or_default();
+    Ok(Tls { names, ..tls })
+}
+
+/// Runs `session`'s handshake over `tcp` within `timeout` (`first`: ciphertext already
+/// read); either side's.
+pub(super) async fn establish(
+    session: Connection,
+    tcp: Tcp,
+    first: Vec<u8>,
+    timeout: Duration,
+) -> Result<Tls, HandshakeError> {
     let tls = Tls {
         tcp,
         session: RefCell::new(session),
@@ -361,23 +381,15 @@ pub async fn handshake(setup: &TlsSetup, tcp: Tcp, first: Vec<u8>) -> Result<Tls
     tls.session
         .borrow_mut()
         .set_buffer_limit(Some(PLAINTEXT_BUFFER_BYTES));
-    let done = glommio::timer::timeout(setup.files.timeout, async {
+    let done = glommio::timer::timeout(timeout, async {
         drive(&tls).await.map_err(glommio::GlommioError::IoError)
     })
     .await;
     match done {
-        Ok(()) => {}
-        Err(glommio::GlommioError::IoError(e)) => return Err(HandshakeError::Failed(e)),
-        Err(_) => return Err(HandshakeError::Timeout),
+        Ok(()) => Ok(tls),
+        Err(glommio::GlommioError::IoError(e)) => Err(HandshakeError::Failed(e)),
+        Err(_) => Err(HandshakeError::Timeout),
     }
-    let names = tls
-        .session
-        .borrow()
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| cert_names(c.as_ref()))
-        .unwrap_or_default();
-    Ok(Tls { names, ..tls })
 }
 
 /// Runs the handshake to its end, everything it wrote on the socket.

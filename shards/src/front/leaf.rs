@@ -1,5 +1,6 @@
-//! The leaf link's side of the leafnode protocol, as a solicited leaf: the hub's INFO is
-//! answered with a leaf CONNECT and a PING; PING gets PONG; `-ERR` is logged and ends the
+//! The leaf link's side of the leafnode protocol, as a solicited leaf: the hub's INFO (read
+//! by [`crate::leaf`] when it dials, before TLS) is answered with a leaf CONNECT and a
+//! PING; PING gets PONG; `-ERR` is logged and ends the
 //! connection (the link reconnects).
 //!
 //! The hub's interest (`LS+`/`LS-`) becomes the link connection's own subscriptions (its
@@ -40,20 +41,35 @@ pub struct LeafSession {
     state: Rc<LinkState>,
     hub: SocketAddr,
     server_id: String,
-    /// CONNECT went out (after the hub's INFO).
-    connected: bool,
+    /// The hub's INFO, read before the session began (TLS may follow it).
+    info: serde_json::Value,
+    /// The link runs over TLS.
+    tls: bool,
+    /// The node's interest is written to this connection (from its first input on).
+    attached: bool,
     /// The last sid given to one of the link's subscriptions.
     next_sid: u64,
 }
 
+/// Where one connection of the link goes, and what the hub said first.
+#[derive(Debug)]
+pub struct Dialled {
+    pub hub: SocketAddr,
+    /// The hub's INFO.
+    pub info: serde_json::Value,
+    pub tls: bool,
+}
+
 impl LeafSession {
-    pub fn new(cfg: LeafConfig, state: Rc<LinkState>, hub: SocketAddr, server_id: String) -> Self {
+    pub fn new(cfg: LeafConfig, state: Rc<LinkState>, dialled: Dialled, server_id: String) -> Self {
         LeafSession {
             cfg,
             state,
-            hub,
+            hub: dialled.hub,
             server_id,
-            connected: false,
+            info: dialled.info,
+            tls: dialled.tls,
+            attached: false,
             next_sid: 0,
         }
     }
@@ -78,7 +94,7 @@ impl LeafSession {
     fn connect_line(&self) -> Vec<u8> {
         let mut o = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "tls": false,
+            "tls": self.tls,
             "id": self.server_id,
             "name": self.cfg.name,
             "hub": false,
@@ -109,29 +125,6 @@ impl LeafSession {
             .filter(|w| !w.is_empty());
         let verb = words.next().unwrap_or_default().to_ascii_uppercase();
         match verb.as_slice() {
-            b"INFO" if !self.connected => {
-                let info: serde_json::Value =
-                    serde_json::from_slice(&line[4..]).unwrap_or_default();
-                if info["server_id"].as_str() == Some(self.server_id.as_str()) {
-                    self.loop_detected(conn, "the remote is this server itself");
-                    return;
-                }
-                self.connected = true;
-                conn.outbox.push_control(&self.connect_line());
-                // Then our interest: the whole table now, every change from now on.
-                if let Some(w) = &mut router.watch {
-                    w.attach(conn.cid, Rc::clone(&conn.outbox));
-                }
-                *self.state.connected.borrow_mut() = Some(self.hub);
-                self.state.connects.set(self.state.connects.get() + 1);
-                self.state.learn(&info);
-                tracing::info!(
-                    hub = %self.hub,
-                    hub_name = info["server_name"].as_str().unwrap_or(""),
-                    cluster = info["cluster"].as_str().unwrap_or(""),
-                    "leafnode link up"
-                );
-            }
             b"INFO" => {
                 let info: serde_json::Value =
                     serde_json::from_slice(&line[4..]).unwrap_or_default();
@@ -226,8 +219,20 @@ impl Session for LeafSession {
         (Wire::Leaf, ConnFlags::QUIET)
     }
 
-    fn greet(&mut self, _conn: &Rc<Conn>) {
-        // The hub speaks first (INFO).
+    fn greet(&mut self, conn: &Rc<Conn>) {
+        // The hub spoke first (its INFO, read when the link was dialled): CONNECT now; the
+        // node's interest follows on the first input (the PONG).
+        conn.outbox.push_control(&self.connect_line());
+        *self.state.connected.borrow_mut() = Some(self.hub);
+        self.state.connects.set(self.state.connects.get() + 1);
+        self.state.learn(&self.info);
+        tracing::info!(
+            hub = %self.hub,
+            hub_name = self.info["server_name"].as_str().unwrap_or(""),
+            cluster = self.info["cluster"].as_str().unwrap_or(""),
+            tls = self.tls,
+            "leafnode link up"
+        );
     }
 
     fn input(
@@ -237,6 +242,13 @@ impl Session for LeafSession {
         conn: &Rc<Conn>,
         data: &[u8],
     ) -> Input {
+        if !self.attached {
+            // Our interest: the whole table now, every change from now on.
+            self.attached = true;
+            if let Some(w) = &mut router.watch {
+                w.attach(conn.cid, Rc::clone(&conn.outbox));
+            }
+        }
         let mut consumed = 0;
         let mut needed = 0;
         while consumed < data.len() && !conn.is_closing() {

@@ -11,6 +11,8 @@
 //! subscriptions (its queue groups as `$sc.leaf.<q>`, served only when the node has no
 //! member of `q`), and messages cross both ways, an LMSG's queue list honoured.
 
+pub mod dial;
+
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -18,10 +20,11 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use crate::conn::Tcp;
+use crate::conn::tls_client::{ClientTls, ClientTlsFiles};
 use crate::front::leaf::LeafSession;
 use crate::shard::run_loop::{self, Door};
 use crate::shard::ShardCtx;
+use dial::{DialError, Link};
 
 /// The most keys of remote interest the link tracks (LS+ beyond it are counted, not kept).
 pub const REMOTE_INTEREST_MAX: usize = 1_000_000;
@@ -32,9 +35,6 @@ pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 /// The most hub addresses learned from INFO (`leafnode_urls`) kept besides the configured
 /// remotes.
 pub const LEARNED_REMOTES_MAX: usize = 64;
-
-/// How long a connection attempt to one remote may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `[leafnode]` as the engine takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub struct LeafConfig {
     pub token: Option<String>,
     /// Wait before reconnecting (plus up to 50% jitter).
     pub reconnect_delay: Duration,
+    /// TLS to the hub (also used whenever the hub asks for it).
+    pub tls: Option<ClientTlsFiles>,
     /// Subjects whose messages may go up to the hub (empty: all).
     pub export: Vec<String>,
     /// Subjects whose messages may come down from the hub, and so the local interest the
@@ -155,36 +157,67 @@ impl LinkState {
 /// jitter) comes after the link drops or after every remote failed once.
 pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
     *state.name.borrow_mut() = cfg.name.clone();
+    let tls = match cfg.tls.as_ref().map(ClientTls::load).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            // Checked when the configuration was loaded; files can change since.
+            tracing::error!(error = %e, "leafnode.tls: the link stays down");
+            return;
+        }
+    };
     let mut attempt: u64 = 0;
     let mut failed_in_a_row = 0;
     while !ctx.stopping.get() {
         let pool = state.pool(&cfg.remotes);
         let remote = pick(&pool, attempt).to_owned();
         attempt = attempt.wrapping_add(1);
-        match connect(&remote).await {
-            Ok((stream, addr)) => {
+        let id = ctx.global.server_id.clone();
+        let deadline = ctx.limits().write_deadline;
+        match dial::dial(&remote, tls.as_ref(), deadline, &id).await {
+            Ok(link) => {
                 failed_in_a_row = 0;
-                tracing::info!(remote = %addr, "leafnode link connecting");
-                let tcp = Tcp::new(stream, ctx.limits().write_deadline);
-                let id = ctx.global.server_id.clone();
-                let session = LeafSession::new(cfg.clone(), Rc::clone(&state), addr, id);
                 let cid = ctx.next_cid();
                 state.cid.set(Some(cid));
-                let served =
-                    run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Admitted);
-                served.await;
+                let hub = match link {
+                    Link::Plain(tcp, d) => {
+                        let hub = d.hub;
+                        let session = LeafSession::new(cfg.clone(), Rc::clone(&state), d, id);
+                        run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Admitted)
+                            .await;
+                        hub
+                    }
+                    Link::Tls(tls, d) => {
+                        let hub = d.hub;
+                        let session = LeafSession::new(cfg.clone(), Rc::clone(&state), d, id);
+                        run_loop::serve_conn(Rc::clone(&ctx), cid, tls, session, Door::Admitted)
+                            .await;
+                        hub
+                    }
+                };
                 state.cid.set(None);
                 *state.connected.borrow_mut() = None;
                 state.remote.borrow_mut().clear();
-                tracing::warn!(remote = %addr, "leafnode link down; reconnecting");
+                tracing::warn!(remote = %hub, "leafnode link down; reconnecting");
             }
-            Err(e) => {
+            Err(DialError::Unreachable(e)) => {
                 failed_in_a_row += 1;
                 tracing::warn!(remote, error = %e, "leafnode remote unreachable");
                 if failed_in_a_row < pool.len() {
                     continue; // the next remote, now
                 }
                 failed_in_a_row = 0;
+            }
+            Err(DialError::Loop) => {
+                state.hold_off(LOOP_RECONNECT_DELAY);
+                tracing::error!(
+                    remote,
+                    why = "the remote is this server itself",
+                    delay_s = LOOP_RECONNECT_DELAY.as_secs(),
+                    "leafnode loop detected; check [leafnode] remotes"
+                );
+            }
+            Err(e @ DialError::Refused(_)) => {
+                tracing::error!(remote, error = %e, "leafnode link refused");
             }
         }
         if ctx.stopping.get() {
@@ -196,26 +229,6 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
             .unwrap_or_else(|| jittered(cfg.reconnect_delay, attempt));
         glommio::timer::sleep(wait).await;
     }
-}
-
-async fn connect(remote: &str) -> std::io::Result<(glommio::net::TcpStream, SocketAddr)> {
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(remote)?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{remote} resolves to no address")))?;
-    let attempt = async {
-        glommio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    let timeout = async {
-        glommio::timer::sleep(CONNECT_TIMEOUT).await;
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer in {CONNECT_TIMEOUT:?}"),
-        ))
-    };
-    let stream = futures_lite::future::or(attempt, timeout).await?;
-    Ok((stream, addr))
 }
 
 /// The remote for attempt `n`: a random start, then round robin.
