@@ -1,7 +1,7 @@
 //! `shardcast serve`: load the configuration, set up logging, start the shards, write
 //! the pid file, tell systemd we are ready, then obey signals until told to stop:
 //! SIGINT/SIGTERM stop gracefully, SIGUSR1 reopens the log file, SIGHUP reloads the
-//! configuration, SIGUSR2 (lame duck mode) is logged and ignored.
+//! configuration, SIGUSR2 puts the server in lame duck mode (then it stops).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,10 +106,23 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
                             Ok(()) => tracing::info!(signal = sig, "log file reopened"),
                             Err(e) => tracing::error!(signal = sig, "{e}"),
                         },
-                        SIGUSR2 => tracing::warn!(
-                            signal = sig,
-                            "SIGUSR2 (lame duck mode) is not supported yet; ignored"
-                        ),
+                        SIGUSR2 => {
+                            let (duration, grace) = (
+                                running.shutdown.lame_duck_duration.0,
+                                running.shutdown.lame_duck_grace_period.0,
+                            );
+                            tracing::info!(
+                                signal = sig,
+                                duration = ?duration,
+                                grace = ?grace,
+                                "entering lame duck mode: not accepting, clients told, then closed gradually"
+                            );
+                            notify_systemd(&[sd_notify::NotifyState::Stopping]);
+                            if let Some(m) = monitor.as_ref() {
+                                m.draining();
+                            }
+                            controller.lame_duck(duration, grace);
+                        }
                         SIGHUP => {
                             notify_systemd(&[sd_notify::NotifyState::Reloading]);
                             reload::reload(&args, &mut running, &logger, &controller);

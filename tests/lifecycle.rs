@@ -1,5 +1,5 @@
-//! The server process as an operator handles it: SIGTERM flushes and exits 0, SIGUSR2
-//! (lame duck on nats-server) is logged and ignored, a restart on the same port works at
+//! The server process as an operator handles it: SIGTERM flushes and exits 0 (SIGUSR2,
+//! lame duck mode, is in `lame_duck.rs`), a restart on the same port works at
 //! once after SIGTERM or SIGKILL although the old connections still hold the port, a
 //! port another live process listens on is refused with a clear message, and SIGTERM
 //! amid a crowd of departing IRC members still stops at once.
@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 
-use common::{client, free_fixed_port, subscribed, Raw, Server, WAIT};
+use common::{client, free_fixed_port, subscribed, Server, WAIT};
 
 #[test]
 fn sigterm_flushes_closes_clients_and_exits_zero() {
@@ -26,32 +26,6 @@ fn sigterm_flushes_closes_clients_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     sub.expect(b"MSG bye 1 2\r\nok\r\n");
     sub.expect_closed();
-    let log = log.join("\n");
-    assert!(log.contains("shardcast stopped"), "{log}");
-}
-
-#[test]
-fn sigusr2_is_logged_and_ignored() {
-    let s = Server::start(2);
-    let mut sub = client(&s);
-    sub.send(b"SUB usr2 1\r\n");
-    sub.flush();
-    s.signal(libc::SIGUSR2);
-    // The line shows the signal was handled (its default action would end the process).
-    let line = s.wait_for_log("about SIGUSR2", |l| l.contains("SIGUSR2"));
-    assert!(
-        line.contains("lame duck") && line.contains("not supported") && line.contains("ignored"),
-        "{line}"
-    );
-    // Still serving: the existing connection, and a new one that gets INFO.
-    sub.flush();
-    let (mut p, info) = Raw::connect_info(s.addr);
-    assert!(info["server_id"].is_string(), "{info}");
-    p.send(b"CONNECT {\"verbose\":false}\r\nPUB usr2 2\r\nok\r\nPING\r\n");
-    p.expect(b"PONG\r\n");
-    sub.expect(b"MSG usr2 1 2\r\nok\r\n");
-    let (status, log) = s.terminate();
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
     let log = log.join("\n");
     assert!(log.contains("shardcast stopped"), "{log}");
 }

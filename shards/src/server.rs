@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub tls: Option<crate::conn::tls::TlsFiles>,
     /// The leaf node link to a NATS cluster, off when None.
     pub leaf: Option<crate::leaf::LeafConfig>,
+    /// The deployment's other nodes (`host:port`), told to clients in INFO.
+    pub connect_urls: Vec<String>,
 }
 
 /// Where the IRC listener listens, and how it presents itself.
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             auth: crate::auth::AuthConfig::default(),
             tls: None,
             leaf: None,
+            connect_urls: Vec::new(),
         }
     }
 }
@@ -261,6 +264,15 @@ impl Controller {
         }
     }
 
+    /// Lame duck mode: every shard stops accepting, tells its NATS clients (INFO with
+    /// `ldm: true`), waits `grace`, then closes its clients a few at a time over the rest
+    /// of `duration`, and stops.
+    pub fn lame_duck(&self, duration: Duration, grace: Duration) {
+        for shard in self.shards.iter() {
+            let _ = shard.send(Control::LameDuck { duration, grace });
+        }
+    }
+
     /// Every shard stops accepting, flushes and closes its clients.
     pub fn stop(&self) {
         for shard in self.shards.iter() {
@@ -394,6 +406,7 @@ pub fn start(cfg: ServerConfig) -> Result<ServerHandle, ServerError> {
         admission: crate::conn::admission::Admission::default(),
         tls,
         leaf: cfg.leaf.clone(),
+        connect_urls: cfg.connect_urls.clone(),
     });
     let placement = placement(shards, &allowed)?;
     let (ready_tx, ready_rx) = mpsc::channel();

@@ -64,6 +64,8 @@ pub struct Config {
     pub spin_before_park: Dur,
     /// File the server writes its process id to ("" = none).
     pub pid_file: String,
+    /// The deployment's other nodes (`host:port`), told to clients in INFO.
+    pub connect_urls: Vec<String>,
     pub limits: LimitsSection,
     pub keepalive: KeepaliveSection,
     pub batch: BatchSection,
@@ -177,6 +179,38 @@ pub struct RingSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownSection {
     pub grace: Dur,
+    /// Lame duck mode (SIGUSR2): how long closing every client takes in all.
+    pub lame_duck_duration: Dur,
+    /// Lame duck mode: the wait before the first client is closed.
+    pub lame_duck_grace_period: Dur,
+}
+
+impl ShutdownSection {
+    fn validate(&self) -> Result<(), String> {
+        if self.lame_duck_grace_period.0 >= self.lame_duck_duration.0 {
+            return Err(format!(
+                "shutdown.lame_duck_grace_period ({:?}) must be shorter than shutdown.lame_duck_duration ({:?})",
+                self.lame_duck_grace_period.0, self.lame_duck_duration.0
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most entries `connect_urls` may list.
+const CONNECT_URLS_MAX: usize = 64;
+
+/// `host:port` from a `connect_urls` entry (`nats://host:port` or `host:port`).
+fn connect_url(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("nats://").unwrap_or(url);
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(rest.to_string())
+        }
+        _ => Err(format!(
+            "connect_urls: \"{url}\" is not host:port (or nats://host:port)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -215,6 +249,7 @@ impl Default for Config {
             server_name: None,
             spin_before_park: Dur(Limits::default().spin_before_park),
             pid_file: String::new(),
+            connect_urls: Vec::new(),
             limits: LimitsSection::default(),
             keepalive: KeepaliveSection::default(),
             batch: BatchSection::default(),
@@ -304,6 +339,8 @@ impl Default for ShutdownSection {
     fn default() -> Self {
         ShutdownSection {
             grace: Dur(Limits::default().shutdown_grace),
+            lame_duck_duration: Dur(Duration::from_secs(120)),
+            lame_duck_grace_period: Dur(Duration::from_secs(10)),
         }
     }
 }
@@ -367,6 +404,19 @@ impl Config {
                 path: path.into(),
                 message,
             })?;
+        let invalid = |message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        cfg.shutdown.validate().map_err(invalid)?;
+        if cfg.connect_urls.len() > CONNECT_URLS_MAX {
+            return Err(invalid(format!(
+                "connect_urls lists more than {CONNECT_URLS_MAX}"
+            )));
+        }
+        for url in &cfg.connect_urls {
+            connect_url(url).map_err(invalid)?;
+        }
         Ok(cfg)
     }
 
@@ -429,6 +479,11 @@ impl Config {
             auth: self.auth.engine(),
             tls: self.tls.engine(),
             leaf: self.leafnode.engine(self.server_name.as_deref()),
+            connect_urls: self
+                .connect_urls
+                .iter()
+                .filter_map(|u| connect_url(u).ok())
+                .collect(),
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct ServerInfo {
     /// The peer IP, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+    /// Other servers clients may connect to (the deployment's other nodes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
+    /// Lame duck mode: this server is going away; clients should move.
+    #[serde(skip_serializing_if = "is_false")]
+    pub ldm: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -78,6 +84,8 @@ mod tests {
             max_payload: 1_048_576,
             client_id: 7,
             client_ip,
+            connect_urls: Vec::new(),
+            ldm: false,
         }
     }
 

@@ -60,6 +60,8 @@ pub struct Global {
     pub tls: Option<crate::conn::tls::TlsSetup>,
     /// The leaf node link to a NATS cluster, when configured (run by shard 0).
     pub leaf: Option<crate::leaf::LeafConfig>,
+    /// The deployment's other nodes, for clients (INFO `connect_urls`).
+    pub connect_urls: Vec<String>,
 }
 
 impl Global {
@@ -248,5 +250,7 @@ fn nats_info(g: &Global, limits: &Limits) -> ServerInfo {
         max_payload: limits.payload_bytes_max,
         client_id: 0,
         client_ip: None,
+        connect_urls: g.connect_urls.clone(),
+        ldm: false,
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod ctx;
 pub mod keepalive;
+pub mod lame_duck;
 pub mod listener;
 pub mod run_loop;
 pub mod runtime;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use glommio::channels::channel_mesh::{Full, MeshBuilder};
 
@@ -22,7 +23,7 @@ use crate::metrics::{MetricsSnapshot, ShardSnapshot, SnapshotRequest};
 use crate::ring::{Inbound, RingLinks, RingMsg};
 use crate::shard::listener::Listener;
 use crate::shard::run_loop::Door;
-use crate::shard::{keepalive, run_loop, stats, Global, ShardCtx};
+use crate::shard::{keepalive, lame_duck, run_loop, stats, Global, ShardCtx};
 
 /// What a shard tells the main thread once it has started (or failed to).
 #[derive(Debug)]
@@ -42,6 +43,15 @@ pub enum Control {
     LogRules(Box<crate::logs::LogsConfig>),
     /// Send a snapshot of the shard back on the channel given.
     Snapshot(SnapshotRequest, flume::Sender<ShardSnapshot>),
+    /// Lame duck mode (see [`crate::server::Controller::lame_duck`]).
+    LameDuck { duration: Duration, grace: Duration },
+}
+
+/// Why a shard stops accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Stop,
+    LameDuck { duration: Duration, grace: Duration },
 }
 
 /// Everything a shard needs to start; cloned into every executor.
@@ -184,7 +194,11 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     let accepting = futures_lite::future::or(accept, accept_irc);
     let accepting = futures_lite::future::or(accepting, accept_logs);
     let accepting = futures_lite::future::or(accepting, accept_syslog);
-    futures_lite::future::or(accepting, obey(&ctx, control)).await;
+    let accepting = async {
+        accepting.await;
+        Exit::Stop
+    };
+    let exit = futures_lite::future::or(accepting, obey(&ctx, control)).await;
     listener.stop();
     drop(listener);
     if let Some(l) = log_listener {
@@ -195,6 +209,15 @@ pub async fn run(start: ShardStart) -> Option<MetricsSnapshot> {
     }
     if let Some(l) = irc_listener {
         l.stop();
+    }
+    if let Exit::LameDuck { duration, grace } = exit {
+        // Still answering the main thread (snapshots; a stop ends it at once).
+        let ldm = lame_duck::run(&ctx, duration, grace);
+        let until_stopped = async {
+            // A second lame duck request changes nothing.
+            while obey(&ctx, control).await != Exit::Stop {}
+        };
+        futures_lite::future::or(ldm, until_stopped).await;
     }
     shutdown(&ctx).await;
     Some(MetricsSnapshot::of(&ctx.metrics))
@@ -249,8 +272,8 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
     glommio::spawn_local(stats::sample_load(Rc::clone(ctx))).detach();
 }
 
-/// Applies what the main thread sends until it says stop (or is gone).
-async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
+/// Applies what the main thread sends until it says stop (or is gone), or lame duck.
+async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) -> Exit {
     loop {
         match control.recv_async().await {
             Ok(Control::Reload(limits)) => {
@@ -272,7 +295,10 @@ async fn obey(ctx: &ShardCtx, control: &flume::Receiver<Control>) {
                 // The asker may have given up waiting; nothing to do then.
                 let _ = reply.send(ctx.snapshot(request));
             }
-            Ok(Control::Stop) | Err(_) => return,
+            Ok(Control::LameDuck { duration, grace }) => {
+                return Exit::LameDuck { duration, grace };
+            }
+            Ok(Control::Stop) | Err(_) => return Exit::Stop,
         }
     }
 }
