@@ -140,10 +140,27 @@ impl Hubs {
 
 /// A shardcast node with 2 shards hanging off `hubs` (dialling the members in `which`).
 pub fn node(hubs: &Hubs, name: &str, which: &[usize]) -> Server {
+    node_with(hubs, name, which, "")
+}
+
+/// `node`, with more configuration (`extra`: TOML sections).
+pub fn node_with(hubs: &Hubs, name: &str, which: &[usize], extra: &str) -> Server {
     Server::start_with(
         2,
-        &format!("[monitoring]\nport = 0\n{}", hubs.leaf_toml(name, which)),
+        &format!(
+            "[monitoring]\nport = 0\n{extra}\n{}",
+            hubs.leaf_toml(name, which)
+        ),
     )
+}
+
+/// The IRC address a node logged (it has `[irc] port = 0`).
+pub fn irc_addr(server: &Server) -> SocketAddr {
+    let line = server.wait_for_log("irc listening", |l| l.contains("irc listening"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no addr in {line}"))
 }
 
 /// Subscribes `client` to `subject` and waits until a probe published from `probe` (a
