@@ -26,6 +26,7 @@ NEEDS=(
   "tmux         tmux             runs irssi in a detached terminal, types and reads its screen (tests/common/irssi.rs)"
   "nc           netcat-openbsd   tests/logs_walkthrough.rs runs docs/logs.md's NATS subscriber, nc speaking the protocol"
   "rsyslogd     rsyslog          tests/bench_logs.rs routes the log bench through rsyslog, the reference relay"
+  "python3      python3          tests/lame_duck.rs runs a nats.py client (installed below in a virtualenv)"
 )
 
 cd "$(dirname "$0")/.."
@@ -82,6 +83,16 @@ if [[ ! -f $browser/node_modules/.package-lock.json ||
       $browser/package-lock.json -nt $browser/node_modules/.package-lock.json ]]; then
   echo "scripts/test.sh: npm ci in $browser" >&2
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# tests/python's packages (nats.py), in a virtualenv under target/ (again when the list
+# changes).
+pyenv=target/test-python
+if [[ ! -f $pyenv/.installed || tests/python/requirements.txt -nt $pyenv/.installed ]]; then
+  echo "scripts/test.sh: pip install -r tests/python/requirements.txt into $pyenv" >&2
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  touch "$pyenv/.installed"
 fi
 
 if [[ ${1:-} == --deps-only ]]; then

@@ -1,6 +1,6 @@
 //! Lame duck mode (SIGUSR2, as nats-server): the server stops accepting, tells its NATS
 //! clients (an INFO with `ldm: true` and `connect_urls`; async-nats reports
-//! `LameDuckMode`), waits the grace period, closes its clients spread over the rest of
+//! `LameDuckMode`, nats.py calls its `lame_duck_mode_cb`), waits the grace period, closes its clients spread over the rest of
 //! `lame_duck_duration`, and exits 0.
 
 mod common;
@@ -148,4 +148,50 @@ fn a_grace_period_not_shorter_than_the_duration_is_refused() {
         err.contains("lame_duck_grace_period") && err.contains("must be shorter"),
         "{err}"
     );
+}
+
+#[test]
+fn nats_py_hears_lame_duck_mode_and_learns_the_other_nodes() {
+    use std::io::BufRead;
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-python/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/ldm_client.py");
+    let s = Server::start_with(
+        2,
+        "connect_urls = [\"127.0.0.1:4333\"]\n\
+         [shutdown]\nlame_duck_duration = \"2s\"\nlame_duck_grace_period = \"500ms\"\n",
+    );
+    let mut child = std::process::Command::new(python)
+        .args([script, &format!("nats://{}", s.addr)])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nats.py's virtualenv (scripts/test.sh --deps-only makes it)");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut until = |want: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("nats.py never said {want:?}: {seen:?}"));
+        seen.push(line.clone());
+        if line.starts_with(want) {
+            return line;
+        }
+    };
+    let servers = until("servers");
+    assert!(servers.contains("127.0.0.1:4333"), "{servers}");
+    until("connected");
+    s.signal(libc::SIGUSR2);
+    until("ldm");
+    until("closed");
+    let (status, _) = s.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    let _ = child.wait();
 }
