@@ -472,4 +472,34 @@ fn irc_users_on_two_nodes_chat_in_one_channel() {
         );
     }
     common::irc::names_until(&mut alice, "#lobby", &["alice", "carol"]);
+
+    // The nick service's events name one node's shards and connections: they stay on
+    // their node, however wide the hub's interest. A second alice on node b is no
+    // collision (nicknames are per node), and nobody is closed.
+    let rt = common::irc::runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        let native = connect(hubs.nodes[2].client).await;
+        let mut nick_events = native.subscribe("$SC.IRC.>").await.expect("sub");
+        let mut everything = native.subscribe(">").await.expect("sub");
+        native.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut alice_b = Irc::register(common::cluster::irc_addr(&b), "alice");
+        alice_b.send("JOIN #lobby");
+        alice_b.expect(" 366 alice #lobby ");
+        let mut dave = Irc::register(common::cluster::irc_addr(&a), "dave");
+        dave.send("JOIN #lobby");
+        dave.expect(" 366 dave #lobby ");
+        nothing_more(&mut nick_events, "$SC.IRC.> behind the hub").await;
+        // Meanwhile other subjects did cross (presence events, say).
+        let crossed = tokio::time::timeout(Duration::from_secs(5), everything.next())
+            .await
+            .expect("something crossed")
+            .expect("open");
+        assert!(!crossed.subject.starts_with("$SC.IRC."), "{crossed:?}");
+        for c in [&mut alice, &mut bob, &mut carol, &mut alice_b, &mut dave] {
+            c.send("PING :still-here");
+            c.expect("still-here");
+        }
+    });
 }

@@ -75,7 +75,7 @@ pub fn to_plain(
     if subs.len() < 2 {
         let mut delivered = 0;
         for sub in subs {
-            if link_served && sub.wire() == Wire::Leaf {
+            if sub.wire() == Wire::Leaf && (link_served || !crate::leaf::crosses(m.subject)) {
                 continue;
             }
             if Some(sub.cid) != skip_cid && deliver(sub, m, class, expired) {
@@ -97,7 +97,7 @@ pub fn to_plain(
             }
             let wire = sub.wire().for_msg(m);
             if wire == Wire::Leaf {
-                if link_served || leaf_served == Some(sub.cid) {
+                if link_served || leaf_served == Some(sub.cid) || !crate::leaf::crosses(m.subject) {
                     continue;
                 }
                 leaf_served = Some(sub.cid);
@@ -162,7 +162,7 @@ pub fn deliver(
 /// queue groups it was picked for: the hub delivers it to its plain subscribers and to one
 /// member of each group listed. The link then gets nothing more for this message.
 pub fn to_link(sub: &Rc<Sub>, m: &MsgView<'_>, class: MsgClass, queues: &[&[u8]]) -> bool {
-    if !sub.is_live() || !sub.admits(m) {
+    if !sub.is_live() || !sub.admits(m) || !crate::leaf::crosses(m.subject) {
         return false;
     }
     let head_max = crate::wire::leaf::head_len_max_queued(m, queues);

@@ -197,8 +197,11 @@ impl Run {
         }
         self.cids.clear();
         let plain = &target.plain;
+        // A subject that stays on this node never goes to the leaf link (see
+        // `leaf::crosses`): left to `to_plain`, which knows that.
         let ok = target.queues.is_empty()
             && plain.len() >= 2
+            && (crate::leaf::crosses(m.subject) || plain.iter().all(|s| s.wire() != Wire::Leaf))
             && plain
                 .iter()
                 .all(|s| s.max_msgs() == 0 && !s.is_guarded() && self.cids.insert(s.cid));

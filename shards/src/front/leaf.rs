@@ -292,7 +292,7 @@ impl Session for LeafSession {
                     None => (None, body),
                 };
                 consumed += total;
-                if !imported(&self.cfg.import, m.subject) {
+                if !imported(&self.cfg.import, m.subject) || !crate::leaf::crosses(m.subject) {
                     // Not ours to take (the hub should not have sent it): counted.
                     self.state.filtered.set(self.state.filtered.get() + 1);
                     continue;

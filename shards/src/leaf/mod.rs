@@ -29,6 +29,16 @@ use dial::{DialError, Link};
 /// The most keys of remote interest the link tracks (LS+ beyond it are counted, not kept).
 pub const REMOTE_INTEREST_MAX: usize = 1_000_000;
 
+/// Subjects that never cross the link: the IRC service's nick events name shards and
+/// connection ids of one node, meaningless (and harmful) on another.
+pub const LOCAL_ONLY_PREFIX: &[u8] = b"$SC.IRC.";
+
+/// Whether a message on `subject` may cross the link.
+#[inline]
+pub fn crosses(subject: &[u8]) -> bool {
+    !subject.starts_with(LOCAL_ONLY_PREFIX)
+}
+
 /// The wait before reconnecting after a loop was detected (nats-server's own).
 pub const LOOP_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 

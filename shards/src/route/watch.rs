@@ -44,7 +44,7 @@ impl InterestWatch {
     /// One subscription (of connection `cid`, or of another shard when None) appeared
     /// (`delta` 1) or went (`delta` -1).
     pub fn changed(&mut self, cid: Option<u64>, subject: &[u8], queue: Option<&[u8]>, delta: i32) {
-        if cid.is_some() && cid == self.link_cid {
+        if (cid.is_some() && cid == self.link_cid) || !crate::leaf::crosses(subject) {
             return;
         }
         if self.import.is_empty() {
