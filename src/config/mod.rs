@@ -19,6 +19,7 @@ pub mod history;
 pub mod irc;
 pub mod leafnode;
 pub mod logs;
+pub mod shutdown;
 pub mod tls;
 mod values;
 
@@ -30,6 +31,7 @@ use history::HistorySection;
 use irc::IrcSection;
 use leafnode::LeafnodeSection;
 use logs::LogsSection;
+use shutdown::{connect_url, ShutdownSection, CONNECT_URLS_MAX};
 use tls::TlsSection;
 
 /// The commented default configuration, built into the binary (`shardcast config`).
@@ -177,44 +179,6 @@ pub struct RingSection {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ShutdownSection {
-    pub grace: Dur,
-    /// Lame duck mode (SIGUSR2): how long closing every client takes in all.
-    pub lame_duck_duration: Dur,
-    /// Lame duck mode: the wait before the first client is closed.
-    pub lame_duck_grace_period: Dur,
-}
-
-impl ShutdownSection {
-    fn validate(&self) -> Result<(), String> {
-        if self.lame_duck_grace_period.0 >= self.lame_duck_duration.0 {
-            return Err(format!(
-                "shutdown.lame_duck_grace_period ({:?}) must be shorter than shutdown.lame_duck_duration ({:?})",
-                self.lame_duck_grace_period.0, self.lame_duck_duration.0
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The most entries `connect_urls` may list.
-const CONNECT_URLS_MAX: usize = 64;
-
-/// `host:port` from a `connect_urls` entry (`nats://host:port` or `host:port`).
-fn connect_url(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("nats://").unwrap_or(url);
-    match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            Ok(rest.to_string())
-        }
-        _ => Err(format!(
-            "connect_urls: \"{url}\" is not host:port (or nats://host:port)"
-        )),
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// A tracing filter: "info", "debug", "shards=debug,info"… RUST_LOG overrides it.
     pub level: String,
@@ -331,16 +295,6 @@ impl Default for RingSection {
             slots: l.ring_slots,
             overflow_batches_max: l.ring_overflow_batches_max,
             pool_chunks_max: l.pool_chunks_max,
-        }
-    }
-}
-
-impl Default for ShutdownSection {
-    fn default() -> Self {
-        ShutdownSection {
-            grace: Dur(Limits::default().shutdown_grace),
-            lame_duck_duration: Dur(Duration::from_secs(120)),
-            lame_duck_grace_period: Dur(Duration::from_secs(10)),
         }
     }
 }
