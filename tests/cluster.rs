@@ -72,7 +72,17 @@ fn the_link_comes_up_and_back_after_the_hub_restarts() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    let before = ours(&|l| l["leafnodes"] == 1);
+    ours(&|l| l["leafnodes"] == 1);
+    // The hub's snapshot of its interest arrives in pieces: wait until the count holds.
+    let mut before = get_json(http, "/leafz");
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = get_json(http, "/leafz");
+        if now["leafs"][0]["remote_interest"] == before["leafs"][0]["remote_interest"] {
+            break;
+        }
+        before = now;
+    }
     let link = &before["leafs"][0];
     assert_eq!(link["name"], "node-a", "{before}");
     assert_eq!(link["port"], leaf_port, "{before}");

@@ -25,7 +25,8 @@ use crate::conn::{Conn, ConnFlags};
 use crate::front::{Input, Session};
 use crate::leaf::{LeafConfig, LinkState, RemoteKey, LOOP_RECONNECT_DELAY, REMOTE_INTEREST_MAX};
 use crate::metrics::ShardMetrics;
-use crate::protocol::ProtoError;
+use crate::protocol::leaf_ops::{parse_leaf_op, LeafDelivery, LeafOp, LeafParsed};
+use crate::protocol::{ProtoError, ServerOp};
 use crate::route::{Op, Router, LINK_QUEUE_PREFIX};
 use crate::subject::pattern::intersect;
 use crate::subject::pattern_matches;
@@ -118,85 +119,100 @@ impl LeafSession {
         line
     }
 
-    /// Applies one line from the hub.
-    fn line(&mut self, router: &mut Router, conn: &Rc<Conn>, line: &[u8]) {
-        let mut words = line
-            .split(|&b| b == b' ' || b == b'\t')
-            .filter(|w| !w.is_empty());
-        let verb = words.next().unwrap_or_default().to_ascii_uppercase();
-        match verb.as_slice() {
-            b"INFO" => {
-                let info: serde_json::Value =
-                    serde_json::from_slice(&line[4..]).unwrap_or_default();
+    /// The hub's interest in `subject` (and `queue`) appeared (`weight`: Some) or went.
+    fn interest(
+        &mut self,
+        router: &mut Router,
+        conn: &Rc<Conn>,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        weight: Option<u32>,
+    ) {
+        let key = match queue {
+            Some(q) => format!(
+                "{} {}",
+                String::from_utf8_lossy(subject),
+                String::from_utf8_lossy(q)
+            ),
+            None => String::from_utf8_lossy(subject).into_owned(),
+        };
+        if weight.is_some() && subject == self.loop_subject().as_bytes() {
+            // Our own interest came back round: the hubs form a cycle through us.
+            self.loop_detected(conn, "our loop-detection subject came back from the hub");
+            return;
+        }
+        // The hub's group `q` is joined as `$sc.leaf.q`: it backs up the node's own
+        // members of `q`, never competes with them.
+        let group = queue.map(|q| [LINK_QUEUE_PREFIX, q].concat());
+        let mut remote = self.state.remote.borrow_mut();
+        let Some(weight) = weight else {
+            for sid in remote.remove(&key).map(|k| k.sids).unwrap_or_default() {
+                let op = Op::Unsubscribe {
+                    sid: &sid,
+                    max_msgs: None,
+                };
+                router.apply(conn, op);
+            }
+            return;
+        };
+        if let Some(known) = remote.get_mut(&key) {
+            known.weight = weight; // a queue key's new member count
+        } else if remote.len() < REMOTE_INTEREST_MAX {
+            // What may go up: the hub's interest within `export` (all of it when `export`
+            // is empty), one subscription per overlap.
+            let mut subjects = exported(&self.cfg.export, subject);
+            subjects.dedup();
+            let mut sids = Vec::with_capacity(subjects.len());
+            for s in &subjects {
+                self.next_sid += 1;
+                let sid: Box<[u8]> = itoa::Buffer::new().format(self.next_sid).as_bytes().into();
+                let op = Op::Subscribe {
+                    sid: &sid,
+                    subject: s,
+                    queue: group.as_deref(),
+                };
+                router.apply(conn, op);
+                sids.push(sid);
+            }
+            remote.insert(key, RemoteKey { weight, sids });
+        } else {
+            self.state
+                .interest_dropped
+                .set(self.state.interest_dropped.get() + 1);
+        }
+    }
+
+    /// A message from the hub: into the local fan-out as the link's own publish (plain
+    /// subscriptions and the groups the hub listed; never back up the link).
+    fn message(&mut self, router: &mut Router, conn: &Rc<Conn>, d: &LeafDelivery<'_>) {
+        if !imported(&self.cfg.import, d.subject) || !crate::leaf::crosses(d.subject) {
+            // Not ours to take (the hub should not have sent it): counted.
+            self.state.filtered.set(self.state.filtered.get() + 1);
+            return;
+        }
+        let parts = crate::front::Composed {
+            subject: d.subject,
+            reply: d.reply,
+            headers: d.headers,
+            payload: d.payload,
+        };
+        crate::front::publish_from_hub(router, conn, parts, &d.queues);
+    }
+
+    /// The operations a client connection also gets.
+    fn server_op(&mut self, conn: &Rc<Conn>, op: ServerOp<'_>) {
+        match op {
+            ServerOp::Info(json) => {
+                let info: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
                 self.state.learn(&info);
             }
-            b"+OK" => {}
-            b"PING" => {
+            ServerOp::Ok => {}
+            ServerOp::Ping => {
                 conn.outbox.push_control(b"PONG\r\n");
             }
-            b"PONG" => conn.pong_received(std::time::Instant::now()),
-            b"LS+" | b"LS-" => {
-                let subject = words.next().unwrap_or_default();
-                let queue = words.next();
-                let weight = words
-                    .next()
-                    .and_then(|w| std::str::from_utf8(w).ok()?.parse().ok())
-                    .unwrap_or(1);
-                let key = match queue {
-                    Some(q) => format!(
-                        "{} {}",
-                        String::from_utf8_lossy(subject),
-                        String::from_utf8_lossy(q)
-                    ),
-                    None => String::from_utf8_lossy(subject).into_owned(),
-                };
-                if verb == b"LS+" && subject == self.loop_subject().as_bytes() {
-                    // Our own interest came back round: the hubs form a cycle through us.
-                    self.loop_detected(conn, "our loop-detection subject came back from the hub");
-                    return;
-                }
-                // The hub's group `q` is joined as `$sc.leaf.q`: it backs up the node's own
-                // members of `q`, never competes with them.
-                let group = queue.map(|q| [LINK_QUEUE_PREFIX, q].concat());
-                let mut remote = self.state.remote.borrow_mut();
-                if verb == b"LS-" {
-                    for sid in remote.remove(&key).map(|k| k.sids).unwrap_or_default() {
-                        let op = Op::Unsubscribe {
-                            sid: &sid,
-                            max_msgs: None,
-                        };
-                        router.apply(conn, op);
-                    }
-                } else if let Some(known) = remote.get_mut(&key) {
-                    known.weight = weight; // a queue key's new member count
-                } else if remote.len() < REMOTE_INTEREST_MAX {
-                    // What may go up: the hub's interest within `export` (all of it when
-                    // `export` is empty), one subscription per overlap.
-                    let mut subjects = exported(&self.cfg.export, subject);
-                    subjects.dedup();
-                    let mut sids = Vec::with_capacity(subjects.len());
-                    for s in &subjects {
-                        self.next_sid += 1;
-                        let sid: Box<[u8]> =
-                            itoa::Buffer::new().format(self.next_sid).as_bytes().into();
-                        let op = Op::Subscribe {
-                            sid: &sid,
-                            subject: s,
-                            queue: group.as_deref(),
-                        };
-                        router.apply(conn, op);
-                        sids.push(sid);
-                    }
-                    remote.insert(key, RemoteKey { weight, sids });
-                } else {
-                    self.state
-                        .interest_dropped
-                        .set(self.state.interest_dropped.get() + 1);
-                }
-            }
-            b"-ERR" => {
-                let text = String::from_utf8_lossy(&line[4..]);
-                let text = text.trim().trim_matches('\'');
+            ServerOp::Pong => conn.pong_received(std::time::Instant::now()),
+            ServerOp::Err(text) => {
+                let text = String::from_utf8_lossy(text);
                 if text.contains("Loop detected") {
                     self.state.hold_off(LOOP_RECONNECT_DELAY);
                     tracing::error!(hub = %self.hub, error = %text, delay_s = LOOP_RECONNECT_DELAY.as_secs(), "leafnode hub detected a loop through this node; check the hubs' leafnode remotes");
@@ -205,8 +221,8 @@ impl LeafSession {
                 }
                 conn.close(CloseReason::ClientClosed);
             }
-            _ => {
-                tracing::warn!(hub = %self.hub, line = %String::from_utf8_lossy(&line[..line.len().min(80)]), "leafnode: unknown operation from the hub");
+            ServerOp::Msg(_) => {
+                // parse_leaf_op never gives a client's MSG.
                 conn.close(CloseReason::Protocol(ProtoError::UnknownOp));
             }
         }
@@ -253,69 +269,38 @@ impl Session for LeafSession {
         let mut needed = 0;
         while consumed < data.len() && !conn.is_closing() {
             let rest = &data[consumed..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                if rest.len() > LINE_BYTES_MAX {
-                    conn.close(CloseReason::Protocol(ProtoError::ControlLineTooLong));
-                }
-                break;
-            };
-            let line = &rest[..nl];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
-            if verb.eq_ignore_ascii_case(b"LMSG") || verb.eq_ignore_ascii_case(b"HMSG") {
-                let headers = verb.eq_ignore_ascii_case(b"HMSG");
-                let Some(m) = leaf_msg(&line[verb.len()..], headers) else {
-                    tracing::warn!(hub = %self.hub, "leafnode: a malformed message line from the hub");
-                    conn.close(CloseReason::Protocol(ProtoError::BadArguments("LMSG")));
-                    break;
-                };
-                if m.size > LEAF_MSG_BYTES_MAX {
-                    conn.close(CloseReason::Protocol(ProtoError::PayloadTooLarge));
-                    break;
-                }
-                let total = nl + 1 + m.size + 2;
-                if rest.len() < total {
-                    needed = total;
-                    break;
-                }
-                let body = &rest[nl + 1..nl + 1 + m.size];
-                if &rest[nl + 1 + m.size..total] != b"\r\n" {
-                    conn.close(CloseReason::Protocol(ProtoError::BadPayloadTerminator));
-                    break;
-                }
-                let (headers, payload) = match m.header_len {
-                    Some(h) if h <= body.len() => (Some(&body[..h]), &body[h..]),
-                    Some(_) => {
-                        conn.close(CloseReason::Protocol(ProtoError::BadArguments("HMSG")));
-                        break;
+            match parse_leaf_op(rest, LINE_BYTES_MAX, LEAF_MSG_BYTES_MAX) {
+                Ok(LeafParsed::Op { op, consumed: n }) => {
+                    consumed += n;
+                    match op {
+                        LeafOp::Msg(d) => self.message(router, conn, &d),
+                        LeafOp::Interest {
+                            subject,
+                            queue,
+                            weight,
+                        } => self.interest(router, conn, subject, queue, Some(weight)),
+                        LeafOp::NoInterest { subject, queue } => {
+                            self.interest(router, conn, subject, queue, None)
+                        }
+                        LeafOp::Server(op) => self.server_op(conn, op),
                     }
-                    None => (None, body),
-                };
-                consumed += total;
-                if !imported(&self.cfg.import, m.subject) || !crate::leaf::crosses(m.subject) {
-                    // Not ours to take (the hub should not have sent it): counted.
-                    self.state.filtered.set(self.state.filtered.get() + 1);
-                    continue;
                 }
-                // Into the local fan-out as the link's own publish: plain subscriptions and
-                // the groups the hub listed; never back up the link.
-                crate::front::publish_from_hub(
-                    router,
-                    conn,
-                    crate::front::Composed {
-                        subject: m.subject,
-                        reply: m.reply,
-                        headers,
-                        payload,
-                    },
-                    &m.queues,
-                );
-                continue;
+                Ok(LeafParsed::NeedMore { needed_bytes }) => {
+                    needed = needed_bytes;
+                    break;
+                }
+                Err(e) => {
+                    let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+                    let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
+                    if e == ProtoError::UnknownOp {
+                        tracing::warn!(hub = %self.hub, line = %shown, "leafnode: unknown operation from the hub");
+                    } else {
+                        tracing::warn!(hub = %self.hub, line = %shown, error = %e, "leafnode: a malformed operation from the hub");
+                    }
+                    conn.close(CloseReason::Protocol(e));
+                    break;
+                }
             }
-            if !line.is_empty() {
-                self.line(router, conn, line);
-            }
-            consumed += nl + 1;
         }
         Input {
             consumed,
@@ -352,87 +337,4 @@ fn imported(import: &[String], subject: &[u8]) -> bool {
         || import
             .iter()
             .any(|i| pattern_matches(i.as_bytes(), subject))
-}
-
-/// The most queue groups one message from the hub may list.
-const QUEUES_PER_MSG_MAX: usize = 1024;
-
-/// The arguments of an `LMSG`/`HMSG` line from the hub.
-struct LeafMsg<'a> {
-    subject: &'a [u8],
-    reply: Option<&'a [u8]>,
-    header_len: Option<usize>,
-    size: usize,
-    /// The groups it may be delivered to (none: plain subscriptions only).
-    queues: Vec<&'a [u8]>,
-}
-
-/// Parses `<subject> [reply | + reply queues… | | queues…] [header size] <size>`.
-fn leaf_msg(args: &[u8], headers: bool) -> Option<LeafMsg<'_>> {
-    let words: Vec<&[u8]> = args
-        .split(|&b| b == b' ' || b == b'\t')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let number = |w: &[u8]| std::str::from_utf8(w).ok()?.parse::<usize>().ok();
-    let sizes = if headers { 2 } else { 1 };
-    if words.len() < 1 + sizes {
-        return None;
-    }
-    let (front, back) = words.split_at(words.len() - sizes);
-    let size = number(back[back.len() - 1])?;
-    let header_len = if headers {
-        Some(number(back[0])?)
-    } else {
-        None
-    };
-    let subject = front[0];
-    let (reply, queues) = match front.get(1).copied() {
-        None => (None, &[][..]),
-        Some(b"+") => (Some(*front.get(2)?), front.get(3..)?),
-        Some(b"|") => (None, &front[2..]),
-        Some(r) if front.len() == 2 => (Some(r), &[][..]),
-        Some(_) => return None,
-    };
-    if queues.len() > QUEUES_PER_MSG_MAX {
-        return None;
-    }
-    Some(LeafMsg {
-        subject,
-        reply,
-        header_len,
-        size,
-        queues: queues.to_vec(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::leaf_msg;
-
-    #[test]
-    fn message_lines_from_the_hub() {
-        let m = leaf_msg(b" foo 5", false).expect("plain");
-        assert_eq!(
-            (m.subject, m.reply, m.header_len, m.size),
-            (&b"foo"[..], None, None, 5)
-        );
-        let m = leaf_msg(b" foo _INBOX.1 5", false).expect("reply");
-        assert_eq!(m.reply, Some(&b"_INBOX.1"[..]));
-        let m = leaf_msg(b" foo + _INBOX.1 q1 q2 5", false).expect("reply and queues");
-        assert_eq!((m.reply, m.size), (Some(&b"_INBOX.1"[..]), 5));
-        assert_eq!(m.queues, vec![&b"q1"[..], &b"q2"[..]]);
-        let m = leaf_msg(b" foo | q1 5", false).expect("queues only");
-        assert_eq!((m.reply, m.queues), (None, vec![&b"q1"[..]]));
-        let m = leaf_msg(b" foo | q1 12 14", true).expect("queues and headers");
-        assert_eq!((m.header_len, m.queues), (Some(12), vec![&b"q1"[..]]));
-        assert!(leaf_msg(b" foo +", false).is_none());
-        let m = leaf_msg(b" foo r 12 14", true).expect("headers");
-        assert_eq!(
-            (m.reply, m.header_len, m.size),
-            (Some(&b"r"[..]), Some(12), 14)
-        );
-        assert!(leaf_msg(b" foo", false).is_none());
-        assert!(leaf_msg(b" foo x", false).is_none());
-        assert!(leaf_msg(b" foo a b 5", false).is_none());
-    }
 }

@@ -3,11 +3,12 @@
 //! [`Parser`] turns a connection's input buffer into borrowed [`Op`]s (one file per operation
 //! parses that operation's arguments); the encoders ([`info::encode_info`],
 //! [`msg::encode_msg_line`], [`errors::encode_err`] and the fixed replies in [`errors`])
-//! append server frames to an output buffer; [`server_ops`] parses server frames for client-mode tools. Subject syntax is checked elsewhere.
+//! append server frames to an output buffer; [`server_ops`] parses server frames for client-mode tools, and [`leaf_ops`] a hub's frames for the leaf link. Subject syntax is checked elsewhere.
 
 pub mod connect;
 pub mod errors;
 pub mod info;
+pub mod leaf_ops;
 mod lex;
 pub mod msg;
 pub mod parser;
