@@ -25,6 +25,7 @@ import report_flow  # noqa: E402  (next to this file)
 import report_irc  # noqa: E402
 import report_logs  # noqa: E402
 import report_security  # noqa: E402
+import report_cluster  # noqa: E402
 
 SERVERS = ("shardcast", "nats-server")
 SC, NATS = SERVERS
@@ -869,12 +870,13 @@ def main():
         with open(args.notes) as f:
             text = text.rstrip() + "\n\n" + f.read().rstrip() + "\n"
     if os.path.exists(args.md):
-        # The log-ingest and security sections come from benches/logs.sh and
-        # benches/security.sh: carried over as they are.
+        # The log-ingest, security and cross-node sections come from benches/logs.sh,
+        # benches/security.sh and benches/cluster.sh: carried over as they are.
         with open(args.md) as f:
             old = f.read()
         text = report_logs.carry_over(old, text)
         text = report_security.carry_over(old, text)
+        text = report_cluster.carry_over(old, text)
     os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     with open(args.md, "w") as f:
         f.write(text)
