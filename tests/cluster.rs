@@ -73,6 +73,15 @@ fn the_link_comes_up_and_back_after_the_hub_restarts() {
         }
     };
     ours(&|l| l["leafnodes"] == 1);
+    // Prometheus says the same.
+    let (status, _, metrics) = common::get(http, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("shardcast_leafnode_connected{name=\"node-a\"} 1")
+            && metrics.contains("shardcast_leafnode_connects_total{name=\"node-a\"} 1"),
+        "{metrics}"
+    );
+    common::promtool_check(&metrics);
     // The hub's snapshot of its interest arrives in pieces: wait until the count holds.
     let mut before = get_json(http, "/leafz");
     loop {

@@ -7,11 +7,13 @@
 use std::time::SystemTime;
 
 use hyper::{Response, StatusCode};
+use prometheus::proto::{MetricFamily, MetricType};
 use serde_json::{json, Value};
-use shards::metrics::SnapshotRequest;
+use shards::metrics::{ShardSnapshot, SnapshotRequest};
 use shards::server::Controller;
 
 use crate::monitor::format::{self, go_duration, rfc3339, Body};
+use crate::monitor::prom::{counter, family, gauge, label};
 use crate::monitor::routes::{snapshots, Failure};
 
 pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
@@ -58,4 +60,40 @@ pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
         "configured": configured,
     });
     format::json(StatusCode::OK, &body).map_err(|never| match never {})
+}
+
+/// The leaf link in `/metrics` (when `[leafnode]` is on): `shardcast_leafnode_connected`,
+/// `…_connects_total`, `…_remote_interest`, `…_import_filtered_total`, labelled by name.
+pub fn families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
+    let Some(link) = shards.iter().find_map(|s| s.leaf.as_ref()) else {
+        return Vec::new();
+    };
+    let name = || vec![label("name", &link.name)];
+    let up = if link.hub.is_some() { 1.0 } else { 0.0 };
+    vec![
+        family(
+            "leafnode_connected",
+            "1 while the leaf link to the hub is up.",
+            MetricType::GAUGE,
+            vec![gauge(name(), up)],
+        ),
+        family(
+            "leafnode_connects_total",
+            "Times the leaf link came up.",
+            MetricType::COUNTER,
+            vec![counter(name(), link.connects as f64)],
+        ),
+        family(
+            "leafnode_remote_interest",
+            "Keys of interest the hub advertises to this node.",
+            MetricType::GAUGE,
+            vec![gauge(name(), link.remote_interest as f64)],
+        ),
+        family(
+            "leafnode_import_filtered_total",
+            "Messages from the hub outside [leafnode] import, dropped.",
+            MetricType::COUNTER,
+            vec![counter(name(), link.filtered as f64)],
+        ),
+    ]
 }

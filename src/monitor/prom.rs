@@ -120,7 +120,7 @@ pub(crate) fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
     m
 }
 
-fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
+pub(crate) fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
     let mut g = Gauge::default();
     g.set_value(value);
     let mut m = Metric::default();
@@ -310,6 +310,7 @@ pub fn families(summary: &ServerSummary, shards: &[ShardSnapshot]) -> Vec<Metric
         out.push(family(f.name, f.help, MetricType::HISTOGRAM, metrics));
     }
     out.extend(crate::monitor::logs::families(shards));
+    out.extend(crate::monitor::leafz::families(shards));
     out
 }
 
