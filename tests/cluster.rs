@@ -488,3 +488,31 @@ fn the_link_runs_over_tls_when_the_hub_asks_and_verifies_the_hub() {
         l.contains("leafnode link refused") && l.contains("TLS handshake failed")
     });
 }
+
+#[test]
+fn the_link_is_not_a_client_for_the_per_ip_limit() {
+    let dir = TempDir::new("hub");
+    let (leaf_port, http_port) = (free_fixed_port(), free_fixed_port());
+    let hub1 = hub(&dir, leaf_port, http_port);
+    let server = Server::start_with(
+        2,
+        &format!(
+            "[limits]\nmax_connections_per_ip = 1\n[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{leaf_port}\"]\nreconnect_delay = \"100ms\"\n"
+        ),
+    );
+    leaf_listed(http_port);
+    // The link (to 127.0.0.1) holds no slot: one local client still gets in.
+    let mut first = common::client(&server);
+    first.send(b"PING\r\n");
+    first.expect(b"PONG\r\n");
+    // The link drops and comes back: that gives back no slot it never took.
+    drop(hub1);
+    server.wait_for_log("the drop", |l| l.contains("leafnode link down"));
+    let _hub2 = hub(&dir, leaf_port, http_port);
+    leaf_listed(http_port);
+    let (mut second, _) = common::Raw::connect_info(server.addr);
+    second.expect(b"-ERR 'maximum connections per IP address exceeded'\r\n");
+    second.expect_closed();
+    first.send(b"PING\r\n");
+    first.expect(b"PONG\r\n");
+}

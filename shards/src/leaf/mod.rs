@@ -192,14 +192,14 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: LeafConfig, state: Rc<LinkState>) {
                     Link::Plain(tcp, d) => {
                         let hub = d.hub;
                         let session = LeafSession::new(cfg.clone(), Rc::clone(&state), d, id);
-                        run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Admitted)
+                        run_loop::serve_conn(Rc::clone(&ctx), cid, tcp, session, Door::Dialled)
                             .await;
                         hub
                     }
                     Link::Tls(tls, d) => {
                         let hub = d.hub;
                         let session = LeafSession::new(cfg.clone(), Rc::clone(&state), d, id);
-                        run_loop::serve_conn(Rc::clone(&ctx), cid, tls, session, Door::Admitted)
+                        run_loop::serve_conn(Rc::clone(&ctx), cid, tls, session, Door::Dialled)
                             .await;
                         hub
                     }

@@ -41,7 +41,10 @@ impl Router {
             // Re-using an active sid is a silent no-op, as in nats-server.
             return Outcome::Done;
         }
-        if self.subscriptions_max != 0 && subs.len() >= self.subscriptions_max {
+        // The leaf link holds the hub's interest, bounded by `leaf::REMOTE_INTEREST_MAX`,
+        // not by the per-client limit.
+        let limited = self.subscriptions_max != 0 && conn.wire() != Wire::Leaf;
+        if limited && subs.len() >= self.subscriptions_max {
             return Outcome::Refused(Refusal::TooManySubscriptions);
         }
         let sub = Rc::new(Sub::new(conn, sid, subject, queue));

@@ -35,6 +35,9 @@ pub enum Door {
     Unchecked,
     /// Admitted already (a TLS connection, before its handshake).
     Admitted,
+    /// Dialled by this server (the leaf link): not a client of ours, so neither admitted
+    /// nor counted against the per-IP and connection limits.
+    Dialled,
 }
 
 /// Serves one accepted connection, client id `cid` (see [`ShardCtx::next_cid`]), with
@@ -73,8 +76,9 @@ pub async fn serve_conn<T: Transport + 'static>(
         Rc::clone(&transport),
         params,
     ));
-    let ip = conn.peer.map(|p| p.ip());
-    let admitted = if door == Door::Admitted {
+    // Only clients hold a per-IP slot (taken at the door, given back at the end).
+    let ip = conn.peer.map(|p| p.ip()).filter(|_| door != Door::Dialled);
+    let admitted = if door != Door::Unchecked {
         Ok(())
     } else {
         let g = &ctx.global;
@@ -84,7 +88,7 @@ pub async fn serve_conn<T: Transport + 'static>(
             .map_err(|refused| refused.close_reason())
     };
     let admitted = match admitted {
-        Ok(()) if open > connections_max => {
+        Ok(()) if open > connections_max && door != Door::Dialled => {
             if let Some(ip) = ip {
                 ctx.global.admission.release(ip);
             }

@@ -137,3 +137,24 @@ fn clients_cannot_join_the_links_groups() {
         Outcome::Refused(Refusal::InvalidSubject)
     );
 }
+
+#[test]
+fn the_per_client_subscription_limit_does_not_bound_the_hubs_interest() {
+    let mut limits = crate::limits::Limits::default();
+    limits.subscriptions_max = 2;
+    let mut s = Shard::with_limits(0, 1, limits);
+    let up = link(&mut s);
+    for i in 0..10 {
+        assert_eq!(
+            s.sub(&up, &i.to_string(), &format!("s.{i}"), None),
+            Outcome::Done
+        );
+    }
+    let c = s.conn();
+    s.sub(&c, "1", "a", None);
+    s.sub(&c, "2", "b", None);
+    assert_eq!(
+        s.sub(&c, "3", "c", None),
+        Outcome::Refused(Refusal::TooManySubscriptions)
+    );
+}
