@@ -140,8 +140,10 @@ fn clients_cannot_join_the_links_groups() {
 
 #[test]
 fn the_per_client_subscription_limit_does_not_bound_the_hubs_interest() {
-    let mut limits = crate::limits::Limits::default();
-    limits.subscriptions_max = 2;
+    let limits = crate::limits::Limits {
+        subscriptions_max: 2,
+        ..Default::default()
+    };
     let mut s = Shard::with_limits(0, 1, limits);
     let up = link(&mut s);
     for i in 0..10 {
