@@ -292,7 +292,8 @@ fn each_shard_logs_a_summary_line_when_asked() {
 fn the_dashboard_shows_live_data_in_headless_chromium() {
     let (server, http) = start("");
     let url = format!("nats://{}", server.addr);
-    // Bounded traffic while the page samples.
+    // Traffic for as long as the page may sample (its start plus its 30 s timeout; a slow
+    // Chromium start must not find the traffic over), stopped as soon as the page is done.
     let mut bench = Command::new(env!("CARGO_BIN_EXE_shardcast"))
         .args([
             "bench",
@@ -306,7 +307,7 @@ fn the_dashboard_shows_live_data_in_headless_chromium() {
             "--rate",
             "20000",
             "--duration",
-            "12s",
+            "45s",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
