@@ -195,3 +195,24 @@ fn nats_py_hears_lame_duck_mode_and_learns_the_other_nodes() {
     assert_eq!(status.code(), Some(0));
     let _ = child.wait();
 }
+
+#[test]
+fn irc_people_get_a_notice_then_are_closed() {
+    let s = Server::start_with(
+        2,
+        "connect_urls = [\"node-b.example:6667\"]\n[irc]\nport = 0\n\
+         [shutdown]\nlame_duck_duration = \"2s\"\nlame_duck_grace_period = \"500ms\"\n",
+    );
+    let irc = common::cluster::irc_addr(&s);
+    let mut alice = common::irc::Irc::register(irc, "alice");
+    alice.send("JOIN #ops");
+    alice.expect(" 366 alice #ops ");
+    s.signal(libc::SIGUSR2);
+    let notice = alice.expect("NOTICE * :");
+    assert!(
+        notice.contains("going down for maintenance") && notice.contains("node-b.example:6667"),
+        "{notice}"
+    );
+    let (status, _) = s.wait_exit();
+    assert_eq!(status.code(), Some(0));
+}

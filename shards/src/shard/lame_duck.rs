@@ -1,5 +1,6 @@
 //! Lame duck mode, as nats-server has it (SIGUSR2): the shard has stopped accepting; its
-//! NATS clients are told (an INFO with `ldm: true` and the deployment's `connect_urls`),
+//! NATS clients are told (an INFO with `ldm: true` and the deployment's `connect_urls`;
+//! IRC clients get a NOTICE saying so),
 //! so that clients that know lame duck mode start moving; after a grace period its
 //! clients are closed a few at a time over the rest of the lame duck duration, so they
 //! do not all reconnect elsewhere at the same instant. The leaf link stays up until the
@@ -42,15 +43,37 @@ pub async fn run(ctx: &Rc<ShardCtx>, duration: Duration, grace: Duration) {
     );
 }
 
-/// Sends the lame duck INFO to every NATS client; returns how many.
+/// Sends the lame duck INFO to every NATS client, and a notice to every IRC client;
+/// returns how many NATS clients were told.
 fn tell_clients(ctx: &ShardCtx) -> usize {
     let base = ServerInfo {
         ldm: true,
         ..(*ctx.nats_info()).clone()
     };
+    // IRC people get a notice (IRC has no way to say "move"): where to go, when known.
+    let irc_notice = ctx.global.irc.as_ref().map(|(_, settings)| {
+        let elsewhere = if base.connect_urls.is_empty() {
+            String::new()
+        } else {
+            format!("; other nodes: {}", base.connect_urls.join(", "))
+        };
+        format!(
+            ":{} NOTICE * :This server is going down for maintenance; please reconnect{elsewhere}\r\n",
+            settings.server_name
+        )
+    });
     let mut told = 0;
     for conn in ctx.conns.borrow().values() {
-        if !matches!(conn.wire(), Wire::Nats { .. }) || conn.is_closing() {
+        if conn.is_closing() {
+            continue;
+        }
+        if conn.wire() == Wire::Irc {
+            if let Some(line) = &irc_notice {
+                conn.outbox.push_control(line.as_bytes());
+            }
+            continue;
+        }
+        if !matches!(conn.wire(), Wire::Nats { .. }) {
             continue;
         }
         let info = ServerInfo {
