@@ -13,7 +13,7 @@
 
 use super::errors::ProtoError;
 use super::lex::{is_ws, parse_size, NumberError};
-use super::server_ops::{parse_server_op, ServerOp, ServerParsed};
+use super::server_ops::{control_line, parse_server_op, ControlLine, ServerOp, ServerParsed};
 
 /// The most queue groups one message may list.
 pub const QUEUES_PER_MSG_MAX: usize = 1024;
@@ -68,20 +68,14 @@ pub fn parse_leaf_op(
     control_line_bytes_max: usize,
     body_bytes_max: usize,
 ) -> Result<LeafParsed<'_>, ProtoError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > control_line_bytes_max.saturating_add(1) {
-            return Err(ProtoError::ControlLineTooLong);
-        }
+    let Some(ControlLine {
+        verb,
+        args,
+        after_line,
+    }) = control_line(buf, control_line_bytes_max)?
+    else {
         return Ok(LeafParsed::NeedMore { needed_bytes: 0 });
     };
-    if nl > control_line_bytes_max.saturating_add(1) {
-        return Err(ProtoError::ControlLineTooLong);
-    }
-    let line = &buf[..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let after_line = nl.saturating_add(1);
-    let verb_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
-    let (verb, args) = line.split_at(verb_end);
     let words = || args.split(|&b| is_ws(b)).filter(|w| !w.is_empty());
     if verb.eq_ignore_ascii_case(b"LMSG") || verb.eq_ignore_ascii_case(b"HMSG") {
         let headers = verb.eq_ignore_ascii_case(b"HMSG");
@@ -133,10 +127,26 @@ fn message<'a>(
     with_headers: bool,
     body_bytes_max: usize,
 ) -> Result<LeafParsed<'a>, ProtoError> {
-    let words: Vec<&[u8]> = words.take(QUEUES_PER_MSG_MAX + 6).collect();
-    if words.len() > QUEUES_PER_MSG_MAX + 5 {
+    // Up to 6 arguments (no queue list, or a short one) on the stack; a longer queue list
+    // spills to the heap.
+    let mut few: [&[u8]; 6] = [&[]; 6];
+    let mut n = 0;
+    let mut many: Vec<&[u8]> = Vec::new();
+    for w in words.take(QUEUES_PER_MSG_MAX + 6) {
+        if n < few.len() {
+            few[n] = w;
+        } else {
+            if many.is_empty() {
+                many.extend_from_slice(&few);
+            }
+            many.push(w);
+        }
+        n += 1;
+    }
+    if n > QUEUES_PER_MSG_MAX + 5 {
         return Err(ProtoError::BadArguments("LMSG: too many queue groups"));
     }
+    let words: &[&[u8]] = if many.is_empty() { &few[..n] } else { &many };
     let sizes = if with_headers { 2 } else { 1 };
     if words.len() < 1 + sizes {
         return Err(ProtoError::BadArguments("LMSG: too few arguments"));

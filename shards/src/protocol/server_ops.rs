@@ -66,21 +66,14 @@ pub fn parse_server_op(
     control_line_bytes_max: usize,
     body_bytes_max: usize,
 ) -> Result<ServerParsed<'_>, ProtoError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > control_line_bytes_max.saturating_add(1) {
-            return Err(ProtoError::ControlLineTooLong);
-        }
+    let Some(ControlLine {
+        verb,
+        args,
+        after_line,
+    }) = control_line(buf, control_line_bytes_max)?
+    else {
         return Ok(ServerParsed::NeedMore { needed_bytes: 0 });
     };
-    if nl > control_line_bytes_max.saturating_add(1) {
-        return Err(ProtoError::ControlLineTooLong);
-    }
-    // `nl` is the position of a newline found in `buf`.
-    let line = &buf[..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let after_line = nl.saturating_add(1);
-    let verb_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
-    let (verb, args) = line.split_at(verb_end);
     let simple = |op| {
         Ok(ServerParsed::Op {
             op,
@@ -107,6 +100,42 @@ pub fn parse_server_op(
     } else {
         Err(ProtoError::UnknownOp)
     }
+}
+
+/// The control line at the start of a server's (or hub's) output, split into its verb and
+/// arguments.
+pub(super) struct ControlLine<'a> {
+    pub verb: &'a [u8],
+    pub args: &'a [u8],
+    /// Where what follows the line (a message body) starts.
+    pub after_line: usize,
+}
+
+/// The control line at the start of `buf`, or None while it is incomplete; longer than
+/// `control_line_bytes_max` is an error.
+pub(super) fn control_line(
+    buf: &[u8],
+    control_line_bytes_max: usize,
+) -> Result<Option<ControlLine<'_>>, ProtoError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > control_line_bytes_max.saturating_add(1) {
+            return Err(ProtoError::ControlLineTooLong);
+        }
+        return Ok(None);
+    };
+    if nl > control_line_bytes_max.saturating_add(1) {
+        return Err(ProtoError::ControlLineTooLong);
+    }
+    // `nl` is the position of a newline found in `buf`.
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let verb_end = line.iter().position(|&b| is_ws(b)).unwrap_or(line.len());
+    let (verb, args) = line.split_at(verb_end);
+    Ok(Some(ControlLine {
+        verb,
+        args,
+        after_line: nl.saturating_add(1),
+    }))
 }
 
 /// `MSG <subject> <sid> [reply] <size>` or `HMSG <subject> <sid> [reply] <hdr> <total>`, then the body.
