@@ -1,7 +1,7 @@
 //! shardcast nodes (2 shards each) as leaf nodes of a real 3-node nats-server cluster
-//! (issue 13): subjects, wildcards, queue groups, requests and order across nodes, IRC
-//! users on two nodes in one channel, and what happens when a hub member or a shardcast
-//! node dies.
+//! (issue 13): subjects, wildcards, queue groups, requests and order across nodes, and
+//! what happens when a hub member or a shardcast node dies. IRC across nodes:
+//! tests/cluster_irc.rs.
 
 mod common;
 
@@ -407,99 +407,4 @@ fn a_shardcast_node_killed_takes_its_interest_with_it() {
         }
     });
     hubs.wait_for_leafs(1);
-}
-
-#[test]
-fn irc_users_on_two_nodes_chat_in_one_channel() {
-    use common::irc::Irc;
-    let hubs = Hubs::start();
-    let a = common::cluster::node_with(&hubs, "node-a", &[0], "[irc]\nport = 0\n");
-    let b = common::cluster::node_with(&hubs, "node-b", &[1], "[irc]\nport = 0\n");
-    hubs.wait_for_leafs(2);
-    let mut alice = Irc::register(common::cluster::irc_addr(&a), "alice");
-    let mut bob = Irc::register(common::cluster::irc_addr(&b), "bob");
-    alice.send("JOIN #lobby");
-    alice.expect(" 366 alice #lobby ");
-    bob.send("JOIN #lobby");
-    bob.expect(" 366 bob #lobby ");
-    // Interest crosses a moment after the JOIN: bob says hello until alice hears it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        bob.send("PRIVMSG #lobby :hello from b");
-        if alice
-            .next_line(Duration::from_millis(200))
-            .is_some_and(|l| l.contains("PRIVMSG #lobby :hello from b"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "bob was never heard on node a");
-    }
-    // Then a conversation, in order, each line once.
-    for i in 0..20 {
-        alice.send(&format!("PRIVMSG #lobby :a{i}"));
-        bob.send(&format!("PRIVMSG #lobby :b{i}"));
-    }
-    let heard = |c: &mut Irc, from: &str| {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while got.len() < 20 && Instant::now() < deadline {
-            if let Some(l) = c.next_line(Duration::from_millis(200)) {
-                if let Some(text) = l.split(" PRIVMSG #lobby :").nth(1) {
-                    if text.starts_with(from) {
-                        got.push(text.to_string());
-                    }
-                }
-            }
-        }
-        got
-    };
-    let want = |p: &str| (0..20).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
-    assert_eq!(heard(&mut bob, "a"), want("a"), "alice's lines on node b");
-    assert_eq!(heard(&mut alice, "b"), want("b"), "bob's lines on node a");
-    // The sender's prefix names who spoke.
-    alice.send("PRIVMSG #lobby :who am i");
-    let line = bob.expect("who am i");
-    assert!(line.starts_with(":alice!"), "{line}");
-    // Someone who joins once the nodes are linked is seen on the other node too.
-    let mut carol = Irc::register(common::cluster::irc_addr(&b), "carol");
-    carol.send("JOIN #lobby");
-    carol.expect(" 366 carol #lobby ");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !alice.expect(" JOIN #lobby").starts_with(":carol!") {
-        assert!(
-            Instant::now() < deadline,
-            "carol's JOIN never reached node a"
-        );
-    }
-    common::irc::names_until(&mut alice, "#lobby", &["alice", "carol"]);
-
-    // The nick service's events name one node's shards and connections: they stay on
-    // their node, however wide the hub's interest. A second alice on node b is no
-    // collision (nicknames are per node), and nobody is closed.
-    let rt = common::irc::runtime();
-    let _in_runtime = rt.enter();
-    rt.block_on(async {
-        let native = connect(hubs.nodes[2].client).await;
-        let mut nick_events = native.subscribe("$SC.IRC.>").await.expect("sub");
-        let mut everything = native.subscribe(">").await.expect("sub");
-        native.flush().await.expect("flush");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut alice_b = Irc::register(common::cluster::irc_addr(&b), "alice");
-        alice_b.send("JOIN #lobby");
-        alice_b.expect(" 366 alice #lobby ");
-        let mut dave = Irc::register(common::cluster::irc_addr(&a), "dave");
-        dave.send("JOIN #lobby");
-        dave.expect(" 366 dave #lobby ");
-        nothing_more(&mut nick_events, "$SC.IRC.> behind the hub").await;
-        // Meanwhile other subjects did cross (presence events, say).
-        let crossed = tokio::time::timeout(Duration::from_secs(5), everything.next())
-            .await
-            .expect("something crossed")
-            .expect("open");
-        assert!(!crossed.subject.starts_with("$SC.IRC."), "{crossed:?}");
-        for c in [&mut alice, &mut bob, &mut carol, &mut alice_b, &mut dave] {
-            c.send("PING :still-here");
-            c.expect("still-here");
-        }
-    });
 }

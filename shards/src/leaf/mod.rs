@@ -32,11 +32,14 @@ pub const REMOTE_INTEREST_MAX: usize = 1_000_000;
 /// Subjects that never cross the link: the IRC service's nick events name shards and
 /// connection ids of one node, meaningless (and harmful) on another.
 pub const LOCAL_ONLY_PREFIX: &[u8] = b"$SC.IRC.";
+/// Under [`LOCAL_ONLY_PREFIX`], what does cross: users' inboxes (`$SC.IRC.USER.<nick>`;
+/// nicks are unique cluster-wide, so a direct message reaches its user on any node).
+pub const CROSSING_IRC_PREFIX: &[u8] = b"$SC.IRC.USER.";
 
 /// Whether a message on `subject` may cross the link.
 #[inline]
 pub fn crosses(subject: &[u8]) -> bool {
-    !subject.starts_with(LOCAL_ONLY_PREFIX)
+    !subject.starts_with(LOCAL_ONLY_PREFIX) || subject.starts_with(CROSSING_IRC_PREFIX)
 }
 
 /// The wait before reconnecting after a loop was detected (nats-server's own).
@@ -266,6 +269,16 @@ mod tests {
             let j = jittered(d, n);
             assert!(j >= d && j <= d + d / 2, "{j:?}");
         }
+    }
+
+    #[test]
+    fn nick_events_and_replays_stay_while_inboxes_and_sync_cross() {
+        assert!(!crosses(b"$SC.IRC.NICK"));
+        assert!(!crosses(b"$SC.IRC.HISTORY.0.7.t.lobby"));
+        assert!(crosses(b"$SC.IRC.USER.alice"));
+        assert!(crosses(b"$SC.SYNC.ALIVE"));
+        assert!(crosses(b"$SC.PRESENCE.lobby"));
+        assert!(crosses(b"lobby"));
     }
 
     #[test]

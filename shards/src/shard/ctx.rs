@@ -145,7 +145,12 @@ impl ShardCtx {
         });
         let irc = global.irc.as_ref().map(|(_, settings)| {
             let history = global.history.is_on();
-            Rc::new(IrcShard::new(settings.clone(), id, history))
+            Rc::new(IrcShard::new(
+                settings.clone(),
+                id,
+                &global.server_id,
+                history,
+            ))
         });
         let logs = global.logs.enabled.then(|| &global.logs).and_then(|cfg| {
             // The rules were compiled when the configuration was loaded.

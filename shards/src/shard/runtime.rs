@@ -250,6 +250,10 @@ fn spawn_background(ctx: &Rc<ShardCtx>) {
             Rc::clone(irc),
         ))
         .detach();
+        if ctx.id == 0 && ctx.global.leaf.is_some() {
+            let node = ctx.global.server_id.clone();
+            glommio::spawn_local(crate::front::irc::nodes::run(Rc::clone(ctx), node)).detach();
+        }
     }
     let history = &ctx.global.history;
     if history.is_on() && (ctx.irc.is_some() || !history.subjects.is_empty()) {

@@ -447,6 +447,7 @@ pub(super) fn presence_event(
         new: None,
         realname: (event == Event::Join).then(|| s.realname.clone()),
         topic: None,
+        node: Some(s.shard.node.clone()),
     }
 }
 

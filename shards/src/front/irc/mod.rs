@@ -16,6 +16,7 @@ pub mod commands;
 pub mod line;
 pub mod login;
 pub mod names;
+pub mod nodes;
 pub mod presence;
 pub mod publish;
 pub mod queries;
@@ -143,6 +144,8 @@ pub struct IrcShard {
     pub settings: IrcSettings,
     /// This shard's id.
     pub shard: usize,
+    /// This node's id (the server id), in presence events.
+    pub node: String,
     /// Nicks in use on any shard, by key (lower case), with who holds each.
     nicks: RefCell<FxHashMap<String, Holder>>,
     /// Members of each channel on any shard: subject → nick key → member.
@@ -156,10 +159,11 @@ pub struct IrcShard {
 }
 
 impl IrcShard {
-    pub fn new(settings: IrcSettings, shard: usize, history: bool) -> Self {
+    pub fn new(settings: IrcSettings, shard: usize, node: &str, history: bool) -> Self {
         IrcShard {
             settings,
             shard,
+            node: node.to_string(),
             history,
             ..IrcShard::default()
         }

@@ -23,7 +23,7 @@ pub const TOPIC_BYTES_MAX: usize = 300;
 pub const PRESENCE_PREFIX: &str = "$SC.PRESENCE.";
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Event {
     Join,
@@ -55,6 +55,10 @@ pub struct Presence {
     /// The new topic of a `topic` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// The id of the node the user is on (its `server_id`), for nodes linked through a
+    /// hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The presence subject of `subject`.
@@ -140,6 +144,7 @@ mod tests {
             new: Some("al2".into()),
             realname: None,
             topic: Some("news".into()),
+            node: None,
         }
     }
 

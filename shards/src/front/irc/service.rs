@@ -88,6 +88,9 @@ async fn on_nick_event(ctx: &ShardCtx, irc: &IrcShard, client: &Internal, msg: &
             match held {
                 None => irc.set_holder(&key, claimant),
                 Some(h) if h == claimant => {}
+                // Another node's claim of a nick someone holds: the node sync decides
+                // (the earlier claim wins, cluster-wide).
+                Some(_) if shard == crate::front::irc::nodes::registry::REMOTE_SHARD => {}
                 Some(winner) => {
                     if owner_of(&key, ctx.shards()) == ctx.id {
                         let reject = NickEvent::Reject {

@@ -1,0 +1,222 @@
+//! IRC across nodes: when shardcast nodes hang off one NATS cluster as leaf nodes, the
+//! people of every node are in each node's channel lists and nicknames are unique
+//! cluster-wide. Presence events (`$SC.PRESENCE.>`) cross the link like any subject, so
+//! joins and parts made while nodes are linked show everywhere; this service, on shard 0
+//! of each node with a `[leafnode]` and IRC, covers what events cannot:
+//!
+//! - **Heartbeats** (`$SC.SYNC.ALIVE`, every [`BEAT`]): this node's id and a digest of
+//!   its people (channel memberships and nicks). A node whose digest we do not match
+//!   (twice), or do not know, is asked for a snapshot (`$SC.SYNC.WANT`).
+//! - **Snapshots** (`$SC.SYNC.MEMBERS`, in parts): a node's people. The last part
+//!   replaces what we knew of that node: people new to us are shown joining (a
+//!   netjoin), people gone are shown parting. So a node that links finds who was already
+//!   on the others' channels, and the others find its people.
+//! - **Silence**: a node not heard for [`NODE_TIMEOUT`] (killed, or this node's link
+//!   down) has its people shown quitting with `*.net *.split`, as IRC networks show a
+//!   netsplit; they come back (joining) when it is heard again.
+//! - **Nicks** (`$SC.SYNC.NICK`): this node's claims and releases, with when. A nick
+//!   held on another node cannot be taken here (`433`); two people who took one nick on
+//!   two nodes at once are sorted out as IRC networks do after a netsplit: the earlier
+//!   claim keeps it, the later one is closed (`Nick collision`).
+//!
+//! What this node shows for another node's people it injects locally, as if it had come
+//! from the hub (`publish_from_hub`): the shards' copies and the members' wires take it
+//! like any presence event, and it never goes back up the link.
+
+pub mod registry;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::front::irc::presence::{Presence, PRESENCE_PREFIX};
+use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
+use crate::front::{publish_from_hub, Composed};
+use crate::service::{Internal, Received};
+use crate::shard::ShardCtx;
+use registry::{Effect, Registry};
+
+/// Heartbeats: `{"node":…,"digest":…}`.
+pub const ALIVE_SUBJECT: &str = "$SC.SYNC.ALIVE";
+/// Snapshot requests: `{"node":<asked>,"from":<asking>}`.
+pub const WANT_SUBJECT: &str = "$SC.SYNC.WANT";
+/// Snapshot parts ([`SnapshotPart`]).
+pub const MEMBERS_SUBJECT: &str = "$SC.SYNC.MEMBERS";
+/// Nick claims and releases ([`NickOp`]).
+pub const NICK_SYNC_SUBJECT: &str = "$SC.SYNC.NICK";
+/// How often a node says it is alive.
+pub const BEAT: Duration = Duration::from_secs(2);
+/// A node silent this long has split off.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Snapshots go out at most this often (one answers every asker).
+const SNAPSHOT_GAP: Duration = Duration::from_secs(1);
+
+/// A heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    pub node: String,
+    pub digest: u64,
+}
+
+/// A snapshot request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Want {
+    pub node: String,
+    pub from: String,
+}
+
+/// A channel member in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEntry {
+    pub subject: String,
+    pub mask: String,
+    #[serde(default)]
+    pub realname: String,
+}
+
+/// A nick in a snapshot, with when it was claimed (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickEntry {
+    pub nick: String,
+    pub at: u64,
+}
+
+/// One part of a node's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPart {
+    pub node: String,
+    pub seq: u64,
+    pub part: u32,
+    pub last: bool,
+    #[serde(default)]
+    pub members: Vec<MemberEntry>,
+    #[serde(default)]
+    pub nicks: Vec<NickEntry>,
+}
+
+/// A nick claim or release of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickOp {
+    pub node: String,
+    /// `claim` or `release`.
+    pub op: String,
+    /// The nick's key (lower case).
+    pub nick: String,
+    pub at: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What woke the service.
+enum Wake {
+    Msg(Option<Received>),
+    Beat,
+}
+
+/// Runs the node sync of `ctx`'s shard (shard 0 of a node with a leaf link and IRC).
+pub async fn run(ctx: Rc<ShardCtx>, node: String) {
+    let client = Internal::start(&ctx);
+    client
+        .subscribe("presence", &format!("{PRESENCE_PREFIX}>"), None)
+        .await;
+    client.subscribe("nicks", NICK_SUBJECT, None).await;
+    client.subscribe("sync", "$SC.SYNC.>", None).await;
+    let mut registry = Registry::new(&node);
+    let mut next_beat = Instant::now();
+    while !ctx.stopping.get() {
+        let wait = next_beat.saturating_duration_since(Instant::now());
+        let wake = futures_lite::future::or(async { Wake::Msg(client.next().await) }, async {
+            glommio::timer::sleep(wait).await;
+            Wake::Beat
+        })
+        .await;
+        let effects = match wake {
+            Wake::Msg(None) => break,
+            Wake::Msg(Some(msg)) => on_message(&mut registry, &msg),
+            Wake::Beat => {
+                next_beat = Instant::now() + BEAT;
+                registry.tick(Instant::now(), NODE_TIMEOUT)
+            }
+        };
+        apply(&client, effects).await;
+    }
+}
+
+fn on_message(registry: &mut Registry, msg: &Received) -> Vec<Effect> {
+    let now = Instant::now();
+    match (msg.sid.as_str(), msg.subject.as_str()) {
+        ("presence", subject) => {
+            let subject = subject.strip_prefix(PRESENCE_PREFIX).unwrap_or(subject);
+            if let Ok(p) = serde_json::from_slice::<Presence>(&msg.payload) {
+                registry.on_presence(subject, &p);
+            }
+            Vec::new()
+        }
+        ("nicks", _) => match serde_json::from_slice::<NickEvent>(&msg.payload) {
+            Ok(e) => registry.on_local_nick(&e, now_ms()),
+            Err(_) => Vec::new(),
+        },
+        (_, ALIVE_SUBJECT) => match serde_json::from_slice::<Alive>(&msg.payload) {
+            Ok(a) => registry.on_alive(&a, now),
+            Err(_) => Vec::new(),
+        },
+        (_, WANT_SUBJECT) => match serde_json::from_slice::<Want>(&msg.payload) {
+            Ok(w) => registry.on_want(&w, now, SNAPSHOT_GAP),
+            Err(_) => Vec::new(),
+        },
+        (_, MEMBERS_SUBJECT) => match serde_json::from_slice::<SnapshotPart>(&msg.payload) {
+            Ok(p) => registry.on_snapshot_part(p, now),
+            Err(_) => Vec::new(),
+        },
+        (_, NICK_SYNC_SUBJECT) => match serde_json::from_slice::<NickOp>(&msg.payload) {
+            Ok(op) => registry.on_nick_op(&op),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Publishes what the registry asked for, in one turn.
+async fn apply(client: &Internal, effects: Vec<Effect>) {
+    if effects.is_empty() {
+        return;
+    }
+    client
+        .turn(|router, conn| {
+            for effect in &effects {
+                match effect {
+                    Effect::Presence { subject, event } => {
+                        let subject = format!("{PRESENCE_PREFIX}{subject}");
+                        let payload = event.to_json();
+                        let parts = Composed {
+                            subject: subject.as_bytes(),
+                            reply: None,
+                            headers: None,
+                            payload: &payload,
+                        };
+                        publish_from_hub(router, conn, parts, &[]);
+                    }
+                    Effect::Nick(e) => {
+                        let payload = e.to_json();
+                        crate::front::publish_composed(
+                            router,
+                            conn,
+                            NICK_SUBJECT,
+                            None,
+                            None,
+                            &payload,
+                        );
+                    }
+                    Effect::Announce { subject, payload } => {
+                        crate::front::publish_composed(router, conn, subject, None, None, payload);
+                    }
+                }
+            }
+        })
+        .await;
+}

@@ -1,0 +1,533 @@
+//! What one node knows of every node's IRC people: for each node (this one included),
+//! who is on which channel and which nicks it holds. Pure state: each method returns the
+//! [`Effect`]s the service then publishes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Alive, SnapshotPart, Want, ALIVE_SUBJECT, MEMBERS_SUBJECT, WANT_SUBJECT};
+use crate::front::irc::names::nick_key;
+use crate::front::irc::presence::{self, Event, Presence};
+use crate::front::irc::service::NickEvent;
+use crate::front::irc::Holder;
+
+/// The shard number a nick held on another node has in the shards' copies.
+pub const REMOTE_SHARD: usize = usize::MAX;
+/// Nodes kept besides this one.
+pub const NODES_MAX: usize = 64;
+/// Entries (channel memberships and nicks) kept for all nodes together (some 150 bytes
+/// each); past it, more people are not added until some leave.
+pub const ENTRIES_MAX: usize = 500_000;
+/// The quit reason of people on a node that went silent (what IRC clients read as a
+/// netsplit).
+pub const SPLIT_REASON: &str = "*.net *.split";
+/// Heartbeats whose digest differs from ours before a node is asked for a snapshot
+/// (one may cross events still in flight).
+const MISMATCHES_BEFORE_WANT: u8 = 2;
+/// The most member and nick entries in one snapshot part.
+const PART_ENTRIES_MAX: usize = 256;
+
+/// What the service does for the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Shown to this node only, as if it had come from the hub: a presence event on
+    /// `$SC.PRESENCE.<subject>` (the shards update their copies, members' wires show it).
+    Presence { subject: String, event: Presence },
+    /// A nick event for this node's shards (`$SC.IRC.NICK`, which never crosses).
+    Nick(NickEvent),
+    /// Published to every node: `$SC.SYNC.…`.
+    Announce {
+        subject: &'static str,
+        payload: Vec<u8>,
+    },
+}
+
+/// A channel member as a node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub mask: String,
+    #[serde(default)]
+    pub realname: String,
+}
+
+/// A nick a node holds, since when (Unix milliseconds; the earlier claim wins a
+/// collision), and, for this node's, by which connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hold {
+    at: u64,
+    holder: Option<Holder>,
+}
+
+/// One node's people.
+#[derive(Debug, Default)]
+struct NodeView {
+    /// subject → nick key → member.
+    channels: BTreeMap<String, BTreeMap<String, Seen>>,
+    nicks: BTreeMap<String, Hold>,
+    digest: u64,
+    entries: usize,
+    heard: Option<Instant>,
+    /// A snapshot was applied (or this is us).
+    synced: bool,
+    mismatches: u8,
+    /// A snapshot being received: (seq, next part, members, nicks).
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    seq: u64,
+    next: u32,
+    members: Vec<(String, String, Seen)>,
+    nicks: Vec<(String, u64)>,
+}
+
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The holder a nick of node `node` has in the shards' copies.
+pub fn remote_holder(node: &str) -> Holder {
+    Holder {
+        shard: REMOTE_SHARD,
+        cid: fnv(&[node]),
+    }
+}
+
+impl NodeView {
+    fn add_member(&mut self, subject: &str, key: &str, seen: Seen, full: bool) -> bool {
+        if let Some(had) = self.channels.get_mut(subject).and_then(|c| c.get_mut(key)) {
+            *had = seen;
+            return false;
+        }
+        if full {
+            return false;
+        }
+        let channel = self.channels.entry(subject.to_string()).or_default();
+        channel.insert(key.to_string(), seen);
+        self.digest ^= fnv(&["m", subject, key]);
+        self.entries += 1;
+        true
+    }
+
+    fn remove_member(&mut self, subject: &str, key: &str) -> Option<Seen> {
+        let channel = self.channels.get_mut(subject)?;
+        let seen = channel.remove(key)?;
+        if channel.is_empty() {
+            self.channels.remove(subject);
+        }
+        self.digest ^= fnv(&["m", subject, key]);
+        self.entries -= 1;
+        Some(seen)
+    }
+
+    fn add_nick(&mut self, key: &str, hold: Hold, full: bool) -> bool {
+        if let Some(h) = self.nicks.get_mut(key) {
+            *h = hold;
+            return false;
+        }
+        if full {
+            return false;
+        }
+        self.nicks.insert(key.to_string(), hold);
+        self.digest ^= fnv(&["n", key]);
+        self.entries += 1;
+        true
+    }
+
+    fn remove_nick(&mut self, key: &str) -> Option<Hold> {
+        let hold = self.nicks.remove(key)?;
+        self.digest ^= fnv(&["n", key]);
+        self.entries -= 1;
+        Some(hold)
+    }
+}
+
+/// Every node's IRC people, as this node (`me`) knows them.
+#[derive(Debug)]
+pub struct Registry {
+    me: String,
+    nodes: BTreeMap<String, NodeView>,
+    /// The last snapshot this node sent, and its number.
+    sent: Option<Instant>,
+    seq: u64,
+    /// [`ENTRIES_MAX`], or less in tests.
+    entries_max: usize,
+}
+
+impl Registry {
+    pub fn new(me: &str) -> Registry {
+        let mut nodes = BTreeMap::new();
+        let view = NodeView {
+            synced: true,
+            ..NodeView::default()
+        };
+        nodes.insert(me.to_string(), view);
+        Registry {
+            me: me.to_string(),
+            nodes,
+            sent: None,
+            seq: 0,
+            entries_max: ENTRIES_MAX,
+        }
+    }
+
+    /// A registry that keeps at most `entries_max` entries.
+    #[cfg(test)]
+    pub fn with_entries_max(me: &str, entries_max: usize) -> Registry {
+        Registry {
+            entries_max,
+            ..Registry::new(me)
+        }
+    }
+
+    fn mine(&mut self) -> &mut NodeView {
+        self.nodes.entry(self.me.clone()).or_default()
+    }
+
+    /// The view of `node`, made if there is room.
+    fn view(&mut self, node: &str) -> Option<&mut NodeView> {
+        if !self.nodes.contains_key(node) && self.nodes.len() > NODES_MAX {
+            return None;
+        }
+        // A node first heard of by an event is given a whole timeout to send its beat.
+        Some(
+            self.nodes
+                .entry(node.to_string())
+                .or_insert_with(|| NodeView {
+                    heard: Some(Instant::now()),
+                    ..NodeView::default()
+                }),
+        )
+    }
+
+    /// The entries kept now, for all nodes, and whether that is [`ENTRIES_MAX`].
+    fn full(&self) -> bool {
+        self.nodes.values().map(|v| v.entries).sum::<usize>() >= self.entries_max
+    }
+
+    /// Nodes other than this one that are known now.
+    pub fn others(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// A presence event on `subject` (from any node; this one's own injections too).
+    pub fn on_presence(&mut self, subject: &str, p: &Presence) {
+        let Some(node) = p.node.as_deref() else {
+            return;
+        };
+        // This node's own people are always counted.
+        let full = node != self.me && self.full();
+        let Some(view) = self.view(node) else {
+            return;
+        };
+        let key = nick_key(&p.nick);
+        match p.event {
+            Event::Join => {
+                let seen = Seen {
+                    mask: p.mask.clone(),
+                    realname: p.realname.clone().unwrap_or_default(),
+                };
+                view.add_member(subject, &key, seen, full);
+            }
+            Event::Part | Event::Quit => {
+                view.remove_member(subject, &key);
+            }
+            Event::Nick => {
+                let Some(old) = view.remove_member(subject, &key) else {
+                    return;
+                };
+                if let Some(new) = &p.new {
+                    let mask = match old.mask.split_once('!') {
+                        Some((_, rest)) => format!("{new}!{rest}"),
+                        None => new.clone(),
+                    };
+                    let seen = Seen {
+                        mask,
+                        realname: old.realname,
+                    };
+                    view.add_member(subject, &nick_key(new), seen, false);
+                }
+            }
+            Event::Topic => {}
+        }
+    }
+
+    /// A heartbeat of another node: asks for its snapshot when we have none or our view
+    /// of it has drifted.
+    pub fn on_alive(&mut self, alive: &Alive, now: Instant) -> Vec<Effect> {
+        if alive.node == self.me {
+            return Vec::new();
+        }
+        let full = self.full();
+        let Some(view) = self.view(&alive.node) else {
+            return Vec::new();
+        };
+        view.heard = Some(now);
+        let want = if !view.synced {
+            true
+        } else if view.digest != alive.digest && !full {
+            view.mismatches += 1;
+            view.mismatches >= MISMATCHES_BEFORE_WANT
+        } else {
+            view.mismatches = 0;
+            false
+        };
+        if !want {
+            return Vec::new();
+        }
+        view.mismatches = 0;
+        let msg = Want {
+            node: alive.node.clone(),
+            from: self.me.clone(),
+        };
+        vec![Effect::Announce {
+            subject: WANT_SUBJECT,
+            payload: serde_json::to_vec(&msg).unwrap_or_default(),
+        }]
+    }
+
+    /// A snapshot request: this node's, unless one went out less than `min_gap` ago
+    /// (everyone got that one).
+    pub fn on_want(&mut self, want: &Want, now: Instant, min_gap: Duration) -> Vec<Effect> {
+        if want.node != self.me
+            || self
+                .sent
+                .is_some_and(|t| now.saturating_duration_since(t) < min_gap)
+        {
+            return Vec::new();
+        }
+        self.sent = Some(now);
+        self.snapshot()
+    }
+
+    /// This node's people, in parts.
+    pub fn snapshot(&mut self) -> Vec<Effect> {
+        self.seq += 1;
+        let (me, seq) = (self.me.clone(), self.seq);
+        let view = self.mine();
+        let members: Vec<(String, Seen)> = view
+            .channels
+            .iter()
+            .flat_map(|(s, m)| m.values().map(move |seen| (s.clone(), seen.clone())))
+            .collect();
+        let nicks: Vec<(String, u64)> = view.nicks.iter().map(|(k, h)| (k.clone(), h.at)).collect();
+        let parts = members
+            .len()
+            .max(nicks.len())
+            .div_ceil(PART_ENTRIES_MAX)
+            .max(1);
+        let mut members = members.chunks(PART_ENTRIES_MAX);
+        let mut nicks = nicks.chunks(PART_ENTRIES_MAX);
+        (0..parts)
+            .map(|i| {
+                let part = SnapshotPart {
+                    node: me.clone(),
+                    seq,
+                    part: i as u32,
+                    last: i + 1 == parts,
+                    members: members
+                        .next()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(subject, seen)| super::MemberEntry {
+                            subject: subject.clone(),
+                            mask: seen.mask.clone(),
+                            realname: seen.realname.clone(),
+                        })
+                        .collect(),
+                    nicks: nicks
+                        .next()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(nick, at)| super::NickEntry {
+                            nick: nick.clone(),
+                            at: *at,
+                        })
+                        .collect(),
+                };
+                Effect::Announce {
+                    subject: MEMBERS_SUBJECT,
+                    payload: serde_json::to_vec(&part).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// A part of another node's snapshot; the last part replaces what we knew of it: who
+    /// is new is shown joining, who is gone parting.
+    pub fn on_snapshot_part(&mut self, part: SnapshotPart, now: Instant) -> Vec<Effect> {
+        if part.node == self.me {
+            return Vec::new();
+        }
+        let entries_max = self.entries_max;
+        let Some(view) = self.view(&part.node) else {
+            return Vec::new();
+        };
+        view.heard = Some(now);
+        let pending = match view.pending.take() {
+            _ if part.part == 0 => Pending {
+                seq: part.seq,
+                ..Pending::default()
+            },
+            Some(p) if p.seq == part.seq && p.next == part.part => p,
+            _ => return Vec::new(),
+        };
+        let mut pending = pending;
+        pending.next += 1;
+        for m in part.members {
+            let Some((nick, _)) = m.mask.split_once('!') else {
+                continue;
+            };
+            if pending.members.len() < entries_max {
+                let seen = Seen {
+                    mask: m.mask.clone(),
+                    realname: m.realname,
+                };
+                pending.members.push((m.subject, nick_key(nick), seen));
+            }
+        }
+        for n in part.nicks {
+            if pending.nicks.len() < entries_max {
+                pending.nicks.push((n.nick, n.at));
+            }
+        }
+        if !part.last {
+            view.pending = Some(pending);
+            return Vec::new();
+        }
+        self.replace(&part.node, pending)
+    }
+
+    fn replace(&mut self, node: &str, new: Pending) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let mut total: usize = self.nodes.values().map(|v| v.entries).sum();
+        let entries_max = self.entries_max;
+        let Some(view) = self.nodes.get_mut(node) else {
+            return out;
+        };
+        view.synced = true;
+        view.mismatches = 0;
+        let wanted: BTreeMap<(String, String), Seen> = new
+            .members
+            .into_iter()
+            .map(|(s, k, seen)| ((s, k), seen))
+            .collect();
+        let had: Vec<(String, String, Seen)> = view
+            .channels
+            .iter()
+            .flat_map(|(s, m)| {
+                m.iter()
+                    .map(move |(k, v)| (s.clone(), k.clone(), v.clone()))
+            })
+            .collect();
+        for (subject, key, seen) in had {
+            if !wanted.contains_key(&(subject.clone(), key.clone())) {
+                view.remove_member(&subject, &key);
+                total -= 1;
+                out.push(presence_effect(node, &subject, Event::Part, &seen, None));
+            }
+        }
+        for ((subject, key), seen) in wanted {
+            if view.add_member(&subject, &key, seen.clone(), total >= entries_max) {
+                total += 1;
+                out.push(presence_effect(node, &subject, Event::Join, &seen, None));
+            }
+        }
+        let wanted: BTreeMap<String, u64> = new.nicks.into_iter().collect();
+        let had: Vec<String> = view.nicks.keys().cloned().collect();
+        for key in had {
+            if !wanted.contains_key(&key) {
+                out.extend(self.remote_release(node, &key));
+            }
+        }
+        for (key, at) in wanted {
+            out.extend(self.remote_claim(node, &key, at));
+        }
+        out
+    }
+
+    /// Once a beat: our heartbeat, and the people of nodes silent for `timeout` shown
+    /// quitting (a netsplit).
+    pub fn tick(&mut self, now: Instant, timeout: Duration) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let silent: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(n, v)| {
+                **n != self.me
+                    && v.heard
+                        .map_or(true, |t| now.saturating_duration_since(t) >= timeout)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in silent {
+            if let Some(view) = self.nodes.remove(&node) {
+                tracing::info!(node = %node, people = view.entries, "IRC node silent: its people split off");
+                for (subject, members) in &view.channels {
+                    for seen in members.values() {
+                        let reason = Some(SPLIT_REASON.to_string());
+                        out.push(presence_effect(&node, subject, Event::Quit, seen, reason));
+                    }
+                }
+                let remote = remote_holder(&node);
+                for key in view.nicks.keys() {
+                    out.push(Effect::Nick(NickEvent::Release {
+                        key: key.clone(),
+                        shard: remote.shard,
+                        cid: remote.cid,
+                    }));
+                }
+            }
+        }
+        let alive = Alive {
+            node: self.me.clone(),
+            digest: self.mine().digest,
+        };
+        out.push(Effect::Announce {
+            subject: ALIVE_SUBJECT,
+            payload: serde_json::to_vec(&alive).unwrap_or_default(),
+        });
+        out
+    }
+}
+
+fn presence_effect(
+    node: &str,
+    subject: &str,
+    event: Event,
+    seen: &Seen,
+    reason: Option<String>,
+) -> Effect {
+    let nick = seen.mask.split_once('!').map_or(&*seen.mask, |(n, _)| n);
+    Effect::Presence {
+        subject: subject.to_string(),
+        event: Presence {
+            event,
+            nick: nick.to_string(),
+            mask: seen.mask.clone(),
+            channel: format!("#{subject}"),
+            ts: presence::now_rfc3339(),
+            reason,
+            new: None,
+            realname: (event == Event::Join).then(|| seen.realname.clone()),
+            topic: None,
+            node: Some(node.to_string()),
+        },
+    }
+}
+
+mod nicks;
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;
