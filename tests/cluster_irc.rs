@@ -193,6 +193,33 @@ fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
         bob.expect(" 319 bob alice ")
     };
     assert!(whois.contains("#lobby"), "{whois}");
+    // Node b's monitoring shows both IRC nodes, a's synced, with alice's membership and
+    // nick (within a beat).
+    let http_b = common::monitoring_addr(&b);
+    let a_id = common::get_json(common::monitoring_addr(&a), "/varz")["server_id"]
+        .as_str()
+        .expect("server_id")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let a_seen = loop {
+        let leafz = common::get_json(http_b, "/leafz");
+        let nodes = leafz["irc_nodes"].as_array().cloned().unwrap_or_default();
+        let a_seen = nodes.iter().find(|n| n["node"] == a_id.as_str()).cloned();
+        if let Some(seen) = a_seen.filter(|s| s["nicks"] == 1 && nodes.len() == 2) {
+            assert_eq!(nodes[0]["local"], true, "{leafz}");
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "node a never in {leafz}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(a_seen["synced"], true, "{a_seen}");
+    assert_eq!(a_seen["memberships"], 1, "{a_seen}");
+    let metrics = common::get(http_b, "/metrics").2;
+    assert!(
+        metrics.contains("shardcast_leafnode_irc_nodes{name=\"node-b\"} 2"),
+        "{metrics}"
+    );
+    common::promtool_check(&metrics);
     // What alice says on node a is kept on node b too: dave, who joins on b, gets it.
     say_until_heard(&mut alice, &mut bob, "#lobby", "kept across nodes");
     let mut dave = Irc::register(irc_addr(&b), "dave");
@@ -220,6 +247,12 @@ fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
         assert!(Instant::now() < deadline, "alice still in {names}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let leafz = common::get_json(http_b, "/leafz");
+    assert_eq!(
+        leafz["irc_nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{leafz}"
+    );
     // Her nick is free again.
     let mut alice2 = Irc::register(irc_addr(&b), "alice");
     alice2.send("PING :ok");

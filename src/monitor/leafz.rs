@@ -2,7 +2,8 @@
 //! and per link `name`, `is_spoke`, `account`, `ip`, `port`, `rtt`, the message counters
 //! and `subscriptions`), plus ours: `connects` (times the link came up) and
 //! `remote_interest` (keys of interest the hub advertises), `interest_dropped` (keys beyond
-//! the limit) and `learned_remotes` (the cluster's other leafnode ports, from its INFO).
+//! the limit) and `learned_remotes` (the cluster's other leafnode ports, from its INFO);
+//! and `irc_nodes`, the IRC nodes the node sync knows.
 
 use std::time::SystemTime;
 
@@ -52,12 +53,28 @@ pub async fn leafz(controller: &Controller) -> Result<Response<Body>, Failure> {
         }));
     }
     let configured = shards.iter().any(|s| s.leaf.is_some());
+    let irc_nodes: Vec<Value> = shards
+        .iter()
+        .filter_map(|s| s.leaf.as_ref())
+        .flat_map(|link| &link.irc_nodes)
+        .map(|n| {
+            json!({
+                "node": n.node,
+                "local": n.local,
+                "memberships": n.memberships,
+                "nicks": n.nicks,
+                "synced": n.synced,
+                "heard_ago": n.heard_ago.map(go_duration),
+            })
+        })
+        .collect();
     let body = json!({
         "server_id": summary.server_id,
         "now": rfc3339(SystemTime::now()),
         "leafnodes": leafs.len(),
         "leafs": leafs,
         "configured": configured,
+        "irc_nodes": irc_nodes,
     });
     format::json(StatusCode::OK, &body).map_err(|never| match never {})
 }
@@ -94,6 +111,12 @@ pub fn families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
             "Messages from the hub outside [leafnode] import, dropped.",
             MetricType::COUNTER,
             vec![counter(name(), link.filtered as f64)],
+        ),
+        family(
+            "leafnode_irc_nodes",
+            "IRC nodes this node knows, itself included (0 without IRC).",
+            MetricType::GAUGE,
+            vec![gauge(name(), link.irc_nodes.len() as f64)],
         ),
     ]
 }

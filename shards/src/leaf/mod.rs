@@ -98,6 +98,24 @@ pub struct LinkState {
     pub interest_dropped: std::cell::Cell<u64>,
     /// A longer wait before the next attempt (after a loop), taken once.
     hold_off: std::cell::Cell<Option<Duration>>,
+    /// The IRC nodes this node knows (with IRC on), as the node sync last saw them.
+    pub irc_nodes: RefCell<Vec<IrcNode>>,
+}
+
+/// A node of the IRC network, as this node's sync knows it (`/leafz` `irc_nodes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcNode {
+    /// Its server id.
+    pub node: String,
+    /// This node.
+    pub local: bool,
+    /// Channel memberships and nicks known of it.
+    pub memberships: usize,
+    pub nicks: usize,
+    /// Its snapshot was applied (always true for this node).
+    pub synced: bool,
+    /// Since its last heartbeat or snapshot (None for this node).
+    pub heard_ago: Option<Duration>,
 }
 
 /// The link as monitoring shows it (`/leafz`).
@@ -117,6 +135,8 @@ pub struct LeafSnapshot {
     pub filtered: u64,
     /// Hub addresses learned from its INFO, tried besides the configured ones.
     pub learned: Vec<String>,
+    /// The IRC nodes known (empty without IRC).
+    pub irc_nodes: Vec<IrcNode>,
 }
 
 impl LinkState {
@@ -161,6 +181,7 @@ impl LinkState {
             interest_dropped: self.interest_dropped.get(),
             filtered: self.filtered.get(),
             learned: self.learned.borrow().clone(),
+            irc_nodes: self.irc_nodes.borrow().clone(),
         }
     }
 }

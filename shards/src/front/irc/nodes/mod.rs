@@ -140,10 +140,17 @@ pub async fn run(ctx: Rc<ShardCtx>, node: String) {
             Wake::Msg(Some(msg)) => on_message(&mut registry, &msg),
             Wake::Beat => {
                 next_beat = Instant::now() + BEAT;
-                registry.tick(Instant::now(), NODE_TIMEOUT)
+                let effects = registry.tick(Instant::now(), NODE_TIMEOUT);
+                if let Some(link) = ctx.leaf.borrow().as_ref() {
+                    *link.irc_nodes.borrow_mut() = registry.summary(Instant::now());
+                }
+                effects
             }
         };
         apply(&client, effects).await;
+    }
+    if !ctx.stopping.get() {
+        tracing::warn!("IRC node sync stopped: its internal client was closed (a slow consumer?)");
     }
 }
 

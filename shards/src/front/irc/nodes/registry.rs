@@ -215,6 +215,30 @@ impl Registry {
         self.nodes.values().map(|v| v.entries).sum::<usize>() >= self.entries_max
     }
 
+    /// Every node known, this one first, for monitoring.
+    pub fn summary(&self, now: Instant) -> Vec<crate::leaf::IrcNode> {
+        let mut out: Vec<crate::leaf::IrcNode> = self
+            .nodes
+            .iter()
+            .map(|(node, v)| {
+                let local = *node == self.me;
+                crate::leaf::IrcNode {
+                    node: node.clone(),
+                    local,
+                    memberships: v.entries - v.nicks.len(),
+                    nicks: v.nicks.len(),
+                    synced: v.synced,
+                    heard_ago: v
+                        .heard
+                        .filter(|_| !local)
+                        .map(|t| now.saturating_duration_since(t)),
+                }
+            })
+            .collect();
+        out.sort_by_key(|n| !n.local);
+        out
+    }
+
     /// Nodes other than this one that are known now.
     pub fn others(&self) -> usize {
         self.nodes.len() - 1
