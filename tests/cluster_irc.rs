@@ -180,6 +180,8 @@ fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
     let mut alice = Irc::register(irc_addr(&a), "alice");
     alice.send("JOIN #lobby");
     alice.expect(" 366 alice #lobby ");
+    alice.send("TOPIC #lobby :soup at noon");
+    alice.expect(" TOPIC #lobby :soup at noon");
     // Node b links after alice is in #lobby: nobody there has done anything since.
     let b = node_with(&hubs, "node-b", &[1], IRC);
     hubs.wait_for_leafs(2);
@@ -188,6 +190,17 @@ fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
     bob.expect(" 366 bob #lobby ");
     names_until(&mut bob, "#lobby", &["alice", "bob"]);
     names_until(&mut alice, "#lobby", &["alice", "bob"]);
+    // The topic alice set came with her.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        bob.send("TOPIC #lobby");
+        let line = bob.expect(" #lobby ");
+        if line.contains(" 332 bob #lobby :soup at noon") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no topic on node b: {line}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let whois = {
         bob.send("WHOIS alice");
         bob.expect(" 319 bob alice ")

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::front::irc::presence::{Presence, PRESENCE_PREFIX};
+use crate::front::irc::presence::{self, Event, Presence, PRESENCE_PREFIX};
 use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
+use crate::front::irc::IrcShard;
 use crate::front::{publish_from_hub, Composed};
 use crate::service::{Internal, Received};
 use crate::shard::ShardCtx;
@@ -82,6 +83,16 @@ pub struct NickEntry {
     pub at: u64,
 }
 
+/// A channel's topic in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicEntry {
+    pub subject: String,
+    pub text: String,
+    /// The nick that set it, and when (Unix seconds).
+    pub setter: String,
+    pub set_at: u64,
+}
+
 /// One part of a node's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotPart {
@@ -93,6 +104,8 @@ pub struct SnapshotPart {
     pub members: Vec<MemberEntry>,
     #[serde(default)]
     pub nicks: Vec<NickEntry>,
+    #[serde(default)]
+    pub topics: Vec<TopicEntry>,
 }
 
 /// A nick claim or release of one node.
@@ -126,6 +139,9 @@ pub async fn run(ctx: Rc<ShardCtx>, node: String) {
         .await;
     client.subscribe("nicks", NICK_SUBJECT, None).await;
     client.subscribe("sync", "$SC.SYNC.>", None).await;
+    let Some(irc) = ctx.irc.clone() else {
+        return;
+    };
     let mut registry = Registry::new(&node);
     let mut next_beat = Instant::now();
     while !ctx.stopping.get() {
@@ -137,7 +153,7 @@ pub async fn run(ctx: Rc<ShardCtx>, node: String) {
         .await;
         let effects = match wake {
             Wake::Msg(None) => break,
-            Wake::Msg(Some(msg)) => on_message(&mut registry, &msg),
+            Wake::Msg(Some(msg)) => on_message(&mut registry, &irc, &msg),
             Wake::Beat => {
                 next_beat = Instant::now() + BEAT;
                 let effects = registry.tick(Instant::now(), NODE_TIMEOUT);
@@ -147,14 +163,14 @@ pub async fn run(ctx: Rc<ShardCtx>, node: String) {
                 effects
             }
         };
-        apply(&client, effects).await;
+        apply(&client, &irc, effects).await;
     }
     if !ctx.stopping.get() {
         tracing::warn!("IRC node sync stopped: its internal client was closed (a slow consumer?)");
     }
 }
 
-fn on_message(registry: &mut Registry, msg: &Received) -> Vec<Effect> {
+fn on_message(registry: &mut Registry, irc: &IrcShard, msg: &Received) -> Vec<Effect> {
     let now = Instant::now();
     match (msg.sid.as_str(), msg.subject.as_str()) {
         ("presence", subject) => {
@@ -173,7 +189,17 @@ fn on_message(registry: &mut Registry, msg: &Received) -> Vec<Effect> {
             Err(_) => Vec::new(),
         },
         (_, WANT_SUBJECT) => match serde_json::from_slice::<Want>(&msg.payload) {
-            Ok(w) => registry.on_want(&w, now, SNAPSHOT_GAP),
+            Ok(w) => {
+                let topic_of = |subject: &str| {
+                    irc.topic_of(subject).map(|t| TopicEntry {
+                        subject: subject.to_string(),
+                        text: t.text,
+                        setter: t.setter,
+                        set_at: t.set_at,
+                    })
+                };
+                registry.on_want(&w, now, SNAPSHOT_GAP, &topic_of)
+            }
             Err(_) => Vec::new(),
         },
         (_, MEMBERS_SUBJECT) => match serde_json::from_slice::<SnapshotPart>(&msg.payload) {
@@ -189,10 +215,17 @@ fn on_message(registry: &mut Registry, msg: &Received) -> Vec<Effect> {
 }
 
 /// Publishes what the registry asked for, in one turn.
-async fn apply(client: &Internal, effects: Vec<Effect>) {
+async fn apply(client: &Internal, irc: &IrcShard, effects: Vec<Effect>) {
     if effects.is_empty() {
         return;
     }
+    let effects: Vec<Effect> = effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Topic(t) => newer_topic(irc, t),
+            e => Some(e),
+        })
+        .collect();
     client
         .turn(|router, conn| {
             for effect in &effects {
@@ -222,8 +255,39 @@ async fn apply(client: &Internal, effects: Vec<Effect>) {
                     Effect::Announce { subject, payload } => {
                         crate::front::publish_composed(router, conn, subject, None, None, payload);
                     }
+                    Effect::Topic(_) => {}
                 }
             }
         })
         .await;
+}
+
+/// Another node's topic as a `topic` event for this node, if it is newer than this
+/// node's (or this node has none). Its source is the setter's nick (the mask is not
+/// kept with a topic).
+fn newer_topic(irc: &IrcShard, t: TopicEntry) -> Option<Effect> {
+    if t.text.is_empty()
+        || irc
+            .topic_of(&t.subject)
+            .is_some_and(|mine| mine.set_at >= t.set_at)
+    {
+        return None;
+    }
+    let setter = &t.setter;
+    let event = Presence {
+        event: Event::Topic,
+        nick: setter.clone(),
+        mask: format!("{setter}!~{setter}@{}", irc.settings.server_name),
+        channel: format!("#{}", t.subject),
+        ts: presence::rfc3339_of_unix(t.set_at),
+        reason: None,
+        new: None,
+        realname: None,
+        topic: Some(t.text),
+        node: None,
+    };
+    Some(Effect::Presence {
+        subject: t.subject,
+        event,
+    })
 }

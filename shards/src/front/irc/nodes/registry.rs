@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alive, SnapshotPart, Want, ALIVE_SUBJECT, MEMBERS_SUBJECT, WANT_SUBJECT};
+use super::{Alive, SnapshotPart, TopicEntry, Want, ALIVE_SUBJECT, MEMBERS_SUBJECT, WANT_SUBJECT};
 use crate::front::irc::names::nick_key;
 use crate::front::irc::presence::{self, Event, Presence};
 use crate::front::irc::service::NickEvent;
@@ -42,6 +42,9 @@ pub enum Effect {
         subject: &'static str,
         payload: Vec<u8>,
     },
+    /// A channel's topic as another node has it: shown here (as a `topic` event) if this
+    /// node has none, or an older one.
+    Topic(TopicEntry),
 }
 
 /// A channel member as a node knows it.
@@ -82,6 +85,7 @@ struct Pending {
     next: u32,
     members: Vec<(String, String, Seen)>,
     nicks: Vec<(String, u64)>,
+    topics: Vec<TopicEntry>,
 }
 
 fn fnv(parts: &[&str]) -> u64 {
@@ -322,7 +326,13 @@ impl Registry {
 
     /// A snapshot request: this node's, unless one went out less than `min_gap` ago
     /// (everyone got that one).
-    pub fn on_want(&mut self, want: &Want, now: Instant, min_gap: Duration) -> Vec<Effect> {
+    pub fn on_want(
+        &mut self,
+        want: &Want,
+        now: Instant,
+        min_gap: Duration,
+        topic_of: &dyn Fn(&str) -> Option<TopicEntry>,
+    ) -> Vec<Effect> {
         if want.node != self.me
             || self
                 .sent
@@ -331,14 +341,15 @@ impl Registry {
             return Vec::new();
         }
         self.sent = Some(now);
-        self.snapshot()
+        self.snapshot(topic_of)
     }
 
-    /// This node's people, in parts.
-    pub fn snapshot(&mut self) -> Vec<Effect> {
+    /// This node's people, in parts, with the topics (`topic_of`) of their channels.
+    pub fn snapshot(&mut self, topic_of: &dyn Fn(&str) -> Option<TopicEntry>) -> Vec<Effect> {
         self.seq += 1;
         let (me, seq) = (self.me.clone(), self.seq);
         let view = self.mine();
+        let topics: Vec<TopicEntry> = view.channels.keys().filter_map(|s| topic_of(s)).collect();
         let members: Vec<(String, Seen)> = view
             .channels
             .iter()
@@ -348,10 +359,12 @@ impl Registry {
         let parts = members
             .len()
             .max(nicks.len())
+            .max(topics.len())
             .div_ceil(PART_ENTRIES_MAX)
             .max(1);
         let mut members = members.chunks(PART_ENTRIES_MAX);
         let mut nicks = nicks.chunks(PART_ENTRIES_MAX);
+        let mut topics = topics.chunks(PART_ENTRIES_MAX);
         (0..parts)
             .map(|i| {
                 let part = SnapshotPart {
@@ -378,6 +391,7 @@ impl Registry {
                             at: *at,
                         })
                         .collect(),
+                    topics: topics.next().unwrap_or_default().to_vec(),
                 };
                 Effect::Announce {
                     subject: MEMBERS_SUBJECT,
@@ -423,6 +437,11 @@ impl Registry {
         for n in part.nicks {
             if pending.nicks.len() < entries_max {
                 pending.nicks.push((n.nick, n.at));
+            }
+        }
+        for t in part.topics {
+            if pending.topics.len() < entries_max {
+                pending.topics.push(t);
             }
         }
         if !part.last {
@@ -477,6 +496,7 @@ impl Registry {
         for (key, at) in wanted {
             out.extend(self.remote_claim(node, &key, at));
         }
+        out.extend(new.topics.into_iter().map(Effect::Topic));
         out
     }
 

@@ -1,5 +1,9 @@
 use super::*;
-use crate::front::irc::nodes::{NickOp, NICK_SYNC_SUBJECT, NODE_TIMEOUT};
+use crate::front::irc::nodes::{NickOp, TopicEntry, NICK_SYNC_SUBJECT, NODE_TIMEOUT};
+
+fn no_topics(_: &str) -> Option<TopicEntry> {
+    None
+}
 
 fn join(node: &str, nick: &str, subject: &str) -> Presence {
     Presence {
@@ -69,9 +73,11 @@ fn a_snapshot_shows_a_nodes_people_joining_and_then_the_digests_agree() {
     let want = b.on_alive(&beat, now);
     let want: Want = serde_json::from_slice(&announced(&want, WANT_SUBJECT)[0]).expect("want");
     assert_eq!((want.node.as_str(), want.from.as_str()), ("A", "B"));
-    let snapshot = a.on_want(&want, now, Duration::from_secs(1));
+    let snapshot = a.on_want(&want, now, Duration::from_secs(1), &no_topics);
     // A second asker within the gap gets the same broadcast, not another one.
-    assert!(a.on_want(&want, now, Duration::from_secs(1)).is_empty());
+    assert!(a
+        .on_want(&want, now, Duration::from_secs(1), &no_topics)
+        .is_empty());
     let mut shown = presences(&deliver_snapshot(&snapshot, &mut b));
     shown.sort();
     assert_eq!(
@@ -88,7 +94,7 @@ fn a_snapshot_shows_a_nodes_people_joining_and_then_the_digests_agree() {
         assert!(b.on_alive(&beat, now).is_empty());
     }
     // The same snapshot again changes nothing, shows nothing.
-    assert!(presences(&deliver_snapshot(&a.snapshot(), &mut b)).is_empty());
+    assert!(presences(&deliver_snapshot(&a.snapshot(&no_topics), &mut b)).is_empty());
 }
 
 #[test]
@@ -97,7 +103,7 @@ fn a_snapshot_replaces_what_was_missed_and_drift_asks_for_one() {
     let mut b = Registry::new("B");
     let now = Instant::now();
     a.on_presence("lobby", &join("A", "alice", "lobby"));
-    deliver_snapshot(&a.snapshot(), &mut b);
+    deliver_snapshot(&a.snapshot(&no_topics), &mut b);
     // alice parts while B does not hear it; bob joins, and B hears that.
     let mut part = join("A", "alice", "lobby");
     part.event = Event::Part;
@@ -108,7 +114,7 @@ fn a_snapshot_replaces_what_was_missed_and_drift_asks_for_one() {
     let beat = alive_of(&a.tick(now, NODE_TIMEOUT));
     assert!(b.on_alive(&beat, now).is_empty());
     assert_eq!(announced(&b.on_alive(&beat, now), WANT_SUBJECT).len(), 1);
-    let shown = presences(&deliver_snapshot(&a.snapshot(), &mut b));
+    let shown = presences(&deliver_snapshot(&a.snapshot(&no_topics), &mut b));
     assert_eq!(shown, vec![(Event::Part, "alice".into(), "lobby".into())]);
     let beat = alive_of(&a.tick(now, NODE_TIMEOUT));
     assert!(b.on_alive(&beat, now).is_empty());
@@ -120,7 +126,7 @@ fn big_snapshots_go_in_parts_and_a_part_out_of_turn_is_dropped() {
     for i in 0..600 {
         a.on_presence("big", &join("A", &format!("n{i}"), "big"));
     }
-    let snapshot = a.snapshot();
+    let snapshot = a.snapshot(&no_topics);
     let parts = announced(&snapshot, MEMBERS_SUBJECT);
     assert_eq!(parts.len(), 3);
     let mut b = Registry::new("B");
@@ -146,7 +152,7 @@ fn a_silent_node_splits_off_with_its_people_and_nicks() {
     let ops = a.on_local_nick(&claim, 1_000);
     let op: NickOp = serde_json::from_slice(&announced(&ops, NICK_SYNC_SUBJECT)[0]).expect("op");
     b.on_nick_op(&op);
-    deliver_snapshot(&a.snapshot(), &mut b);
+    deliver_snapshot(&a.snapshot(&no_topics), &mut b);
     let now = Instant::now();
     let beat = alive_of(&a.tick(now, NODE_TIMEOUT));
     b.on_alive(&beat, now);
@@ -267,7 +273,7 @@ fn nick_changes_and_releases_follow_the_right_holder() {
     nick.new = Some("Al2".into());
     a.on_presence("lobby", &nick);
     let mut b = Registry::new("B");
-    let shown = deliver_snapshot(&a.snapshot(), &mut b);
+    let shown = deliver_snapshot(&a.snapshot(&no_topics), &mut b);
     let masks: Vec<String> = shown
         .iter()
         .filter_map(|e| match e {
@@ -304,7 +310,7 @@ fn what_is_kept_of_other_nodes_is_bounded_and_asks_no_more_when_full() {
     for i in 0..30 {
         b.on_presence("lobby", &join("B", &format!("m{i}"), "lobby"));
     }
-    let shown = presences(&deliver_snapshot(&a.snapshot(), &mut b));
+    let shown = presences(&deliver_snapshot(&a.snapshot(&no_topics), &mut b));
     assert!(shown.is_empty(), "{} shown past the limit", shown.len());
     // A's digest will never match: B does not keep asking for snapshots it cannot keep.
     let now = Instant::now();
@@ -315,7 +321,43 @@ fn what_is_kept_of_other_nodes_is_bounded_and_asks_no_more_when_full() {
     // With room, only as many as fit.
     let mut c = Registry::with_entries_max("C", 20);
     assert_eq!(
-        presences(&deliver_snapshot(&a.snapshot(), &mut c)).len(),
+        presences(&deliver_snapshot(&a.snapshot(&no_topics), &mut c)).len(),
         20
     );
+}
+
+#[test]
+fn a_snapshot_carries_the_topics_of_its_nodes_channels() {
+    let mut a = Registry::new("A");
+    a.on_presence("lobby", &join("A", "alice", "lobby"));
+    a.on_presence("quiet", &join("A", "alice", "quiet"));
+    let topic_of = |subject: &str| {
+        (subject == "lobby").then(|| TopicEntry {
+            subject: subject.into(),
+            text: "soup at noon".into(),
+            setter: "alice".into(),
+            set_at: 1_700_000_000,
+        })
+    };
+    let mut b = Registry::new("B");
+    let effects = deliver_snapshot(&a.snapshot(&topic_of), &mut b);
+    let topics: Vec<&TopicEntry> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Topic(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].text, "soup at noon");
+    // After the joins they come with.
+    let last_join = effects
+        .iter()
+        .rposition(|e| matches!(e, Effect::Presence { .. }))
+        .expect("joins");
+    let topic_at = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Topic(_)))
+        .expect("topic");
+    assert!(topic_at > last_join);
 }
