@@ -5,9 +5,11 @@
 #
 #   scripts/irc_screenshot.sh                      tests/irc_client.rs -> docs/img/irc-irssi.png
 #   scripts/irc_screenshot.sh TEST OUT.png         e.g. logs_walkthrough docs/img/logs-irssi.png
+#                                                  or cluster_irssi docs/img/cluster-irssi.png
 #
 # irc_client chats in #room.lobby with a NATS client and a raw IRC client (docs/irc.md);
-# logs_walkthrough follows docs/logs.md's walk-through into #logs.error.
+# logs_walkthrough follows docs/logs.md's walk-through into #logs.error; cluster_irssi
+# is irssi on one node of two linked through a nats-server cluster (docs/cluster.md).
 #
 # Needs aha and chromium (Debian packages of the same names) besides what
 # scripts/test.sh installs for the test itself.
