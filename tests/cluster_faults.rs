@@ -1,6 +1,7 @@
 //! A hub that misbehaves, scripted on a plain TCP listener (a real nats-server never sends
 //! garbage): garbage drops the link and it is retried after `reconnect_delay`; a loop
-//! (the hub's `Loop detected`, or our own `$LDS` interest coming back) drops it for 30 s.
+//! (the hub's `Loop detected`, or our own `$LDS` interest coming back, or a remote that is
+//! this node itself) drops it for 30 s.
 
 mod common;
 
@@ -141,4 +142,42 @@ fn our_own_loop_subject_coming_back_is_a_loop() {
         hub.accept(Duration::from_secs(2)).is_none(),
         "the link came back before the loop delay"
     );
+}
+
+#[test]
+fn a_node_told_to_dial_itself_sees_the_loop_and_waits() {
+    // The remote is the node's own client port: its INFO carries our own server id.
+    let port = common::free_fixed_port();
+    let dir = common::TempDir::new("self-loop");
+    let path = dir.0.join("shardcast.toml");
+    let toml = format!(
+        "[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{port}\"]\nreconnect_delay = \"100ms\"\n"
+    );
+    std::fs::write(&path, toml).expect("write config");
+    let port_arg = port.to_string();
+    let server = Server::spawn(&[
+        "serve",
+        "-c",
+        path.to_str().expect("utf8 path"),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port_arg,
+        "--shards",
+        "1",
+    ]);
+    let line = server.wait_for_log("the loop", |l| l.contains("leafnode loop detected"));
+    assert!(line.contains("check [leafnode] remotes"), "{line}");
+    // 30 s before the next attempt, not reconnect_delay.
+    std::thread::sleep(Duration::from_secs(2));
+    let loops = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("leafnode loop detected"))
+        .count();
+    assert_eq!(loops, 1, "dialled itself again before the loop delay");
+    // Meanwhile it serves its clients.
+    let (mut raw, _info) = common::Raw::connect_info(server.addr);
+    raw.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    raw.expect(b"PONG\r\n");
 }
