@@ -523,13 +523,8 @@ impl Registry {
                         out.push(presence_effect(&node, subject, Event::Quit, seen, reason));
                     }
                 }
-                let remote = remote_holder(&node);
                 for key in view.nicks.keys() {
-                    out.push(Effect::Nick(NickEvent::Release {
-                        key: key.clone(),
-                        shard: remote.shard,
-                        cid: remote.cid,
-                    }));
+                    out.extend(self.released(&node, key));
                 }
             }
         }

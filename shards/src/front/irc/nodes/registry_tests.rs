@@ -361,3 +361,55 @@ fn a_snapshot_carries_the_topics_of_its_nodes_channels() {
         .expect("topic");
     assert!(topic_at > last_join);
 }
+
+#[test]
+fn a_nick_two_other_nodes_held_stays_held_when_one_goes() {
+    let mut c = Registry::new("C");
+    let claim = |node: &str, at| NickOp {
+        node: node.into(),
+        op: "claim".into(),
+        nick: "sam".into(),
+        at,
+    };
+    // A's sam (earlier) and B's sam (later; B will be told by A and close it).
+    c.on_nick_op(&claim("A", 100));
+    c.on_nick_op(&claim("B", 200));
+    let now = Instant::now();
+    c.on_alive(
+        &Alive {
+            node: "B".into(),
+            digest: 0,
+        },
+        now,
+    );
+    // A goes silent; B is still heard: sam is released for A and held for B.
+    let later = now + NODE_TIMEOUT;
+    c.on_alive(
+        &Alive {
+            node: "B".into(),
+            digest: 0,
+        },
+        later,
+    );
+    let effects = c.tick(later, NODE_TIMEOUT);
+    let (a, b) = (remote_holder("A"), remote_holder("B"));
+    let nicks: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Nick(_)))
+        .collect();
+    assert_eq!(
+        nicks,
+        vec![
+            &Effect::Nick(NickEvent::Release {
+                key: "sam".into(),
+                shard: a.shard,
+                cid: a.cid,
+            }),
+            &Effect::Nick(NickEvent::Claim {
+                key: "sam".into(),
+                shard: b.shard,
+                cid: b.cid,
+            }),
+        ]
+    );
+}

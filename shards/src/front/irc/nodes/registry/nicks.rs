@@ -142,11 +142,32 @@ impl Registry {
         if view.remove_nick(key).is_none() {
             return Vec::new();
         }
+        self.released(node, key)
+    }
+
+    /// The shards' copies after `node` gave `key` up (or went silent): released, and
+    /// held by the next node that claimed it too, if any (the earliest claim).
+    pub(super) fn released(&self, node: &str, key: &str) -> Vec<Effect> {
         let remote = remote_holder(node);
-        vec![Effect::Nick(NickEvent::Release {
+        let mut out = vec![Effect::Nick(NickEvent::Release {
             key: key.to_string(),
             shard: remote.shard,
             cid: remote.cid,
-        })]
+        })];
+        let next = self
+            .nodes
+            .iter()
+            .filter(|(n, _)| **n != self.me && n.as_str() != node)
+            .filter_map(|(n, v)| v.nicks.get(key).map(|h| (h.at, n)))
+            .min();
+        if let Some((_, n)) = next {
+            let holder = remote_holder(n);
+            out.push(Effect::Nick(NickEvent::Claim {
+                key: key.to_string(),
+                shard: holder.shard,
+                cid: holder.cid,
+            }));
+        }
+        out
     }
 }
