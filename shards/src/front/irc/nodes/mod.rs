@@ -145,12 +145,18 @@ pub async fn run(ctx: Rc<ShardCtx>, node: String) {
     let mut registry = Registry::new(&node);
     let mut next_beat = Instant::now();
     while !ctx.stopping.get() {
+        // The beat comes first when it is due: a steady stream of events must not keep
+        // this node silent (the others would split it off).
         let wait = next_beat.saturating_duration_since(Instant::now());
-        let wake = futures_lite::future::or(async { Wake::Msg(client.next().await) }, async {
-            glommio::timer::sleep(wait).await;
+        let wake = if wait.is_zero() {
             Wake::Beat
-        })
-        .await;
+        } else {
+            futures_lite::future::or(async { Wake::Msg(client.next().await) }, async {
+                glommio::timer::sleep(wait).await;
+                Wake::Beat
+            })
+            .await
+        };
         let effects = match wake {
             Wake::Msg(None) => break,
             Wake::Msg(Some(msg)) => on_message(&mut registry, &irc, &msg),

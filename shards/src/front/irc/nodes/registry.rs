@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alive, SnapshotPart, TopicEntry, Want, ALIVE_SUBJECT, MEMBERS_SUBJECT, WANT_SUBJECT};
+use super::{Alive, TopicEntry, Want, ALIVE_SUBJECT, WANT_SUBJECT};
 use crate::front::irc::names::nick_key;
 use crate::front::irc::presence::{self, Event, Presence};
 use crate::front::irc::service::NickEvent;
@@ -28,6 +28,11 @@ pub const SPLIT_REASON: &str = "*.net *.split";
 const MISMATCHES_BEFORE_WANT: u8 = 2;
 /// The most member and nick entries in one snapshot part.
 const PART_ENTRIES_MAX: usize = 256;
+/// How long a live change outweighs a snapshot (two beats: a snapshot that missed it
+/// is followed by a digest mismatch and a newer snapshot after that).
+const RECENT: Duration = Duration::from_secs(4);
+/// Live changes remembered per node.
+const RECENT_MAX: usize = 10_000;
 
 /// What the service does for the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +82,9 @@ struct NodeView {
     mismatches: u8,
     /// A snapshot being received: (seq, next part, members, nicks).
     pending: Option<Pending>,
+    /// Memberships a live event changed lately (subject, nick key): a snapshot taken
+    /// before that event, crossing it, does not undo it.
+    recent: BTreeMap<(String, String), Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +154,21 @@ impl NodeView {
         self.digest ^= fnv(&["n", key]);
         self.entries += 1;
         true
+    }
+
+    /// A live event changed `subject`/`key` now.
+    fn touched(&mut self, subject: &str, key: &str) {
+        if self.recent.len() < RECENT_MAX {
+            self.recent
+                .insert((subject.to_string(), key.to_string()), Instant::now());
+        }
+    }
+
+    /// A live event changed `subject`/`key` less than [`RECENT`] before `now`.
+    fn is_recent(&self, subject: &str, key: &str, now: Instant) -> bool {
+        self.recent
+            .get(&(subject.to_string(), key.to_string()))
+            .is_some_and(|t| now.saturating_duration_since(*t) < RECENT)
     }
 
     fn remove_nick(&mut self, key: &str) -> Option<Hold> {
@@ -253,12 +276,24 @@ impl Registry {
         let Some(node) = p.node.as_deref() else {
             return;
         };
+        // Only a join makes a node known (the quits shown for a node that split off come
+        // back here after it is gone).
+        if p.event != Event::Join && !self.nodes.contains_key(node) {
+            return;
+        }
+        let remote = node != self.me;
         // This node's own people are always counted.
-        let full = node != self.me && self.full();
+        let full = remote && self.full();
         let Some(view) = self.view(node) else {
             return;
         };
         let key = nick_key(&p.nick);
+        if p.event != Event::Topic && remote {
+            view.touched(subject, &key);
+            if let Some(new) = p.new.as_deref().filter(|_| p.event == Event::Nick) {
+                view.touched(subject, &nick_key(new));
+            }
+        }
         match p.event {
             Event::Join => {
                 let seen = Seen {
@@ -324,186 +359,14 @@ impl Registry {
         }]
     }
 
-    /// A snapshot request: this node's, unless one went out less than `min_gap` ago
-    /// (everyone got that one).
-    pub fn on_want(
-        &mut self,
-        want: &Want,
-        now: Instant,
-        min_gap: Duration,
-        topic_of: &dyn Fn(&str) -> Option<TopicEntry>,
-    ) -> Vec<Effect> {
-        if want.node != self.me
-            || self
-                .sent
-                .is_some_and(|t| now.saturating_duration_since(t) < min_gap)
-        {
-            return Vec::new();
-        }
-        self.sent = Some(now);
-        self.snapshot(topic_of)
-    }
-
-    /// This node's people, in parts, with the topics (`topic_of`) of their channels.
-    pub fn snapshot(&mut self, topic_of: &dyn Fn(&str) -> Option<TopicEntry>) -> Vec<Effect> {
-        self.seq += 1;
-        let (me, seq) = (self.me.clone(), self.seq);
-        let view = self.mine();
-        let topics: Vec<TopicEntry> = view.channels.keys().filter_map(|s| topic_of(s)).collect();
-        let members: Vec<(String, Seen)> = view
-            .channels
-            .iter()
-            .flat_map(|(s, m)| m.values().map(move |seen| (s.clone(), seen.clone())))
-            .collect();
-        let nicks: Vec<(String, u64)> = view.nicks.iter().map(|(k, h)| (k.clone(), h.at)).collect();
-        let parts = members
-            .len()
-            .max(nicks.len())
-            .max(topics.len())
-            .div_ceil(PART_ENTRIES_MAX)
-            .max(1);
-        let mut members = members.chunks(PART_ENTRIES_MAX);
-        let mut nicks = nicks.chunks(PART_ENTRIES_MAX);
-        let mut topics = topics.chunks(PART_ENTRIES_MAX);
-        (0..parts)
-            .map(|i| {
-                let part = SnapshotPart {
-                    node: me.clone(),
-                    seq,
-                    part: i as u32,
-                    last: i + 1 == parts,
-                    members: members
-                        .next()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|(subject, seen)| super::MemberEntry {
-                            subject: subject.clone(),
-                            mask: seen.mask.clone(),
-                            realname: seen.realname.clone(),
-                        })
-                        .collect(),
-                    nicks: nicks
-                        .next()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|(nick, at)| super::NickEntry {
-                            nick: nick.clone(),
-                            at: *at,
-                        })
-                        .collect(),
-                    topics: topics.next().unwrap_or_default().to_vec(),
-                };
-                Effect::Announce {
-                    subject: MEMBERS_SUBJECT,
-                    payload: serde_json::to_vec(&part).unwrap_or_default(),
-                }
-            })
-            .collect()
-    }
-
-    /// A part of another node's snapshot; the last part replaces what we knew of it: who
-    /// is new is shown joining, who is gone parting.
-    pub fn on_snapshot_part(&mut self, part: SnapshotPart, now: Instant) -> Vec<Effect> {
-        if part.node == self.me {
-            return Vec::new();
-        }
-        let entries_max = self.entries_max;
-        let Some(view) = self.view(&part.node) else {
-            return Vec::new();
-        };
-        view.heard = Some(now);
-        let pending = match view.pending.take() {
-            _ if part.part == 0 => Pending {
-                seq: part.seq,
-                ..Pending::default()
-            },
-            Some(p) if p.seq == part.seq && p.next == part.part => p,
-            _ => return Vec::new(),
-        };
-        let mut pending = pending;
-        pending.next += 1;
-        for m in part.members {
-            let Some((nick, _)) = m.mask.split_once('!') else {
-                continue;
-            };
-            if pending.members.len() < entries_max {
-                let seen = Seen {
-                    mask: m.mask.clone(),
-                    realname: m.realname,
-                };
-                pending.members.push((m.subject, nick_key(nick), seen));
-            }
-        }
-        for n in part.nicks {
-            if pending.nicks.len() < entries_max {
-                pending.nicks.push((n.nick, n.at));
-            }
-        }
-        for t in part.topics {
-            if pending.topics.len() < entries_max {
-                pending.topics.push(t);
-            }
-        }
-        if !part.last {
-            view.pending = Some(pending);
-            return Vec::new();
-        }
-        self.replace(&part.node, pending)
-    }
-
-    fn replace(&mut self, node: &str, new: Pending) -> Vec<Effect> {
-        let mut out = Vec::new();
-        let mut total: usize = self.nodes.values().map(|v| v.entries).sum();
-        let entries_max = self.entries_max;
-        let Some(view) = self.nodes.get_mut(node) else {
-            return out;
-        };
-        view.synced = true;
-        view.mismatches = 0;
-        let wanted: BTreeMap<(String, String), Seen> = new
-            .members
-            .into_iter()
-            .map(|(s, k, seen)| ((s, k), seen))
-            .collect();
-        let had: Vec<(String, String, Seen)> = view
-            .channels
-            .iter()
-            .flat_map(|(s, m)| {
-                m.iter()
-                    .map(move |(k, v)| (s.clone(), k.clone(), v.clone()))
-            })
-            .collect();
-        for (subject, key, seen) in had {
-            if !wanted.contains_key(&(subject.clone(), key.clone())) {
-                view.remove_member(&subject, &key);
-                total -= 1;
-                out.push(presence_effect(node, &subject, Event::Part, &seen, None));
-            }
-        }
-        for ((subject, key), seen) in wanted {
-            if view.add_member(&subject, &key, seen.clone(), total >= entries_max) {
-                total += 1;
-                out.push(presence_effect(node, &subject, Event::Join, &seen, None));
-            }
-        }
-        let wanted: BTreeMap<String, u64> = new.nicks.into_iter().collect();
-        let had: Vec<String> = view.nicks.keys().cloned().collect();
-        for key in had {
-            if !wanted.contains_key(&key) {
-                out.extend(self.remote_release(node, &key));
-            }
-        }
-        for (key, at) in wanted {
-            out.extend(self.remote_claim(node, &key, at));
-        }
-        out.extend(new.topics.into_iter().map(Effect::Topic));
-        out
-    }
-
     /// Once a beat: our heartbeat, and the people of nodes silent for `timeout` shown
     /// quitting (a netsplit).
     pub fn tick(&mut self, now: Instant, timeout: Duration) -> Vec<Effect> {
         let mut out = Vec::new();
+        for view in self.nodes.values_mut() {
+            view.recent
+                .retain(|_, t| now.saturating_duration_since(*t) < RECENT);
+        }
         let silent: Vec<String> = self
             .nodes
             .iter()
@@ -566,6 +429,7 @@ fn presence_effect(
 }
 
 mod nicks;
+mod snapshot;
 
 #[cfg(test)]
 #[path = "registry_tests.rs"]

@@ -1,5 +1,7 @@
 use super::*;
-use crate::front::irc::nodes::{NickOp, TopicEntry, NICK_SYNC_SUBJECT, NODE_TIMEOUT};
+use crate::front::irc::nodes::{
+    NickOp, SnapshotPart, TopicEntry, MEMBERS_SUBJECT, NICK_SYNC_SUBJECT, NODE_TIMEOUT,
+};
 
 fn no_topics(_: &str) -> Option<TopicEntry> {
     None
@@ -412,4 +414,37 @@ fn a_nick_two_other_nodes_held_stays_held_when_one_goes() {
             }),
         ]
     );
+}
+
+#[test]
+fn a_snapshot_that_crossed_a_live_event_does_not_undo_it() {
+    let mut a = Registry::new("A");
+    let mut b = Registry::new("B");
+    a.on_presence("lobby", &join("A", "alice", "lobby"));
+    // A snapshot is taken, then bob joins and alice parts on A; B hears the live events
+    // before the (older) snapshot.
+    let old = a.snapshot(&no_topics);
+    b.on_presence("lobby", &join("A", "bob", "lobby"));
+    b.on_presence("lobby", &join("A", "alice", "lobby"));
+    let mut part = join("A", "alice", "lobby");
+    part.event = Event::Part;
+    b.on_presence("lobby", &part);
+    // Neither bob parts nor alice joins again.
+    assert!(presences(&deliver_snapshot(&old, &mut b)).is_empty());
+}
+
+#[test]
+fn the_quits_of_a_node_that_split_off_do_not_bring_it_back() {
+    let mut b = Registry::new("B");
+    b.on_presence("lobby", &join("A", "alice", "lobby"));
+    assert_eq!(b.others(), 1);
+    let effects = b.tick(Instant::now() + NODE_TIMEOUT, NODE_TIMEOUT);
+    assert_eq!(b.others(), 0);
+    // The quit shown for alice comes back through the presence subscription.
+    for e in effects {
+        if let Effect::Presence { subject, event } = e {
+            b.on_presence(&subject, &event);
+        }
+    }
+    assert_eq!(b.others(), 0);
 }
