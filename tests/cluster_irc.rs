@@ -150,19 +150,41 @@ fn irc_users_on_two_nodes_chat_in_one_channel_and_message_each_other() {
         let mut replays = native.subscribe("$SC.IRC.HISTORY.>").await.expect("sub");
         let mut sync = native.subscribe("$SC.SYNC.>").await.expect("sub");
         native.flush().await.expect("flush");
+        // A NATS client on node b: joins on node a ask every node's history (the
+        // request crosses), and only node a answers them, so nothing meant for a's
+        // connections lands on b's subjects (or in b's connections).
+        let on_b = async_nats::connect(format!("nats://{}", b.addr))
+            .await
+            .expect("connect to node b");
+        let mut b_replays = on_b.subscribe("$SC.IRC.HISTORY.>").await.expect("sub");
+        on_b.flush().await.expect("flush");
         tokio::time::sleep(Duration::from_millis(300)).await;
         nick_in_use(irc_addr(&b), "alice");
         nick_in_use(irc_addr(&a), "Carol");
         let mut erin = Irc::register(irc_addr(&a), "erin");
         erin.send("JOIN #lobby");
         erin.expect(" 366 erin #lobby ");
+        // Her replay (node a's history of #lobby, with the time in the text), once.
+        erin.expect("PRIVMSG #lobby :[");
+        erin.expect("] who am i");
+        erin.expect_none("] who am i", Duration::from_millis(500));
+        // Joiners on both of node a's shards.
+        let mut more: Vec<Irc> = (0..4)
+            .map(|i| Irc::register(irc_addr(&a), &format!("guest{i}")))
+            .collect();
+        for (i, g) in more.iter_mut().enumerate() {
+            g.send("JOIN #lobby");
+            g.expect(&format!(" 366 guest{i} #lobby "));
+        }
+        let leaked = tokio::time::timeout(Duration::from_secs(2), b_replays.next()).await;
+        assert!(leaked.is_err(), "node b answered node a's join: {leaked:?}");
         let crossed = tokio::time::timeout(Duration::from_secs(5), sync.next()).await;
         assert!(
             matches!(crossed, Ok(Some(_))),
             "no sync crossed: {crossed:?}"
         );
         for sub in [&mut local_only, &mut replays] {
-            let leaked = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+            let leaked = tokio::time::timeout(Duration::from_secs(1), sub.next()).await;
             assert!(leaked.is_err(), "crossed the hub: {leaked:?}");
         }
     });

@@ -8,7 +8,9 @@
 //!   starts keeping that subject, with a subscription of its own (`k.<subject>`);
 //! - each `history.subjects` pattern (`p.<i>`), on every shard: each keeps the subjects
 //!   it owns;
-//! - `$SC.IRC.HISTORY.<shard>.>` (with IRC on): answers to this shard's IRC joins.
+//! - `$SC.IRC.HISTORY.<node>.<shard>.>` (with IRC on): answers to this shard's IRC joins;
+//!   a request whose replay names another node (a join there: the request crossed the
+//!   link like any) is left to that node.
 
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -20,14 +22,49 @@ use crate::shard::ShardCtx;
 use crate::subject::pattern::pattern_matches;
 use crate::wire::irc::{encode_replay, Replayed};
 
-/// Where a shard's IRC joins get their history: `$SC.IRC.HISTORY.<shard>.<cid>.<t|p>.<subject>`
-/// (`t`: the client takes `@time=` tags; `p`: the time goes in the text).
+/// Where IRC joins get their history:
+/// `$SC.IRC.HISTORY.<node>.<shard>.<cid>.<t|p>.<subject>` (`node`: the server id, so
+/// that the other nodes of a cluster, which see the request too, leave it to this one;
+/// `t`: the client takes `@time=` tags; `p`: the time goes in the text).
 pub const REPLAY_PREFIX: &str = "$SC.IRC.HISTORY.";
 
-/// The reply subject an IRC join on `shard` by connection `cid` asks history to answer on.
-pub fn replay_subject(shard: usize, cid: u64, server_time: bool, subject: &str) -> String {
+/// The reply subject an IRC join on `node`'s `shard` by connection `cid` asks history to
+/// answer on.
+pub fn replay_subject(
+    node: &str,
+    shard: usize,
+    cid: u64,
+    server_time: bool,
+    subject: &str,
+) -> String {
     let mode = if server_time { 't' } else { 'p' };
-    format!("{REPLAY_PREFIX}{shard}.{cid}.{mode}.{subject}")
+    format!("{REPLAY_PREFIX}{node}.{shard}.{cid}.{mode}.{subject}")
+}
+
+/// Who a history request's `reply` is for, as seen by `node`'s `shard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyTo<'a> {
+    /// An ordinary reply subject (a NATS client's inbox): answer there.
+    Inbox,
+    /// An IRC join on this shard (`<cid>.<t|p>.<subject>`): replay it here.
+    ThisShard(&'a str),
+    /// An IRC join on another shard of this node: answer on the reply subject.
+    ThisNode,
+    /// An IRC join on another node, which answers it itself: nothing to do.
+    OtherNode,
+}
+
+fn reply_to<'a>(reply: &'a str, node: &str, shard: usize) -> ReplyTo<'a> {
+    let Some(rest) = reply.strip_prefix(REPLAY_PREFIX) else {
+        return ReplyTo::Inbox;
+    };
+    let Some(rest) = rest.strip_prefix(node).and_then(|r| r.strip_prefix('.')) else {
+        return ReplyTo::OtherNode;
+    };
+    match rest.split_once('.') {
+        Some((s, mine)) if s.parse::<usize>().ok() == Some(shard) => ReplyTo::ThisShard(mine),
+        _ => ReplyTo::ThisNode,
+    }
 }
 
 /// Runs `ctx`'s history service until the shard stops.
@@ -46,7 +83,8 @@ pub async fn run(ctx: Rc<ShardCtx>, cfg: HistoryConfig) {
         client
             .subscribe("presence", &format!("{PRESENCE_PREFIX}>"), None)
             .await;
-        let replies = format!("{REPLAY_PREFIX}{}.>", svc.ctx.id);
+        let node = &svc.ctx.global.server_id;
+        let replies = format!("{REPLAY_PREFIX}{node}.{}.>", svc.ctx.id);
         client.subscribe("replay", &replies, None).await;
     }
     for (i, pattern) in svc.cfg.subjects.iter().enumerate() {
@@ -147,12 +185,13 @@ impl Service {
         if !self.owns(subject) {
             return;
         }
+        let to = reply_to(reply, &self.ctx.global.server_id, self.ctx.id);
+        if to == ReplyTo::OtherNode {
+            return;
+        }
         let bytes_max = self.ctx.limits().payload_bytes_max;
         let body = answer(subject, self.store.entries(subject), bytes_max);
-        if let Some(mine) = reply
-            .strip_prefix(REPLAY_PREFIX)
-            .and_then(|r| r.strip_prefix(&format!("{}.", self.ctx.id)))
-        {
+        if let ReplyTo::ThisShard(mine) = to {
             // A join on this shard: an internal client gets no echo of its own
             // publishes, so the answer is replayed here.
             return self.replay(mine, &body);
@@ -162,8 +201,8 @@ impl Service {
 
     /// An answer to one of this shard's IRC joins: its lines go to the joiner.
     fn on_replay(&self, msg: &Received) {
-        let mine = format!("{REPLAY_PREFIX}{}.", self.ctx.id);
-        if let Some(rest) = msg.subject.strip_prefix(&mine) {
+        let node = &self.ctx.global.server_id;
+        if let ReplyTo::ThisShard(rest) = reply_to(&msg.subject, node, self.ctx.id) {
             self.replay(rest, &msg.payload);
         }
     }
@@ -203,5 +242,25 @@ impl Service {
         if !out.is_empty() {
             conn.outbox.push_control(&out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_is_answered_by_the_joiners_node_only() {
+        let reply = replay_subject("NODEA", 1, 17, true, "room.lobby");
+        assert_eq!(reply, "$SC.IRC.HISTORY.NODEA.1.17.t.room.lobby");
+        assert_eq!(
+            reply_to(&reply, "NODEA", 1),
+            ReplyTo::ThisShard("17.t.room.lobby")
+        );
+        assert_eq!(reply_to(&reply, "NODEA", 0), ReplyTo::ThisNode);
+        // Another node sees the request (it crosses like any), and leaves it.
+        assert_eq!(reply_to(&reply, "NODEB", 1), ReplyTo::OtherNode);
+        assert_eq!(reply_to(&reply, "NODE", 1), ReplyTo::OtherNode);
+        assert_eq!(reply_to("_INBOX.abc.1", "NODEA", 1), ReplyTo::Inbox);
     }
 }

@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn nick_events_and_replays_stay_while_inboxes_and_sync_cross() {
         assert!(!crosses(b"$SC.IRC.NICK"));
-        assert!(!crosses(b"$SC.IRC.HISTORY.0.7.t.lobby"));
+        assert!(!crosses(b"$SC.IRC.HISTORY.NODEA.0.7.t.lobby"));
         assert!(crosses(b"$SC.IRC.USER.alice"));
         assert!(crosses(b"$SC.SYNC.ALIVE"));
         assert!(crosses(b"$SC.PRESENCE.lobby"));

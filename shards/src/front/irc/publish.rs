@@ -45,6 +45,12 @@ pub(super) fn request_history(
 ) {
     let subject = channel.subject();
     let request = format!("{HISTORY_PREFIX}{subject}");
-    let reply = replay_subject(s.shard.shard, conn.cid, s.server_time, subject);
+    let reply = replay_subject(
+        &s.shard.node,
+        s.shard.shard,
+        conn.cid,
+        s.server_time,
+        subject,
+    );
     publish_composed(router, conn, &request, Some(&reply), None, b"");
 }
