@@ -148,24 +148,10 @@ fn our_own_loop_subject_coming_back_is_a_loop() {
 fn a_node_told_to_dial_itself_sees_the_loop_and_waits() {
     // The remote is the node's own client port: its INFO carries our own server id.
     let port = common::free_fixed_port();
-    let dir = common::TempDir::new("self-loop");
-    let path = dir.0.join("shardcast.toml");
     let toml = format!(
         "[leafnode]\nremotes = [\"nats-leaf://127.0.0.1:{port}\"]\nreconnect_delay = \"100ms\"\n"
     );
-    std::fs::write(&path, toml).expect("write config");
-    let port_arg = port.to_string();
-    let server = Server::spawn(&[
-        "serve",
-        "-c",
-        path.to_str().expect("utf8 path"),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        &port_arg,
-        "--shards",
-        "1",
-    ]);
+    let server = Server::start_with_on_port(1, &toml, port);
     let line = server.wait_for_log("the loop", |l| l.contains("leafnode loop detected"));
     assert!(line.contains("check [leafnode] remotes"), "{line}");
     // 30 s before the next attempt, not reconnect_delay.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{irc_addr, node_with, Hubs};
+use common::cluster::{irc_addr, node_a_with_alice_in_lobby, node_with, wait_for_irc_nodes, Hubs};
 use common::irc::{names_until, Irc};
 
 const IRC: &str = "[irc]\nport = 0\n";
@@ -197,13 +197,7 @@ fn irc_users_on_two_nodes_chat_in_one_channel_and_message_each_other() {
 #[test]
 fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
     let hubs = Hubs::start();
-    let a = node_with(&hubs, "node-a", &[0], IRC);
-    hubs.wait_for_leafs(1);
-    let mut alice = Irc::register(irc_addr(&a), "alice");
-    alice.send("JOIN #lobby");
-    alice.expect(" 366 alice #lobby ");
-    alice.send("TOPIC #lobby :soup at noon");
-    alice.expect(" TOPIC #lobby :soup at noon");
+    let (a, mut alice) = node_a_with_alice_in_lobby(&hubs, "soup at noon");
     // Node b links after alice is in #lobby: nobody there has done anything since.
     let b = node_with(&hubs, "node-b", &[1], IRC);
     hubs.wait_for_leafs(2);
@@ -235,18 +229,19 @@ fn a_node_that_links_later_finds_who_is_there_and_a_killed_node_splits_off() {
         .as_str()
         .expect("server_id")
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let a_seen = loop {
-        let leafz = common::get_json(http_b, "/leafz");
-        let nodes = leafz["irc_nodes"].as_array().cloned().unwrap_or_default();
-        let a_seen = nodes.iter().find(|n| n["node"] == a_id.as_str()).cloned();
-        if let Some(seen) = a_seen.filter(|s| s["nicks"] == 1 && nodes.len() == 2) {
-            assert_eq!(nodes[0]["local"], true, "{leafz}");
-            break seen;
-        }
-        assert!(Instant::now() < deadline, "node a never in {leafz}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let leafz = wait_for_irc_nodes(http_b, "node a", |nodes| {
+        nodes.len() == 2
+            && nodes
+                .iter()
+                .any(|n| n["node"] == a_id.as_str() && n["nicks"] == 1)
+    });
+    let nodes = leafz["irc_nodes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(nodes[0]["local"], true, "{leafz}");
+    let a_seen = nodes
+        .iter()
+        .find(|n| n["node"] == a_id.as_str())
+        .cloned()
+        .expect("node a");
     assert_eq!(a_seen["synced"], true, "{a_seen}");
     assert_eq!(a_seen["memberships"], 1, "{a_seen}");
     let metrics = common::get(http_b, "/metrics").2;

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{irc_addr, node_with, Hubs};
+use common::cluster::{irc_addr, node_a_with_alice_in_lobby, node_with, wait_for_irc_nodes, Hubs};
 use common::irc::Irc;
 use common::irssi::Irssi;
 
@@ -19,31 +19,14 @@ const IRC: &str = "[irc]\nport = 0\n";
 #[test]
 fn irssi_on_node_b_meets_node_a_and_sees_it_split_off() {
     let hubs = Hubs::start();
-    let a = node_with(&hubs, "node-a", &[0], IRC);
-    hubs.wait_for_leafs(1);
-    let mut alice = Irc::register(irc_addr(&a), "alice");
-    alice.send("JOIN #lobby");
-    alice.expect(" 366 alice #lobby ");
-    alice.send("TOPIC #lobby :lunch at noon, soup on node a");
-    alice.expect(" TOPIC #lobby ");
+    let (a, mut alice) = node_a_with_alice_in_lobby(&hubs, "lunch at noon, soup on node a");
 
     // Node b links; once it knows alice (its /leafz says node a is synced), irssi joins.
     let b = node_with(&hubs, "node-b", &[1], IRC);
     hubs.wait_for_leafs(2);
-    let http_b = common::monitoring_addr(&b);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let leafz = common::get_json(http_b, "/leafz");
-        let nodes = leafz["irc_nodes"].as_array().cloned().unwrap_or_default();
-        if nodes.iter().any(|n| n["local"] == false && n["nicks"] == 1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node b never learnt alice: {leafz}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_irc_nodes(common::monitoring_addr(&b), "alice's node", |nodes| {
+        nodes.iter().any(|n| n["local"] == false && n["nicks"] == 1)
+    });
     let irssi = Irssi::start("ada", "Ada on node b", Some(irc_addr(&b)));
     irssi.wait_registered("ada");
     irssi.type_line("/join #lobby");

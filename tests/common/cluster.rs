@@ -203,3 +203,34 @@ fn probe_subject(subject: &str) -> String {
         .collect::<Vec<_>>()
         .join(".")
 }
+
+/// Node a for the IRC tests: a node with IRC dialling member 0, and alice in `#lobby`
+/// there with `topic` set.
+pub fn node_a_with_alice_in_lobby(hubs: &Hubs, topic: &str) -> (Server, super::irc::Irc) {
+    let a = node_with(hubs, "node-a", &[0], "[irc]\nport = 0\n");
+    hubs.wait_for_leafs(1);
+    let mut alice = super::irc::Irc::register(irc_addr(&a), "alice");
+    alice.send("JOIN #lobby");
+    alice.expect(" 366 alice #lobby ");
+    alice.send(&format!("TOPIC #lobby :{topic}"));
+    alice.expect(&format!(" TOPIC #lobby :{topic}"));
+    (a, alice)
+}
+
+/// Polls `/leafz` at `http` until its `irc_nodes` satisfy `done`; returns that `/leafz`.
+pub fn wait_for_irc_nodes(
+    http: SocketAddr,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let leafz = get_json(http, "/leafz");
+        let nodes = leafz["irc_nodes"].as_array().cloned().unwrap_or_default();
+        if done(&nodes) {
+            return leafz;
+        }
+        assert!(Instant::now() < deadline, "{what} never in {leafz}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -83,6 +83,11 @@ impl Server {
         Server::start_full(shards, "", "info", port)
     }
 
+    /// `start_with` on a fixed `port`.
+    pub fn start_with_on_port(shards: usize, toml: &str, port: u16) -> Server {
+        Server::start_full(shards, toml, "info", port)
+    }
+
     fn start_full(shards: usize, toml: &str, level: &str, port: u16) -> Server {
         let dir = TempDir::new("cfg");
         let path = dir.0.join("shardcast.toml");

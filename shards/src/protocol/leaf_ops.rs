@@ -13,7 +13,9 @@
 
 use super::errors::ProtoError;
 use super::lex::{is_ws, parse_size, NumberError};
-use super::server_ops::{control_line, parse_server_op, ControlLine, ServerOp, ServerParsed};
+use super::server_ops::{
+    body, control_line, parse_server_op, Body, ControlLine, ServerOp, ServerParsed,
+};
 
 /// The most queue groups one message may list.
 pub const QUEUES_PER_MSG_MAX: usize = 1024;
@@ -171,29 +173,20 @@ fn message<'a>(
     if queues.len() > QUEUES_PER_MSG_MAX {
         return Err(ProtoError::BadArguments("LMSG: too many queue groups"));
     }
-    if header_len.is_some_and(|h| h > total) {
-        return Err(ProtoError::BadArguments(
-            "HMSG: header size exceeds total size",
-        ));
-    }
-    if total > body_bytes_max {
-        return Err(ProtoError::PayloadTooLarge);
-    }
-    let body_end = body_start.saturating_add(total);
-    let end = body_end.saturating_add(2);
-    if buf.len() < end {
-        return Ok(LeafParsed::NeedMore { needed_bytes: end });
-    }
-    if buf.get(body_end..end) != Some(b"\r\n") {
-        return Err(ProtoError::BadPayloadTerminator);
-    }
-    let body = &buf[body_start..body_end];
-    let (headers, payload) = match header_len {
-        Some(h) => {
-            let (h, p) = body.split_at(h);
-            (Some(h), p)
-        }
-        None => (None, body),
+    let framed = body(
+        buf,
+        body_start,
+        header_len.unwrap_or(0),
+        total,
+        body_bytes_max,
+    )?;
+    let (headers, payload, end) = match framed {
+        Body::NeedMore(needed_bytes) => return Ok(LeafParsed::NeedMore { needed_bytes }),
+        Body::Ready {
+            headers,
+            payload,
+            end,
+        } => (header_len.map(|_| headers), payload, end),
     };
     Ok(LeafParsed::Op {
         op: LeafOp::Msg(LeafDelivery {

@@ -156,6 +156,50 @@ fn msg<'a>(
         (true, 5) => (Some(get(2)), size(get(3))?, size(get(4))?),
         _ => return Err(ProtoError::BadArguments("MSG: wrong number of arguments")),
     };
+    let (headers, payload, end) = match body(buf, body_start, header_len, total, body_bytes_max)? {
+        Body::NeedMore(needed_bytes) => return Ok(ServerParsed::NeedMore { needed_bytes }),
+        Body::Ready {
+            headers,
+            payload,
+            end,
+        } => (headers, payload, end),
+    };
+    Ok(ServerParsed::Op {
+        op: ServerOp::Msg(Delivery {
+            subject: get(0),
+            sid: get(1),
+            reply,
+            headers,
+            payload,
+        }),
+        consumed: end,
+    })
+}
+
+/// A message body after its control line, as [`body`] finds it.
+pub(crate) enum Body<'a> {
+    /// `buf` must hold this many bytes first.
+    NeedMore(usize),
+    /// The header block (empty without one), the payload, and where the message ends
+    /// (after its CRLF).
+    Ready {
+        headers: &'a [u8],
+        payload: &'a [u8],
+        end: usize,
+    },
+}
+
+/// The body of a `MSG`/`HMSG`/`LMSG` whose control line said `header_len` header bytes
+/// in `total`, starting at `body_start` in `buf`: both messages from a hub and from a
+/// server frame their bodies alike.
+#[inline]
+pub(crate) fn body(
+    buf: &[u8],
+    body_start: usize,
+    header_len: usize,
+    total: usize,
+    body_bytes_max: usize,
+) -> Result<Body<'_>, ProtoError> {
     if header_len > total {
         return Err(ProtoError::BadArguments(
             "HMSG: header size exceeds total size",
@@ -167,23 +211,17 @@ fn msg<'a>(
     let body_end = body_start.saturating_add(total);
     let end = body_end.saturating_add(2);
     if buf.len() < end {
-        return Ok(ServerParsed::NeedMore { needed_bytes: end });
+        return Ok(Body::NeedMore(end));
     }
     if buf.get(body_end..end) != Some(b"\r\n") {
         return Err(ProtoError::BadPayloadTerminator);
     }
     // `buf` holds at least `end` bytes, checked above.
-    let body = &buf[body_start..body_end];
-    let (headers, payload) = body.split_at(header_len);
-    Ok(ServerParsed::Op {
-        op: ServerOp::Msg(Delivery {
-            subject: get(0),
-            sid: get(1),
-            reply,
-            headers,
-            payload,
-        }),
-        consumed: end,
+    let (headers, payload) = buf[body_start..body_end].split_at(header_len);
+    Ok(Body::Ready {
+        headers,
+        payload,
+        end,
     })
 }
 

@@ -120,13 +120,17 @@ impl Transport for Loopback {
 
 /// The shard that owns `key` (a nick, a subject's history): a stable hash of it.
 pub fn owner_of(key: &str, shards: usize) -> usize {
-    // FNV-1a: stable across processes and shards.
+    (fnv1a(key.bytes()) % shards.max(1) as u64) as usize
+}
+
+/// FNV-1a of `bytes`: stable across processes, shards and nodes.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % shards.max(1) as u64) as usize
+    h
 }
 
 /// A message delivered to an internal client.

@@ -121,23 +121,11 @@ pub fn clean_topic(topic: &str, max_bytes: usize) -> String {
 
 /// Now, as RFC 3339 in UTC with milliseconds (`2026-12-02T10:00:00.123Z`).
 pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
-}
-
-/// `secs` since the Unix epoch, as [`now_rfc3339`] writes times.
-pub fn rfc3339_of_unix(secs: u64) -> String {
-    let t = i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    rfc3339(t)
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
+    let now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    t.format(&format)
+    now.format(&format)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
 }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::front::irc::presence::{self, Event, Presence, PRESENCE_PREFIX};
+use crate::front::irc::presence::{Event, Presence, PRESENCE_PREFIX};
 use crate::front::irc::service::{NickEvent, NICK_SUBJECT};
 use crate::front::irc::IrcShard;
 use crate::front::{publish_from_hub, Composed};
@@ -285,7 +285,7 @@ fn newer_topic(irc: &IrcShard, t: TopicEntry) -> Option<Effect> {
         nick: setter.clone(),
         mask: format!("{setter}!~{setter}@{}", irc.settings.server_name),
         channel: format!("#{}", t.subject),
-        ts: presence::rfc3339_of_unix(t.set_at),
+        ts: crate::history::rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_secs(t.set_at)),
         reason: None,
         new: None,
         realname: None,

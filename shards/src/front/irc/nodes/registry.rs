@@ -96,15 +96,13 @@ struct Pending {
     topics: Vec<TopicEntry>,
 }
 
+/// The hash of `parts`, each ended by a 0 byte.
 fn fnv(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    crate::service::fnv1a(
+        parts
+            .iter()
+            .flat_map(|p| p.bytes().chain(std::iter::once(0))),
+    )
 }
 
 /// The holder a nick of node `node` has in the shards' copies.
